@@ -1,0 +1,176 @@
+"""The ``diag`` command: parses arguments, calls the library, picks the exit code.
+
+Exit codes of ``diag run`` (by the worst device state): 0 every device online, 1 some degraded,
+3 some offline; 2 the site file or the arguments are wrong; 4 an internal error. Subsystems
+(``lab``, ``tui``, ``monitor``, ``report``) keep their own argument definitions in their
+``command.py`` so this file stays thin; their heavy imports happen only when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from diag import __version__
+from diag.config import ConfigError
+
+EXIT_OK, EXIT_DEGRADED, EXIT_USAGE, EXIT_OFFLINE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+STATE_EXIT = {"online": EXIT_OK, "degraded": EXIT_DEGRADED, "offline": EXIT_OFFLINE}
+
+# name -> module with add_arguments(parser) and main(args) -> int
+SUBSYSTEMS = {
+    "tui": "diag.tui.command",
+    "monitor": "diag.monitor.command",
+    "history": "diag.monitor.history_command",
+    "report": "diag.reports.command",
+    "lab": "diag.lab.command",
+    "demo": "diag.lab.demo_command",
+}
+HELP = {
+    "checks": "list the installed checks (built-in and third-party)",
+    "run": "run the checks on a site and print a summary",
+    "tui": "the installer's dashboard",
+    "monitor": "one monitoring run for cron (Nagios conventions, history, alerts, Prometheus)",
+    "history": "show the monitor's history",
+    "report": "render a saved run as HTML",
+    "lab": "the site lab in network namespaces (root)",
+    "demo": "bring the lab up, show the dashboard (or a report), take it down",
+}
+
+
+def _ids(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_site_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--site", required=True, metavar="FILE", help="site config (TOML)")
+    p.add_argument("--lang", choices=("en", "pl"), help="language of the output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="diag", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"diag {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("checks", help=HELP["checks"])
+    p.add_argument("--json", action="store_true", help="machine-readable list")
+
+    p = sub.add_parser("run", help=HELP["run"])
+    add_site_args(p)
+    p.add_argument("--only", type=_ids, metavar="ID,..", help="run only these checks (and deps)")
+    p.add_argument("--json", metavar="FILE", help="write the run as JSON")
+    p.add_argument("--html", metavar="FILE", help="write the HTML report")
+    p.add_argument("--deadline", type=float, default=None, metavar="S", help="whole-run deadline")
+    p.add_argument("--deep", action="store_true", help="slow measurements too (NAT lifetime)")
+    p.add_argument(
+        "--grey",
+        type=_ids,
+        default=[],
+        metavar="NAME,..",
+        help="devices the app shows grey (the installer's observation)",
+    )
+
+    for name, module in SUBSYSTEMS.items():
+        p = sub.add_parser(name, help=HELP[name])
+        p.set_defaults(subsystem=module)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ImportError:
+            # A subsystem missing from this build must not break the other commands.
+            p.set_defaults(subsystem_missing=module)
+    return parser
+
+
+def cmd_checks(args: argparse.Namespace) -> int:
+    from diag.checks.base import load_checks
+    from diag.i18n import render
+
+    reg = load_checks()
+    if args.json:
+        out: dict[str, Any] = {
+            "checks": [reg[c].describe() for c in reg.ids],
+            "errors": [e.__dict__ for e in reg.errors],
+        }
+        print(json.dumps(out, indent=2))
+        return EXIT_OK
+    width = max((len(c) for c in reg.ids), default=4)
+    for cid in reg.ids:
+        chk = reg[cid]
+        needs = ", ".join(chk.needs) or "-"
+        print(f"{cid:<{width}}  {render(chk.title)}  [needs: {needs}]")
+    for e in reg.errors:
+        print(f"{e.name:<{width}}  failed to load ({e.value}): {e.error}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from diag.checks.base import load_checks
+    from diag.config import load_site, with_observations
+    from diag.reports import json as rjson
+    from diag.reports.terminal import summary_table
+    from diag.runner import DEFAULT_DEADLINE_S, execute
+
+    site = load_site(args.site)
+    if args.grey:
+        unknown = [g for g in args.grey if site.device(g) is None]
+        if unknown:
+            raise ConfigError(site.path, "--grey", f"no device named {unknown[0]!r} in the site")
+        site = with_observations(site, {g: True for g in args.grey})
+    reg = load_checks()
+    if args.only:
+        unknown = [c for c in args.only if c not in reg]
+        if unknown:
+            print(f"diag: unknown check {unknown[0]!r}; see `diag checks`", file=sys.stderr)
+            return EXIT_USAGE
+    lang = args.lang or site.lang
+    run = asyncio.run(
+        execute(
+            site,
+            reg,
+            args.only,
+            deadline_s=args.deadline or DEFAULT_DEADLINE_S,
+            deep=args.deep,
+            lang=lang,
+        )
+    )
+    print(summary_table(run, lang))
+    if args.json:
+        rjson.write(run, args.json, lang)
+        print(f"JSON: {args.json}")
+    if args.html:
+        from diag.reports import html
+
+        html.write(run, args.html, lang)
+        print(f"HTML: {args.html}")
+    return STATE_EXIT[run.worst_state]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "checks":
+            return cmd_checks(args)
+        if args.command == "run":
+            return cmd_run(args)
+        if getattr(args, "subsystem_missing", None):
+            print(f"diag: {args.command} is not available in this build", file=sys.stderr)
+            return EXIT_INTERNAL
+        module = importlib.import_module(args.subsystem)
+        rc: int = module.main(args)
+        return rc
+    except ConfigError as exc:
+        print(f"diag: bad site config: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,421 @@
+"""Site TOML + platform profile -> ``Site``; defaults live in model.py; errors name the field.
+
+Every rule raises ``ConfigError`` with the file, the dotted field path
+(``devices[2].added_via``) and the reason, so an installer can fix a site file without
+reading code. The CLI exits 2 on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from diag.model import (
+    ADDED_VIA,
+    KINDS,
+    PROBE_KINDS,
+    PROTOCOLS,
+    Credentials,
+    Device,
+    Network,
+    P2PServer,
+    Profile,
+    SecretRef,
+    ServicePort,
+    Site,
+    StunServer,
+    Thresholds,
+)
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+DEFAULT_PROFILE = "generic"
+T = TypeVar("T")
+
+_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?)+$")
+# Well-known service ports, used when a device lists none.
+DEFAULT_PORTS = (ServicePort("http", 80), ServicePort("rtsp", 554))
+
+
+class ConfigError(ValueError):
+    def __init__(self, file: str | None, field: str, reason: str) -> None:
+        self.file = file or "<site>"
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{self.file}: {field}: {reason}")
+
+
+class _Reader:
+    """Typed access to one TOML table that reports the exact field on every error."""
+
+    def __init__(self, file: str | None, data: Mapping[str, Any], path: str) -> None:
+        self.file, self.data, self.path = file, data, path
+        self.used: set[str] = set()
+
+    def field(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(self.file, self.field(key), reason)
+
+    def get(self, key: str, typ: type[T] | tuple[type, ...], default: Any = None) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        types = typ if isinstance(typ, tuple) else (typ,)
+        # TOML integers are fine where a float is expected; bools are not numbers here.
+        if float in types and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in types:
+            raise self.fail(key, f"expected {_names(types)}, got a boolean")
+        if not isinstance(value, types):
+            raise self.fail(key, f"expected {_names(types)}, got {type(value).__name__}")
+        return value
+
+    def require(self, key: str, typ: type[T] | tuple[type, ...]) -> Any:
+        if key not in self.data:
+            self.used.add(key)
+            raise self.fail(key, "is required")
+        return self.get(key, typ)
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> Any:
+        value = self.get(key, str, default) if default is not None else self.require(key, str)
+        if value not in choices:
+            raise self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def table(self, key: str) -> _Reader:
+        value = self.get(key, dict, {})
+        return _Reader(self.file, value, self.field(key))
+
+    def tables(self, key: str) -> list[_Reader]:
+        value = self.get(key, list, [])
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise ConfigError(self.file, f"{self.field(key)}[{i}]", "expected a table")
+            out.append(_Reader(self.file, item, f"{self.field(key)}[{i}]"))
+        return out
+
+    def positive(self, key: str, typ: type = float, default: Any = None) -> Any:
+        value = self.get(key, typ, default)
+        if value is not None and value <= 0:
+            raise self.fail(key, "must be greater than 0")
+        return value
+
+    def port(self, key: str, default: int | None = None, required: bool = False) -> Any:
+        value = self.require(key, int) if required else self.get(key, int, default)
+        if value is not None and not 1 <= value <= 65535:
+            raise self.fail(key, f"{value} is not a port number (1-65535)")
+        return value
+
+    def host(self, key: str, required: bool = False) -> Any:
+        value = self.require(key, str) if required else self.get(key, str)
+        if value is not None and not _is_host(value):
+            raise self.fail(key, f"{value!r} is neither an IP address nor a host name")
+        return value
+
+    def ip(self, key: str, required: bool = False) -> Any:
+        value = self.require(key, str) if required else self.get(key, str)
+        if value is not None:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise self.fail(key, f"{value!r} is not an IP address") from None
+        return value
+
+    def check_unknown(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise self.fail(unknown[0], "unknown field (typo?)")
+
+
+def _names(types: tuple[type, ...]) -> str:
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "an array",
+        dict: "a table",
+        dt.date: "a date (YYYY-MM-DD)",
+    }
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _is_host(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return bool(_HOST_RE.match(value))
+
+
+def _secret(r: _Reader, key: str) -> SecretRef:
+    value = r.require(key, str)
+    scheme = value.partition(":")[0]
+    if scheme not in ("env", "file") or not value.partition(":")[2]:
+        # Refusing inline passwords keeps them out of site files that get mailed to support.
+        raise r.fail(key, "must be a reference: env:VARIABLE or file:/path (never the password)")
+    return SecretRef(value)
+
+
+def _parse_ports(r: _Reader) -> tuple[ServicePort, ...]:
+    raw = r.get("ports", dict, None)
+    if raw is None:
+        return DEFAULT_PORTS
+    pr = r.table("ports")
+    ports = []
+    for name in raw:
+        value = pr.get(name, (int, str))
+        if isinstance(value, int):
+            port, proto = value, "tcp"
+        else:
+            num, _, proto = value.partition("/")
+            if not num.isdigit() or proto not in ("tcp", "udp"):
+                raise pr.fail(name, f"{value!r} is not PORT or PORT/tcp or PORT/udp")
+            port = int(num)
+        if not 1 <= port <= 65535:
+            raise pr.fail(name, f"{port} is not a port number (1-65535)")
+        ports.append(ServicePort(name, port, proto))  # type: ignore[arg-type]
+    return tuple(ports)
+
+
+def _parse_device(r: _Reader) -> Device:
+    name = r.require("name", str)
+    if not name.strip():
+        raise r.fail("name", "must not be empty")
+    kind = r.choice("kind", KINDS)
+    added_via = r.choice("added_via", ADDED_VIA)
+    address = r.ip("address")
+    mac = r.get("mac", str)
+    if mac is not None:
+        mac = mac.lower().replace("-", ":")
+        if not _MAC_RE.match(mac):
+            raise r.fail("mac", f"{mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+    creds = None
+    if "credentials" in r.data:
+        cr = r.table("credentials")
+        creds = Credentials(cr.require("username", str), _secret(cr, "password"))
+        cr.check_unknown()
+    share = r.get("share_expires", (dt.date, dt.datetime))
+    if isinstance(share, dt.datetime):
+        share = share.date()
+    if share is not None and added_via != "shared":
+        raise r.fail("share_expires", 'only devices with added_via = "shared" have a share expiry')
+    streams = r.get("streams_kbps", list, [])
+    for i, s in enumerate(streams):
+        if isinstance(s, bool) or not isinstance(s, int) or s <= 0:
+            raise ConfigError(
+                r.file, f"{r.field('streams_kbps')}[{i}]", "must be a positive integer (kbit/s)"
+            )
+    public_host = r.host("public_host")
+    public_port = r.port("public_port")
+    if added_via == "ip" and public_host is None and address is None:
+        raise r.fail("public_host", "a device added by IP needs public_host or address")
+    channels = r.positive("channels", int, 1)
+    grey = r.get("app_shows_grey", bool)
+    dev = Device(
+        name=name,
+        kind=kind,
+        added_via=added_via,
+        address=address,
+        mac=mac,
+        ports=_parse_ports(r),
+        serial=r.get("serial", str),
+        credentials=creds,
+        share_expires=share,
+        streams_kbps=tuple(streams),
+        public_host=public_host,
+        public_port=public_port,
+        channels=channels,
+        app_shows_grey=grey,
+    )
+    r.check_unknown()
+    return dev
+
+
+def _parse_profile(r: _Reader, base: Profile | None) -> Profile:
+    """A profile table; fields absent from it keep ``base``'s values (site overrides)."""
+    base = base or Profile(name="custom")
+    changes: dict[str, Any] = {}
+    if "name" in r.data:
+        changes["name"] = r.get("name", str)
+    if "p2p_servers" in r.data:
+        servers = []
+        for sr in r.tables("p2p_servers"):
+            proto = sr.choice("protocol", PROTOCOLS)
+            default_probe = {"udp": "hello", "tcp": "connect", "https": "https", "http": "https"}
+            servers.append(
+                P2PServer(
+                    host=sr.host("host", required=True),
+                    port=sr.port("port", required=True),
+                    protocol=proto,
+                    probe=sr.choice("probe", PROBE_KINDS, default_probe[proto]),
+                    name=sr.get("name", str, ""),
+                )
+            )
+            sr.check_unknown()
+        changes["p2p_servers"] = tuple(servers)
+    if "stun_servers" in r.data:
+        stuns = []
+        for sr in r.tables("stun_servers"):
+            stuns.append(StunServer(sr.host("host", required=True), sr.port("port", 3478)))
+            sr.check_unknown()
+        changes["stun_servers"] = tuple(stuns)
+    if "dns_names" in r.data:
+        names = r.get("dns_names", list)
+        for i, n in enumerate(names):
+            if not isinstance(n, str) or not _is_host(n):
+                raise ConfigError(
+                    r.file, f"{r.field('dns_names')}[{i}]", f"{n!r} is not a host name"
+                )
+        changes["dns_names"] = tuple(names)
+    if "independent_resolvers" in r.data:
+        res = r.get("independent_resolvers", list)
+        for i, n in enumerate(res):
+            try:
+                ipaddress.ip_address(str(n))
+            except ValueError:
+                raise ConfigError(
+                    r.file,
+                    f"{r.field('independent_resolvers')}[{i}]",
+                    f"{n!r} is not an IP address",
+                ) from None
+        changes["independent_resolvers"] = tuple(res)
+    for key in ("speedtest_url", "status_api_url", "captive_probe_url"):
+        if key in r.data:
+            url = r.get(key, str)
+            if not re.match(r"^https?://[^/\s]+", url):
+                raise r.fail(key, f"{url!r} is not an http:// or https:// URL")
+            changes[key] = url
+    if "captive_probe_expect" in r.data:
+        changes["captive_probe_expect"] = r.get("captive_probe_expect", str)
+    if "ca_file" in r.data:
+        ca = r.get("ca_file", str)
+        if r.file and not Path(ca).is_absolute():
+            ca = str((Path(r.file).parent / ca).resolve())
+        changes["ca_file"] = ca
+    if "heartbeat_interval_s" in r.data:
+        changes["heartbeat_interval_s"] = r.positive("heartbeat_interval_s")
+    r.check_unknown()
+    return dataclasses.replace(base, **changes)
+
+
+def load_profile(name_or_path: str, relative_to: Path | None = None) -> Profile:
+    """A shipped profile by name (``diag/profiles/NAME.toml``) or a profile file by path."""
+    path = PROFILES_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        candidate = Path(name_or_path)
+        if not candidate.is_absolute() and relative_to is not None:
+            candidate = relative_to / candidate
+        path = candidate
+    if not path.exists():
+        shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise ConfigError(None, "site.profile", f"no profile {name_or_path!r} (shipped: {shipped})")
+    data = _load_toml(path)
+    return _parse_profile(_Reader(str(path), data, ""), Profile(name=path.stem))
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(str(path), "-", f"cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "-", f"not valid TOML: {exc}") from None
+
+
+def _parse_thresholds(r: _Reader) -> Thresholds:
+    base = Thresholds()
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(Thresholds):
+        if f.name in r.data:
+            typ = int if isinstance(getattr(base, f.name), int) else float
+            changes[f.name] = r.positive(f.name, typ)
+    r.check_unknown()
+    if "loss_pct" in changes and changes["loss_pct"] > 100:
+        raise r.fail("loss_pct", "a percentage must be at most 100")
+    return dataclasses.replace(base, **changes)
+
+
+def _parse_network(r: _Reader) -> Network:
+    resolver = r.get("site_resolver", str, "system")
+    if resolver != "system":
+        r.ip("site_resolver")
+    subnets = r.get("subnets", list, [])
+    for i, s in enumerate(subnets):
+        try:
+            ipaddress.ip_network(str(s), strict=False)
+        except ValueError:
+            raise ConfigError(
+                r.file, f"{r.field('subnets')}[{i}]", f"{s!r} is not a subnet"
+            ) from None
+    net = Network(
+        interface=r.get("interface", str),
+        site_resolver=resolver,
+        gateway=r.ip("gateway"),
+        subnets=tuple(subnets),
+        wan_address=r.ip("wan_address"),
+    )
+    r.check_unknown()
+    return net
+
+
+def parse_site(data: Mapping[str, Any], file: str | None = None) -> Site:
+    """A ``Site`` from parsed TOML; raises ``ConfigError`` naming the field."""
+    root = _Reader(file, data, "")
+    sr = root.table("site")
+    name = sr.require("name", str)
+    lang = sr.choice("lang", ("en", "pl"), "en")
+    profile_name = sr.get("profile", str, DEFAULT_PROFILE)
+    sr.check_unknown()
+    rel = Path(file).parent if file else None
+    try:
+        base = load_profile(profile_name, rel)
+    except ConfigError as exc:
+        raise ConfigError(
+            file, "site.profile", exc.reason if exc.field != "-" else str(exc)
+        ) from None
+    profile = _parse_profile(root.table("profile"), base) if "profile" in data else base
+    devices = tuple(_parse_device(d) for d in root.tables("devices"))
+    seen: dict[str, int] = {}
+    for i, d in enumerate(devices):
+        if d.name in seen:
+            raise ConfigError(
+                file, f"devices[{i}].name", f"{d.name!r} is already devices[{seen[d.name]}]"
+            )
+        seen[d.name] = i
+    site = Site(
+        name=name,
+        devices=devices,
+        profile=profile,
+        thresholds=_parse_thresholds(root.table("thresholds")),
+        network=_parse_network(root.table("network")),
+        path=file,
+        lang=lang,
+    )
+    root.check_unknown()
+    return site
+
+
+def load_site(path: str | Path) -> Site:
+    path = Path(path)
+    return parse_site(_load_toml(path), str(path))
+
+
+def with_observations(site: Site, grey: Mapping[str, bool]) -> Site:
+    """The site with the installer's "app shows this device grey" observations applied."""
+    devices = tuple(
+        dataclasses.replace(d, app_shows_grey=grey[d.name]) if d.name in grey else d
+        for d in site.devices
+    )
+    return dataclasses.replace(site, devices=devices)

@@ -1,0 +1,102 @@
+"""Words shown to people, in English and Polish: messages as data, rendered late.
+
+A ``Message`` carries an English template with ``{named}`` placeholders and its arguments. Checks,
+rules and reports create messages; only the layer that shows them to a person renders them in a
+language, so a saved run can be re-rendered in Polish. Templates are marked with ``N_()`` (or built
+with ``msg()``) so that Babel's extractor finds them; the Polish catalogue is
+``diag/locale/pl/LC_MESSAGES/diag.po``, read at run time (no compile step to forget).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LANGS = ("en", "pl")
+DEFAULT_LANG = "en"
+LOCALE_DIR = Path(__file__).parent / "locale"
+
+
+def N_(text: str) -> str:
+    """Marks a template for extraction without translating it."""
+    return text
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def render(self, lang: str = DEFAULT_LANG) -> str:
+        return render(self, lang)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "args": dict(self.args)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Message:
+        return cls(str(data["text"]), dict(data.get("args") or {}))
+
+
+def msg(text: str, **args: Any) -> Message:
+    """A message from a template and its arguments: ``msg("{n} devices", n=3)``."""
+    return Message(text, args)
+
+
+@functools.cache
+def catalog(lang: str) -> Mapping[str, str]:
+    """msgid -> translation for ``lang``; empty for English or an unknown language."""
+    if lang == DEFAULT_LANG:
+        return {}
+    po = LOCALE_DIR / lang / "LC_MESSAGES" / "diag.po"
+    if not po.exists():
+        return {}
+    from babel.messages.pofile import read_po
+
+    with po.open("rb") as fh:
+        cat = read_po(fh, locale=lang)
+    out: dict[str, str] = {}
+    for m in cat:
+        if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string:
+            if not m.fuzzy:
+                out[m.id] = m.string
+    return out
+
+
+def gettext(text: str, lang: str = DEFAULT_LANG) -> str:
+    """The translation of one template, or the English template when there is none."""
+    return catalog(lang).get(text, text)
+
+
+def _render_arg(value: Any, lang: str) -> Any:
+    if isinstance(value, Message):
+        return value.render(lang)
+    if isinstance(value, float):
+        # Two significant decimals are enough for any measurement we show; avoid 0.30000000004.
+        return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
+    return value
+
+
+def render(message: Message | str, lang: str = DEFAULT_LANG) -> str:
+    """The message in ``lang``; a broken template never raises, it shows the raw text."""
+    if isinstance(message, str):
+        return gettext(message, lang)
+    template = gettext(message.text, lang)
+    args = {k: _render_arg(v, lang) for k, v in message.args.items()}
+    try:
+        return template.format(**args)
+    except (KeyError, IndexError, ValueError):
+        try:
+            return message.text.format(**args)
+        except (KeyError, IndexError, ValueError):
+            return message.text
+
+
+def normalize_lang(lang: str | None) -> str:
+    if not lang:
+        return DEFAULT_LANG
+    base = lang.split(".")[0].split("_")[0].lower()
+    return base if base in LANGS else DEFAULT_LANG

@@ -1,0 +1,187 @@
+"""A run as JSON (SPEC section 5) and back; the shape is pinned by ``run.schema.json``.
+
+Every human-readable string is written rendered in the run's language *and* as its message
+(template + arguments) under ``*_msg``, so ``diag report --from RUN.json --lang pl`` can re-render
+a saved run in the other language without re-running anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from diag.i18n import Message
+from diag.model import Cause, CheckResult, Fact, Metric, Run, Verdict
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "run.schema.json"
+
+
+def _fact(f: Fact) -> dict[str, Any]:
+    return {"key": f.key, "value": f.value, "unit": f.unit, "target": f.target}
+
+
+def _cause(c: Cause, lang: str) -> dict[str, Any]:
+    from diag.diagnosis.catalog import title_of
+
+    out: dict[str, Any] = {
+        "id": c.id,
+        "confidence": round(c.confidence, 3),
+        "title": title_of(c.id).render(lang),
+        "evidence": [_fact(f) for f in c.evidence],
+        "fix": [m.render(lang) for m in c.fix],
+        "fix_msg": [m.to_json() for m in c.fix],
+    }
+    if c.detail is not None:
+        out["detail"] = c.detail.render(lang)
+        out["detail_msg"] = c.detail.to_json()
+    return out
+
+
+def _check(r: CheckResult, lang: str) -> dict[str, Any]:
+    return {
+        "id": r.check_id,
+        "status": r.status,
+        "summary": r.summary.render(lang),
+        "summary_msg": r.summary.to_json(),
+        "metrics": {k: {"value": m.value, "unit": m.unit} for k, m in r.metrics.items()},
+        "facts": [_fact(f) for f in r.facts],
+        "targets": list(r.targets),
+        "duration_s": r.duration_s,
+    }
+
+
+def _verdict(v: Verdict, lang: str) -> dict[str, Any]:
+    return {
+        "name": v.device,
+        "kind": v.kind,
+        "added_via": v.added_via,
+        "state": v.state,
+        "icon": v.icon,
+        "causes": [_cause(c, lang) for c in v.causes],
+    }
+
+
+def run_to_dict(run: Run, lang: str | None = None) -> dict[str, Any]:
+    lang = lang or run.lang
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "diag", "version": run.tool_version},
+        "lang": lang,
+        "started_at": run.started_at.isoformat(),
+        "duration_s": run.duration_s,
+        "site": {
+            "name": run.site,
+            "path": run.site_path,
+            "worst_state": run.worst_state,
+            "causes": [_cause(c, lang) for c in run.site_causes],
+        },
+        "devices": [_verdict(v, lang) for v in run.devices],
+        "checks": [_check(c, lang) for c in run.checks],
+    }
+
+
+def dumps(run: Run, lang: str | None = None) -> str:
+    return json.dumps(run_to_dict(run, lang), indent=2, ensure_ascii=False, default=str)
+
+
+def write(run: Run, path: str | Path, lang: str | None = None) -> None:
+    """Writes atomically (temp file + rename) so a reader never sees half a run."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(dumps(run, lang) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _msg(d: Mapping[str, Any], key: str) -> Message:
+    raw = d.get(f"{key}_msg")
+    return Message.from_json(raw) if raw else Message(str(d.get(key, "")))
+
+
+def _fact_from(d: Mapping[str, Any]) -> Fact:
+    return Fact(d["key"], d.get("value"), d.get("unit", ""), d.get("target", ""))
+
+
+def _cause_from(d: Mapping[str, Any]) -> Cause:
+    fixes = d.get("fix_msg")
+    fix = (
+        tuple(Message.from_json(m) for m in fixes)
+        if fixes is not None
+        else tuple(Message(s) for s in d.get("fix", []))
+    )
+    return Cause(
+        id=d["id"],
+        confidence=float(d["confidence"]),
+        evidence=tuple(_fact_from(f) for f in d.get("evidence", [])),
+        fix=fix,
+        detail=_msg(d, "detail") if "detail" in d else None,
+    )
+
+
+def run_from_dict(d: Mapping[str, Any]) -> Run:
+    """The inverse of ``run_to_dict``; validate against the schema first for untrusted input."""
+    checks = tuple(
+        CheckResult(
+            check_id=c["id"],
+            status=c["status"],
+            summary=_msg(c, "summary"),
+            metrics={k: Metric(m.get("value"), m.get("unit", "")) for k, m in c["metrics"].items()},
+            facts=tuple(_fact_from(f) for f in c.get("facts", [])),
+            duration_s=float(c["duration_s"]),
+            targets=tuple(c.get("targets", [])),
+        )
+        for c in d["checks"]
+    )
+    devices = tuple(
+        Verdict(
+            device=v["name"],
+            kind=v["kind"],
+            added_via=v["added_via"],
+            state=v["state"],
+            icon=v["icon"],
+            causes=tuple(_cause_from(c) for c in v["causes"]),
+        )
+        for v in d["devices"]
+    )
+    return Run(
+        site=d["site"]["name"],
+        started_at=dt.datetime.fromisoformat(d["started_at"]),
+        duration_s=float(d["duration_s"]),
+        checks=checks,
+        devices=devices,
+        site_causes=tuple(_cause_from(c) for c in d["site"].get("causes", [])),
+        lang=d.get("lang", "en"),
+        site_path=d["site"].get("path"),
+        tool_version=d.get("tool", {}).get("version", ""),
+    )
+
+
+def load(path: str | Path) -> Run:
+    """Reads and validates a saved run; raises ``ValueError`` naming what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read a run: {exc}") from None
+    errors = validate(data)
+    if errors:
+        raise ValueError(f"{path}: not a diag run: {errors[0]}")
+    return run_from_dict(data)
+
+
+def schema() -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return result
+
+
+def validate(data: Any) -> list[str]:
+    """Schema violations of ``data`` as readable strings (empty: valid)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    return [
+        f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+        for e in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    ]

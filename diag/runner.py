@@ -1,0 +1,277 @@
+"""Plans which checks run on which targets (pure), then runs them concurrently under one deadline.
+
+``plan()`` is a pure function of the site, the registry and what is known about the environment
+(root or not, ``--only``): it orders checks so that dependencies come first and turns unmet needs
+into skips with a reason. ``run()`` executes a plan: every check is a task that waits for the
+checks it depends on, then runs under ``min(its own timeout, the run's deadline)``. An exception or
+a timeout becomes that check's result; the others go on; a partial run is always returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from diag import __version__
+from diag.checks.base import Check, Context, Progress, Registry, World
+from diag.i18n import Message, msg
+from diag.model import CheckResult, Fact, Metric, Run, Site, Status
+
+# The whole run must end in this many seconds even when checks hang: an installer waits for it.
+DEFAULT_DEADLINE_S = 30.0
+# What is left of the deadline for a check that starts late must still let it say something, s.
+MIN_CHECK_BUDGET_S = 0.05
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    check_id: str
+    targets: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    timeout_s: float
+    skip: Message | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    items: tuple[PlanItem, ...]
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def ids(self) -> list[str]:
+        return [i.check_id for i in self.items]
+
+    def item(self, check_id: str) -> PlanItem:
+        return next(i for i in self.items if i.check_id == check_id)
+
+
+class PlanError(ValueError):
+    pass
+
+
+def plan(
+    site: Site,
+    registry: Registry,
+    only: Sequence[str] | None = None,
+    root: bool = False,
+) -> Plan:
+    """Which checks run, on what, in which order; pure (no I/O).
+
+    ``only`` selects checks by id; their dependencies are pulled in. Unknown ids in ``only`` are
+    returned in ``Plan.unknown`` for the caller to report. Dependency cycles raise ``PlanError``.
+    """
+    wanted: list[str] = list(registry.ids) if not only else [c for c in only if c in registry]
+    unknown = tuple(c for c in (only or ()) if c not in registry)
+    # Pull in dependencies of the selected checks (a dependency missing from the registry is
+    # ignored: the check sees no result for it and must cope, as it must with a failed one).
+    selected: set[str] = set()
+    stack = list(wanted)
+    while stack:
+        cid = stack.pop()
+        if cid in selected or cid not in registry:
+            continue
+        selected.add(cid)
+        stack.extend(registry[cid].depends_on)
+
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(cid: str, path: tuple[str, ...]) -> None:
+        if state.get(cid) == 2:
+            return
+        if state.get(cid) == 1:
+            raise PlanError("dependency cycle: " + " -> ".join((*path, cid)))
+        state[cid] = 1
+        for dep in sorted(registry[cid].depends_on):
+            if dep in selected:
+                visit(dep, (*path, cid))
+        state[cid] = 2
+        order.append(cid)
+
+    for cid in sorted(selected):
+        visit(cid, ())
+
+    items = []
+    for cid in order:
+        check = registry[cid]
+        missing = check.unmet_needs(site, root)
+        targets = check.targets(site)
+        skip: Message | None = None
+        if "root" in missing:
+            skip = msg("needs root (CAP_NET_RAW)")
+        elif missing:
+            skip = msg("needs {needs}", needs=", ".join(missing))
+        elif not targets:
+            skip = msg("nothing to check on this site")
+        items.append(
+            PlanItem(
+                check_id=cid,
+                targets=targets,
+                depends_on=tuple(d for d in check.depends_on if d in selected),
+                timeout_s=check.timeout_s,
+                skip=skip,
+            )
+        )
+    return Plan(tuple(items), unknown)
+
+
+@dataclass(frozen=True)
+class CheckStarted:
+    check_id: str
+
+
+@dataclass(frozen=True)
+class CheckFinished:
+    result: CheckResult
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    results: tuple[CheckResult, ...]
+    duration_s: float
+
+
+Event = CheckStarted | Progress | CheckFinished | RunFinished
+EventSink = Callable[[Event], None]
+
+
+@dataclass
+class Runner:
+    """Executes plans; per-run state lives in ``run()``, the runner itself is reusable."""
+
+    registry: Registry
+    world: World = field(default_factory=World)
+    deadline_s: float = DEFAULT_DEADLINE_S
+    deep: bool = False
+
+    async def run(
+        self, site: Site, the_plan: Plan, on_event: EventSink | None = None
+    ) -> tuple[CheckResult, ...]:
+        world = self.world
+        start = world.monotonic()
+        deadline = start + self.deadline_s
+        emit: EventSink = on_event or (lambda _e: None)
+        tasks: dict[str, asyncio.Task[CheckResult]] = {}
+        results: dict[str, CheckResult] = {}
+
+        async def one(item: PlanItem) -> CheckResult:
+            deps: dict[str, CheckResult] = {}
+            for dep in item.depends_on:
+                # A dependency's failure is its own result; waiting for it never raises here.
+                deps[dep] = await tasks[dep]
+            if item.skip is not None:
+                res = CheckResult(item.check_id, "skip", item.skip, targets=item.targets)
+                results[item.check_id] = res
+                emit(CheckFinished(res))
+                return res
+            emit(CheckStarted(item.check_id))
+            res = await self._run_one(
+                self.registry[item.check_id], site, item, deps, deadline, emit
+            )
+            results[item.check_id] = res
+            emit(CheckFinished(res))
+            return res
+
+        for item in the_plan.items:
+            tasks[item.check_id] = asyncio.create_task(one(item), name=f"check-{item.check_id}")
+        try:
+            await asyncio.wait(tasks.values())
+        except asyncio.CancelledError:
+            for t in tasks.values():
+                t.cancel()
+            raise
+        ordered = tuple(results[i.check_id] for i in the_plan.items if i.check_id in results)
+        emit(RunFinished(ordered, world.monotonic() - start))
+        return ordered
+
+    async def _run_one(
+        self,
+        check: Check,
+        site: Site,
+        item: PlanItem,
+        deps: Mapping[str, CheckResult],
+        run_deadline: float,
+        emit: EventSink,
+    ) -> CheckResult:
+        world = self.world
+        t0 = world.monotonic()
+        budget = max(MIN_CHECK_BUDGET_S, min(item.timeout_s, run_deadline - t0))
+        ctx = Context(
+            site=site,
+            check_id=item.check_id,
+            targets=item.targets,
+            deadline=t0 + budget,
+            results=deps,
+            world=world,
+            deep=self.deep,
+            on_progress=emit,
+        )
+        status: Status
+        metrics: Mapping[str, Metric] = {}
+        facts: tuple[Fact, ...] = ()
+        try:
+            out = await asyncio.wait_for(check.run(ctx), timeout=budget)
+            status, summary, metrics, facts = out.status, out.summary, out.metrics, out.facts
+        except TimeoutError:
+            status = "error"
+            summary = msg("timed out after {seconds} s", seconds=round(budget, 2))
+            facts = (Fact("check.timeout", True, target=item.check_id),)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            status = "error"
+            summary = msg("check crashed: {error}", error=_describe(exc))
+            facts = (Fact("check.exception", type(exc).__name__, target=item.check_id),)
+        return CheckResult(
+            check_id=item.check_id,
+            status=status,
+            summary=summary,
+            metrics=metrics,
+            facts=facts,
+            duration_s=round(world.monotonic() - t0, 4),
+            targets=item.targets,
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    # Bounded: exception text can carry a hostile banner; the report escapes it, we keep it short.
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
+async def execute(
+    site: Site,
+    registry: Registry,
+    only: Sequence[str] | None = None,
+    *,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    world: World | None = None,
+    on_event: EventSink | None = None,
+    deep: bool = False,
+    lang: str | None = None,
+    history: Any = None,
+) -> Run:
+    """Plans, runs and diagnoses: the whole of ``diag run`` without the terminal."""
+    from diag.diagnosis import diagnose
+
+    world = world or World()
+    started = world.now()
+    t0 = world.monotonic()
+    the_plan = plan(site, registry, only, root=world.is_root())
+    runner = Runner(registry, world=world, deadline_s=deadline_s, deep=deep)
+    results = await runner.run(site, the_plan, on_event)
+    verdicts, site_causes = diagnose(site, results, now=started, history=history)
+    return Run(
+        site=site.name,
+        started_at=started.astimezone(dt.UTC),
+        duration_s=round(world.monotonic() - t0, 4),
+        checks=results,
+        devices=verdicts,
+        site_causes=site_causes,
+        lang=lang or site.lang,
+        site_path=site.path,
+        tool_version=__version__,
+    )

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything diag needs on Debian (system packages for the lab and tests, a virtualenv),
+# then runs the demo on the lab. Usage (as root): bash scripts/setup.sh [--no-demo]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(python3 python3-venv python3-dev gcc iproute2 nftables conntrack coturn dnsmasq-base miniupnpd
+      lldpd iperf3 nmap prometheus-pushgateway chromium tcpdump dnsutils netcat-openbsd curl
+      iputils-ping procps gettext tmux)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  # miniupnpd's postinst asks questions and may try to start a daemon; the lab runs its own.
+  apt-get install -y -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+fi
+# The distro daemons are not used: the lab starts its own instances inside namespaces.
+for svc in coturn miniupnpd lldpd prometheus-pushgateway dnsmasq; do
+  systemctl disable --now "$svc" >/dev/null 2>&1 || true
+done
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[dev]'
+if [ "${1:-}" != "--no-demo" ]; then
+  .venv/bin/diag demo
+fi
