@@ -3,8 +3,8 @@
 A ``Message`` carries an English template with ``{named}`` placeholders and its arguments. Checks,
 rules and reports create messages; only the layer that shows them to a person renders them in a
 language, so a saved run can be re-rendered in Polish. Templates are marked with ``N_()`` (or built
-with ``msg()``) so that Babel's extractor finds them; the Polish catalogue is
-``diag/locale/pl/LC_MESSAGES/diag.po``, read at run time (no compile step to forget).
+with ``msg()``) so that Babel's extractor finds them; the Polish catalogues are
+``diag/locale/pl/LC_MESSAGES/*.po``, read at run time (no compile step to forget).
 """
 
 from __future__ import annotations
@@ -48,21 +48,23 @@ def msg(text: str, **args: Any) -> Message:
 
 @functools.cache
 def catalog(lang: str) -> Mapping[str, str]:
-    """msgid -> translation for ``lang``; empty for English or an unknown language."""
+    """msgid -> translation for ``lang``; empty for English or an unknown language.
+
+    Every ``*.po`` file in ``locale/<lang>/LC_MESSAGES/`` is merged: each area of the code (checks,
+    diagnosis, reports, tui, monitor, lab) keeps its own catalogue so they can evolve apart.
+    """
     if lang == DEFAULT_LANG:
-        return {}
-    po = LOCALE_DIR / lang / "LC_MESSAGES" / "diag.po"
-    if not po.exists():
         return {}
     from babel.messages.pofile import read_po
 
-    with po.open("rb") as fh:
-        cat = read_po(fh, locale=lang)
     out: dict[str, str] = {}
-    for m in cat:
-        if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string:
-            if not m.fuzzy:
-                out[m.id] = m.string
+    for po in sorted((LOCALE_DIR / lang / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as fh:
+            cat = read_po(fh, locale=lang)
+        for m in cat:
+            if isinstance(m.id, str) and m.id and isinstance(m.string, str) and m.string:
+                if not m.fuzzy:
+                    out[m.id] = m.string
     return out
 
 
