@@ -144,9 +144,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         rjson.write(run, args.json, lang)
         print(f"JSON: {args.json}")
     if args.html:
-        from diag.reports import html
+        from diag.reports.html import write as write_html
 
-        html.write(run, args.html, lang)
+        write_html(run, args.html, lang)
         print(f"HTML: {args.html}")
     return STATE_EXIT[run.worst_state]
 
