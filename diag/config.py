@@ -158,6 +158,37 @@ def _is_host(value: str) -> bool:
         return bool(_HOST_RE.match(value))
 
 
+DNS_PORT = 53
+
+
+def parse_resolver(spec: str) -> tuple[str, int]:
+    """A resolver spec -> (ip, port): ``IP``, ``IPv4:PORT``, ``[IPv6]:PORT``; ValueError if bad.
+
+    The port form exists for resolvers on a non-standard port (tests run a fake on loopback).
+    """
+    host, port = spec, DNS_PORT
+    m = re.fullmatch(r"\[([^\]]+)\]:(\d+)", spec) or re.fullmatch(r"([0-9.]+):(\d+)", spec)
+    if m:
+        host, port = m.group(1), int(m.group(2))
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{spec!r} is not IP, IPv4:PORT or [IPv6]:PORT") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{port} is not a port number (1-65535)")
+    return host, port
+
+
+def _resolver(file: str | None, field_path: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(file, field_path, f"expected a string, got {type(value).__name__}")
+    try:
+        parse_resolver(value)
+    except ValueError as exc:
+        raise ConfigError(file, field_path, str(exc)) from None
+    return value
+
+
 def _secret(r: _Reader, key: str) -> SecretRef:
     value = r.require(key, str)
     scheme = value.partition(":")[0]
@@ -263,6 +294,16 @@ def _parse_profile(r: _Reader, base: Profile | None) -> Profile:
                 )
             )
             sr.check_unknown()
+        labels: dict[str, int] = {}
+        for i, srv in enumerate(servers):
+            if srv.label in labels:
+                # Results are keyed by label: two servers with one label would hide each other.
+                raise ConfigError(
+                    r.file,
+                    f"{r.field('p2p_servers')}[{i}]",
+                    f"{srv.label!r} is already p2p_servers[{labels[srv.label]}]",
+                )
+            labels[srv.label] = i
         changes["p2p_servers"] = tuple(servers)
     if "stun_servers" in r.data:
         stuns = []
@@ -281,14 +322,7 @@ def _parse_profile(r: _Reader, base: Profile | None) -> Profile:
     if "independent_resolvers" in r.data:
         res = r.get("independent_resolvers", list)
         for i, n in enumerate(res):
-            try:
-                ipaddress.ip_address(str(n))
-            except ValueError:
-                raise ConfigError(
-                    r.file,
-                    f"{r.field('independent_resolvers')}[{i}]",
-                    f"{n!r} is not an IP address",
-                ) from None
+            _resolver(r.file, f"{r.field('independent_resolvers')}[{i}]", n)
         changes["independent_resolvers"] = tuple(res)
     for key in ("speedtest_url", "status_api_url", "captive_probe_url"):
         if key in r.data:
@@ -350,7 +384,7 @@ def _parse_thresholds(r: _Reader) -> Thresholds:
 def _parse_network(r: _Reader) -> Network:
     resolver = r.get("site_resolver", str, "system")
     if resolver != "system":
-        r.ip("site_resolver")
+        _resolver(r.file, r.field("site_resolver"), resolver)
     subnets = r.get("subnets", list, [])
     for i, s in enumerate(subnets):
         try:
@@ -382,9 +416,9 @@ def parse_site(data: Mapping[str, Any], file: str | None = None) -> Site:
     try:
         base = load_profile(profile_name, rel)
     except ConfigError as exc:
-        raise ConfigError(
-            file, "site.profile", exc.reason if exc.field != "-" else str(exc)
-        ) from None
+        # An error inside a profile file names that file and its field after site.profile.
+        reason = exc.reason if exc.file == "<site>" else str(exc)
+        raise ConfigError(file, "site.profile", reason) from None
     profile = _parse_profile(root.table("profile"), base) if "profile" in data else base
     devices = tuple(_parse_device(d) for d in root.tables("devices"))
     seen: dict[str, int] = {}
