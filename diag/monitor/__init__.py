@@ -1,0 +1,1 @@
+"""Cron health monitoring: history in SQLite, alerts on change, Nagios and Prometheus export."""

@@ -1,0 +1,218 @@
+"""``diag monitor``: one monitoring run for cron, by the monitoring-plugin conventions.
+
+Prints one status line with perfdata and exits 0 OK (all online), 1 WARNING (some degraded),
+2 CRITICAL (some offline), 3 UNKNOWN (the run itself could not be done: bad site file, another
+run holds the lock, the history cannot be written). Records the run in the history, alerts on
+confirmed state changes, writes/pushes Prometheus metrics.
+
+The cron path imports neither Textual nor matplotlib: nothing here pulls in the dashboard or the
+HTML report (a test keeps it that way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from diag.model import Run, Site
+    from diag.monitor.store import Store
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+STATE_EXIT = {"online": OK, "degraded": WARNING, "offline": CRITICAL}
+LABEL = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+# Keep one year of 5-minute samples by default: the report's availability timeline covers a year.
+DEFAULT_RETENTION_DAYS = 400
+# With --wait and no value, wait this long for an earlier run to finish, s: longer than any run's
+# deadline, shorter than the usual 5-minute cron period.
+DEFAULT_WAIT_S = 120.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--site", required=True, metavar="FILE", help="site config (TOML)")
+    p.add_argument("--db", metavar="FILE", help="history database (default: the user data dir)")
+    p.add_argument("--prometheus", metavar="FILE", help="write a textfile-collector .prom file")
+    p.add_argument("--pushgateway", metavar="URL", help="push the metrics to this Pushgateway")
+    p.add_argument(
+        "--webhook",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="POST state changes here (repeatable)",
+    )
+    p.add_argument(
+        "--webhook-format",
+        choices=("auto", "generic", "ntfy", "slack"),
+        default="auto",
+        help="payload format (auto: by the URL)",
+    )
+    p.add_argument(
+        "--confirm-after",
+        type=int,
+        default=2,
+        metavar="N",
+        help="runs that must agree before a state change is alerted",
+    )
+    p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS, metavar="D")
+    p.add_argument(
+        "--wait",
+        nargs="?",
+        type=float,
+        const=DEFAULT_WAIT_S,
+        default=None,
+        metavar="S",
+        help="wait for a running monitor instead of exiting UNKNOWN",
+    )
+    p.add_argument("--only", metavar="ID,..", help="run only these checks")
+    p.add_argument("--deadline", type=float, default=None, metavar="S")
+    p.add_argument("--json", metavar="FILE", help="also write the run as JSON")
+    p.add_argument("--lang", choices=("en", "pl"), help="language of the status line")
+
+
+def default_db(site_name: str) -> Path:
+    from platformdirs import user_data_dir
+
+    slug = re.sub(r"[^a-z0-9]+", "-", site_name.lower()).strip("-") or "site"
+    return Path(user_data_dir("diag")) / f"history-{slug}.sqlite"
+
+
+def _line(code: int, text: str, perf: str = "") -> str:
+    return f"DIAG {LABEL[code]} - {text}" + (f" | {perf}" if perf else "")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        line, code = _monitor(args)
+    except KeyboardInterrupt:
+        line, code = _line(UNKNOWN, "interrupted"), UNKNOWN
+    print(line)
+    return code
+
+
+def _monitor(args: argparse.Namespace) -> tuple[str, int]:
+    from diag.config import ConfigError, load_site
+    from diag.i18n import msg
+    from diag.monitor.lock import LockBusy, run_lock
+    from diag.monitor.store import Store, StoreError
+
+    try:
+        site = load_site(args.site)
+    except ConfigError as exc:
+        return _line(UNKNOWN, f"bad site config: {exc}"), UNKNOWN
+    lang = args.lang or site.lang
+    db_path = Path(args.db) if args.db else default_db(site.name)
+    try:
+        with run_lock(db_path, wait_s=args.wait), Store(db_path) as store:
+            return _locked(args, site, store, lang)
+    except LockBusy as exc:
+        text = msg("another monitor run is in progress ({path})", path=str(exc)).render(lang)
+        return _line(UNKNOWN, text), UNKNOWN
+    except StoreError as exc:
+        text = msg("cannot write the history: {error}", error=str(exc)).render(lang)
+        return _line(UNKNOWN, text), UNKNOWN
+
+
+def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tuple[str, int]:
+    from diag.checks.base import load_checks
+    from diag.i18n import msg
+    from diag.monitor import alerts, exporters
+    from diag.monitor.history import StoreHistory
+    from diag.runner import DEFAULT_DEADLINE_S, execute
+
+    only = [c.strip() for c in args.only.split(",")] if args.only else None
+    run = asyncio.run(
+        execute(
+            site,
+            load_checks(),
+            only,
+            deadline_s=args.deadline or DEFAULT_DEADLINE_S,
+            lang=lang,
+            history=StoreHistory(store),
+        )
+    )
+    store.record(run)
+    notes: list[str] = []
+    changes = alerts.update(store, alerts.observed(run), run.started_at, args.confirm_after)
+    if changes and args.webhook:
+        failed = []
+        for url in args.webhook:
+            fmt = alerts.guess_format(url) if args.webhook_format == "auto" else args.webhook_format
+            err = alerts.deliver(url, fmt, site.name, changes, lang)
+            if err:
+                failed.append(err)
+        if failed:
+            alerts.revert(store, changes)
+            notes.append(msg("alert not delivered: {error}", error=failed[0]).render(lang))
+    runs_total = store.run_count()
+    if args.prometheus:
+        try:
+            exporters.write_textfile(run, args.prometheus, runs_total)
+        except OSError as exc:
+            notes.append(msg("metrics file not written: {error}", error=str(exc)).render(lang))
+    if args.pushgateway:
+        try:
+            exporters.push(run, args.pushgateway, runs_total)
+        except OSError as exc:
+            notes.append(
+                msg("push to the Pushgateway failed: {error}", error=str(exc)).render(lang)
+            )
+    if args.json:
+        from diag.reports import json as rjson
+
+        rjson.write(run, args.json, lang)
+    cutoff = run.started_at - dt.timedelta(days=args.retention_days)
+    oldest = store.oldest_run()
+    if oldest is not None and oldest < cutoff:
+        store.prune(cutoff)
+    return _status(run, lang, notes)
+
+
+def _status(run: Run, lang: str, notes: list[str]) -> tuple[str, int]:
+    from diag.diagnosis.catalog import title_of
+    from diag.i18n import msg
+
+    n = len(run.devices)
+    counts = {
+        s: sum(1 for v in run.devices if v.state == s) for s in ("online", "degraded", "offline")
+    }
+    code = STATE_EXIT[run.worst_state]
+    text = msg(
+        "{site}: {online}/{n} devices online", site=run.site, online=counts["online"], n=n
+    ).render(lang)
+    bad = [v for v in run.devices if v.state != "online"]
+    if bad:
+        worst = sorted(bad, key=lambda v: v.state != "offline")
+        parts = []
+        for v in worst[:3]:
+            why = f": {title_of(v.causes[0].id).render(lang)}" if v.causes else ""
+            parts.append(f"{v.device} {v.state}{why}")
+        text += "; " + "; ".join(parts) + ("; …" if len(worst) > 3 else "")
+    elif run.site_causes:
+        text += "; " + title_of(run.site_causes[0].id).render(lang)
+    errors = [c.check_id for c in run.checks if c.status == "error"]
+    if errors:
+        text += "; " + msg("checks in error: {ids}", ids=", ".join(errors)).render(lang)
+    if notes:
+        text += "; " + "; ".join(notes)
+    # Perfdata: 'label'=value[UOM];warn;crit;min;max (monitoring-plugins guidelines).
+    perf = " ".join(
+        [
+            f"online={counts['online']};;;0;{n}",
+            f"degraded={counts['degraded']};0;;0;{n}",
+            f"offline={counts['offline']};;0;0;{n}",
+            f"duration={run.duration_s:.3f}s;;;0",
+        ]
+        + [f"check_{c.check_id}={c.duration_s:.3f}s;;;0" for c in run.checks]
+    )
+    return _line(code, text.replace("|", "/"), perf), code
+
+
+if __name__ == "__main__":  # pragma: no cover - for `python -m diag.monitor.command`
+    parser = argparse.ArgumentParser(prog="diag monitor")
+    add_arguments(parser)
+    sys.exit(main(parser.parse_args()))

@@ -1,0 +1,82 @@
+"""``diag history``: the monitor's history as a table (or JSON): uptime, outages per device."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--site", metavar="FILE", help="site config (its default history database)")
+    src.add_argument("--db", metavar="FILE", help="history database")
+    p.add_argument("--days", type=int, default=30, metavar="N", help="how far back (default 30)")
+    p.add_argument("--device", metavar="NAME", help="only this device")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--lang", choices=("en", "pl"), default="en")
+
+
+def _fmt_dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def main(args: argparse.Namespace) -> int:
+    from diag.config import load_site
+    from diag.i18n import N_, render
+    from diag.monitor.command import default_db
+    from diag.monitor.store import Store, StoreError
+
+    path = Path(args.db) if args.db else default_db(load_site(args.site).name)
+    if not path.exists():
+        print(f"diag: no history at {path} (run `diag monitor` first)")
+        return 3
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=args.days)
+    try:
+        with Store(path) as store:
+            hist = [
+                h for h in store.device_history(since) if not args.device or h.device == args.device
+            ]
+    except StoreError as exc:
+        print(f"diag: {exc}")
+        return 3
+    if args.json:
+        out = [
+            {
+                "device": h.device,
+                "samples": h.samples,
+                "uptime_pct": h.uptime_pct,
+                "outages": [
+                    {
+                        "start": o.start.isoformat(),
+                        "end": o.end.isoformat() if o.end else None,
+                        "duration_s": o.duration_s,
+                        "cause": o.cause,
+                    }
+                    for o in h.outages
+                ],
+            }
+            for h in hist
+        ]
+        print(json.dumps(out, indent=2))
+        return 0
+    head = [render(x, args.lang) for x in (N_("Device"), N_("Uptime"), N_("Outages"))]
+    last_head = render(N_("Last outage"), args.lang)
+    w = max([len(head[0])] + [len(h.device) for h in hist])
+    print(f"{head[0]:<{w}}  {head[1]:>8}  {head[2]:>7}  {last_head}")
+    for h in hist:
+        up = f"{h.uptime_pct:.2f}%" if h.uptime_pct is not None else "-"
+        last = h.outages[0] if h.outages else None
+        last_s = (
+            f"{last.start:%Y-%m-%d %H:%M} ({_fmt_dur(last.duration_s)}"
+            + (f", {last.cause})" if last.cause else ")")
+            if last
+            else "-"
+        )
+        print(f"{h.device:<{w}}  {up:>8}  {len(h.outages):>7}  {last_s}")
+    return 0
