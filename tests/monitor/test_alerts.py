@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from conftest_helpers import make_run  # type: ignore[import-not-found]
@@ -73,7 +74,7 @@ def test_revert_makes_the_next_run_retry(tmp_path: Path) -> None:
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    got: list[tuple[dict[str, str], bytes]] = []
+    got: ClassVar[list[tuple[dict[str, str], bytes]]] = []
     fail_first = 0
 
     def do_POST(self) -> None:
@@ -106,7 +107,7 @@ CHANGES = [alerts.Change("Gate <cam>", "online", "offline", T0, "device-no-power
 
 def test_generic_payload(receiver: str) -> None:
     assert alerts.deliver(receiver, "generic", "Site A", CHANGES, "en") is None
-    headers, body = _Receiver.got[0]
+    _headers, body = _Receiver.got[0]
     data = json.loads(body)
     assert data["site"] == "Site A"
     assert data["changes"][0]["device"] == "Gate <cam>"
