@@ -1,0 +1,285 @@
+"""P2P platform reachability: every profile server probed the way the platform is used.
+
+Per server (concurrently): the host name is resolved through the site resolver (``dns.py``'s
+helper, never the laptop's resolver library; a literal IP skips this), then probed by its kind:
+``hello`` (the platform's UDP hello, docs/platform-protocol.md, retransmitted with backoff),
+``udp-echo`` (any answer to a datagram), ``connect`` (TCP handshake), ``https`` (TLS + HTTP GET
+with certificate checks against the profile's CA file or the system store). Reachability, round
+trip, the error class and the public address the platform saw are facts per server label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import secrets
+import ssl
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from diag.checks.base import Check, Context, profile_need
+from diag.checks.dns import resolve_host
+from diag.i18n import msg
+from diag.model import Fact, Metric, Outcome, P2PServer, Site, Status
+
+# Waits between UDP (re)transmissions, s: 0.5 s covers a loaded LTE round trip (typically
+# 50-300 ms); doubling twice more rides out a short burst of loss; 3.5 s in all.
+UDP_BACKOFF_S: tuple[float, ...] = (0.5, 1.0, 2.0)
+# TCP handshake, s: three SYN retransmits would take 7 s; a platform that needs more than 3 s
+# to accept is unusable for live view anyway.
+CONNECT_TIMEOUT_S = 3.0
+# Whole HTTPS exchange (connect + TLS + request), s: TLS adds two round trips to the handshake.
+HTTPS_TIMEOUT_S = 5.0
+# Bytes read from a UDP reply: the protocol's replies are short lines; more is junk.
+MAX_REPLY = 512
+HELLO_MAGIC = "DIAGP2P1"
+
+
+@dataclass
+class Probe:
+    """What probing one server found."""
+
+    reachable: bool = False
+    rtt_ms: float | None = None
+    error: str | None = None
+    tls_valid: bool | None = None
+    public_address: str | None = None
+    resolved: list[str] = field(default_factory=list)
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.queue.put_nowait(data[:MAX_REPLY])
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port/host unreachable arrives here on a connected UDP socket.
+        self.queue.put_nowait(exc)
+
+
+def _os_error(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
+        return "refused"
+    if isinstance(exc, TimeoutError) or exc.errno == errno.ETIMEDOUT:
+        return "timeout"
+    return "unreachable"
+
+
+def parse_welcome(data: bytes, nonce: str) -> str | None:
+    """The public ``ip:port`` from a WELCOME for ``nonce``; None when it is not one."""
+    parts = data.decode("ascii", "replace").split()
+    if len(parts) != 4 or parts[:3] != [HELLO_MAGIC, "WELCOME", nonce]:
+        return None
+    host, sep, port = parts[3].rpartition(":")
+    if not sep or not port.isdigit() or not host or len(parts[3]) > 64:
+        return None
+    return parts[3]
+
+
+async def probe_udp(
+    ip: str, port: int, hello: bool, backoff: tuple[float, ...] = UDP_BACKOFF_S
+) -> Probe:
+    """Hello (``hello=True``) or echo probe; retransmits after each wait in ``backoff``."""
+    loop = asyncio.get_running_loop()
+    try:
+        transport, proto = await loop.create_datagram_endpoint(_Udp, remote_addr=(ip, port))
+    except OSError as exc:
+        return Probe(error=_os_error(exc))
+    nonce = secrets.token_hex(8)
+    payload = f"{HELLO_MAGIC} HELLO {nonce}".encode() if hello else f"diag {nonce}".encode()
+    bad = False
+    try:
+        for wait in backoff:
+            sent = time.monotonic()
+            transport.sendto(payload)
+            end = sent + wait
+            while (left := end - time.monotonic()) > 0:
+                try:
+                    item = await asyncio.wait_for(proto.queue.get(), left)
+                except TimeoutError:
+                    break
+                if isinstance(item, OSError):
+                    return Probe(error=_os_error(item))
+                if isinstance(item, Exception):
+                    return Probe(error="unreachable")
+                rtt = round((time.monotonic() - sent) * 1000, 2)
+                if not hello:
+                    return Probe(True, rtt)
+                public = parse_welcome(item, nonce)
+                if public is None:
+                    bad = True  # junk or a stale reply: keep listening
+                    continue
+                return Probe(True, rtt, public_address=public)
+        return Probe(error="bad-reply" if bad else "timeout")
+    finally:
+        transport.close()
+
+
+async def probe_connect(ip: str, port: int, timeout: float = CONNECT_TIMEOUT_S) -> Probe:
+    t0 = time.monotonic()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
+    except TimeoutError:
+        return Probe(error="timeout")
+    except OSError as exc:
+        return Probe(error=_os_error(exc))
+    rtt = round((time.monotonic() - t0) * 1000, 2)
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), 0.5)
+    except (OSError, TimeoutError):
+        pass
+    return Probe(True, rtt)
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLError | ssl.CertificateError):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+async def probe_https(
+    server: P2PServer, ip: str, ca_file: str | None, timeout: float = HTTPS_TIMEOUT_S
+) -> Probe:
+    """GET / over TLS (plain HTTP for ``protocol = "http"``) to ``ip`` with the server's name.
+
+    The URL carries the resolved address and the name goes in as SNI and Host, so the
+    certificate is checked against the name while the site resolver's answer is what we dial.
+    """
+    tls = server.protocol != "http"
+    scheme = "https" if tls else "http"
+    host = f"[{ip}]" if ":" in ip else ip
+    url = f"{scheme}://{host}:{server.port}/"
+    verify: ssl.SSLContext | bool = True
+    if tls:
+        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    headers = {"Host": server.host, "User-Agent": "diag"}
+    ext = {"sni_hostname": server.host} if tls else {}
+    t0 = time.monotonic()
+    try:
+        async with httpx.AsyncClient(verify=verify, timeout=timeout, trust_env=False) as client:
+            resp = await client.get(url, headers=headers, extensions=ext)
+    except httpx.TimeoutException:
+        return Probe(error="timeout")
+    except httpx.ConnectError as exc:
+        if tls and _is_tls_error(exc):
+            return Probe(error="tls", tls_valid=False)
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            return Probe(error=_os_error(cause))
+        return Probe(error="refused" if "refused" in str(exc).lower() else "unreachable")
+    except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
+        if tls and _is_tls_error(exc):
+            return Probe(error="tls", tls_valid=False)
+        return Probe(error="bad-reply", tls_valid=True if tls else None)
+    rtt = round((time.monotonic() - t0) * 1000, 2)
+    tls_valid = True if tls else None
+    if resp.status_code >= 500:
+        # The platform answers but says it cannot serve (maintenance): not reachable for use.
+        return Probe(False, rtt, f"http-{resp.status_code}", tls_valid)
+    return Probe(True, rtt, tls_valid=tls_valid)
+
+
+class P2PCheck(Check):
+    id = "p2p"
+    title = msg("P2P platform: servers reachable by hello, TCP and HTTPS")
+    needs = (profile_need("p2p_servers"),)
+    # Resolution (up to 4 s) + the longest probe (UDP 3.5 s, HTTPS 5 s) run per server in
+    # parallel: 10 s covers the worst case with some slack.
+    timeout_s = 10.0
+
+    def __init__(self, udp_backoff: tuple[float, ...] = UDP_BACKOFF_S) -> None:
+        self.udp_backoff = udp_backoff
+
+    def targets(self, site: Site) -> tuple[str, ...]:
+        return tuple(s.label for s in site.profile.p2p_servers)
+
+    async def probe(self, site: Site, server: P2PServer, deadline: float) -> Probe:
+        addrs, lookup = await resolve_host(site, server.host, deadline)
+        if not addrs:
+            return Probe(error="dns")
+        ip = addrs[0]
+        if server.probe in ("hello", "udp-echo"):
+            found = await probe_udp(ip, server.port, server.probe == "hello", self.udp_backoff)
+        elif server.probe == "connect":
+            found = await probe_connect(ip, server.port)
+        else:
+            found = await probe_https(server, ip, site.profile.ca_file)
+        if lookup is not None:
+            found.resolved = list(addrs)
+        return found
+
+    async def run(self, ctx: Context) -> Outcome:
+        servers = [s for s in ctx.site.profile.p2p_servers if s.label in ctx.targets]
+        deadline = time.monotonic() + max(0.1, ctx.remaining() - 0.2)
+        done = 0
+
+        async def one(server: P2PServer) -> Probe:
+            nonlocal done
+            try:
+                return await self.probe(ctx.site, server, deadline)
+            finally:
+                done += 1
+                ctx.progress(done / len(servers), msg("{server} probed", server=server.label))
+
+        probes = await asyncio.gather(*(one(s) for s in servers))
+        facts: list[Fact] = []
+        metrics: dict[str, Metric] = {}
+        for server, p in zip(servers, probes, strict=True):
+            t = server.label
+            facts.append(Fact("p2p.reachable", p.reachable, target=t))
+            if p.rtt_ms is not None:
+                facts.append(Fact("p2p.rtt_ms", p.rtt_ms, "ms", t))
+                metrics[f"rtt_ms.{t}"] = Metric(p.rtt_ms, "ms")
+            if p.error is not None:
+                facts.append(Fact("p2p.error", p.error, target=t))
+            if p.tls_valid is not None:
+                facts.append(Fact("p2p.tls_valid", p.tls_valid, target=t))
+            if p.public_address is not None:
+                facts.append(Fact("p2p.public_address", p.public_address, target=t))
+            if not _is_literal(server.host):
+                facts.append(Fact("p2p.resolved", list(p.resolved), target=t))
+        ok = sum(p.reachable for p in probes)
+        metrics["servers"] = Metric(len(servers), "servers")
+        metrics["reachable"] = Metric(ok, "servers")
+        rtts = [p.rtt_ms for p in probes if p.reachable and p.rtt_ms is not None]
+        if rtts:
+            metrics["rtt_max_ms"] = Metric(max(rtts), "ms")
+        status: Status
+        if ok == len(servers):
+            status = "ok"
+            summary = msg(
+                "all {n} platform servers reachable (slowest {ms} ms)",
+                n=len(servers),
+                ms=max(rtts) if rtts else 0.0,
+            )
+        else:
+            status = "warn" if ok else "fail"
+            down = [f"{s.label} ({p.error})" for s, p in zip(servers, probes, strict=True)]
+            down = [d for d, p in zip(down, probes, strict=True) if not p.reachable]
+            summary = msg(
+                "{ok} of {n} platform servers reachable; not: {down}",
+                ok=ok,
+                n=len(servers),
+                down=", ".join(down),
+            )
+        return Outcome(status, summary, metrics, tuple(facts))
+
+
+def _is_literal(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
