@@ -1,0 +1,791 @@
+"""The lab's device emulator: a camera or recorder with ISAPI-style HTTP, RTSP and P2P heartbeats.
+
+CLI::
+
+    python -m diag.lab.emulators.device --config FILE.json
+
+The config is a JSON object: ``name``, ``serial`` (required), ``kind`` (``ipc`` | ``nvr``),
+``channels``, ``model``, ``mac``, ``firmware``, ``bind`` (default ``0.0.0.0``), ``http_port`` (80),
+``rtsp_port`` (554; 0 turns RTSP off), ``username`` and ``password_file`` (required; the password is
+the file's content without surrounding white space), ``platform`` (``host:port`` of the platform's
+UDP port), ``heartbeat_interval_s`` (30), ``p2p_enabled`` (true), ``reported`` (``ip``, ``mask``,
+``gateway``, ``dns`` list: what the device's network settings page shows), ``lockout_s`` (60).
+SIGHUP re-reads the config and the password file (to turn P2P off or change the password while
+running); SIGTERM stops it. The HTTP API, RTSP and the heartbeat protocol are specified in
+``docs/platform-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import hashlib
+import hmac
+import json
+import secrets
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
+
+from diag.lab.emulators import (
+    BadRequest,
+    Request,
+    close_writer,
+    discard_body,
+    fmt_addr,
+    http_connection,
+    log,
+    make,
+    parse_datagram,
+    parse_hostport,
+    read_head,
+    run,
+    send,
+)
+
+COMPONENT = "device"
+# Failed logins that lock a client out, and the window they are counted in (s): the usual
+# behaviour of OEM cameras ("5 wrong passwords in a minute").
+LOCKOUT_FAILURES = 5
+LOCKOUT_WINDOW_S = 60.0
+# How long the lockout lasts unless the config says otherwise (s).
+DEFAULT_LOCKOUT_S = 60.0
+# A nonce older than this is answered with stale=true so the client retries without asking the
+# user again (s); 5 minutes is what common camera firmware uses.
+NONCE_LIFETIME_S = 300.0
+# Bound on remembered nonces: a scan of unauthenticated requests must not grow memory without end.
+MAX_NONCES = 1024
+# Heartbeats that may go unanswered before the device logs in again (the protocol's rule).
+MISSED_BEFORE_RELOGIN = 3
+# Default heartbeat interval of camera P2P clients (s).
+DEFAULT_HB_INTERVAL_S = 30.0
+# An RTSP client may idle between requests this long before the connection is dropped (s).
+RTSP_IDLE_S = 60.0
+
+
+class ConfigError(ValueError):
+    """The config file is unusable; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Config:
+    serial: str
+    username: str
+    password_file: str
+    name: str = ""
+    kind: str = "ipc"
+    channels: int = 1
+    model: str = "DS-2CD2143G2-I"
+    mac: str = "00:00:5e:00:53:01"
+    firmware: str = "V5.7.3 build 230101"
+    bind: str = "0.0.0.0"
+    http_port: int = 80
+    rtsp_port: int = 554
+    platform: str = ""
+    heartbeat_interval_s: float = DEFAULT_HB_INTERVAL_S
+    p2p_enabled: bool = True
+    reported: dict[str, Any] = field(default_factory=dict)
+    lockout_s: float = DEFAULT_LOCKOUT_S
+
+    @property
+    def realm(self) -> str:
+        return "NVR" if self.kind == "nvr" else "IP Camera"
+
+
+def _get(data: dict[str, Any], key: str, typ: type | tuple[type, ...], default: Any) -> Any:
+    if key not in data:
+        if default is _REQUIRED:
+            raise ConfigError(f"{key}: missing")
+        return default
+    value = data[key]
+    typs = typ if isinstance(typ, tuple) else (typ,)
+    # JSON true/false are ints to Python: a boolean where a number belongs is a mistake.
+    if not isinstance(value, typs) or (isinstance(value, bool) and bool not in typs):
+        raise ConfigError(f"{key}: expected {_typename(typ)}, got {type(value).__name__}")
+    return value
+
+
+def _typename(typ: type | tuple[type, ...]) -> str:
+    if isinstance(typ, tuple):
+        return " or ".join(t.__name__ for t in typ)
+    return typ.__name__
+
+
+_REQUIRED = object()
+
+
+def load_config(path: str | Path) -> Config:
+    """Reads and validates the device config; ConfigError names the bad field."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    serial = _get(data, "serial", str, _REQUIRED)
+    if not serial or len(serial) > 64 or not all(33 <= ord(c) <= 126 for c in serial):
+        raise ConfigError("serial: must be 1-64 printable ASCII characters without spaces")
+    kind = _get(data, "kind", str, "ipc")
+    if kind not in ("ipc", "nvr"):
+        raise ConfigError("kind: must be 'ipc' or 'nvr'")
+    channels = _get(data, "channels", int, 1)
+    if not 1 <= channels <= 256:
+        raise ConfigError("channels: must be 1..256")
+    ports = {}
+    for key, default in (("http_port", 80), ("rtsp_port", 554)):
+        port = _get(data, key, int, default)
+        if not 0 <= port <= 65535 or (key == "http_port" and port == 0):
+            raise ConfigError(f"{key}: not a port number")
+        ports[key] = port
+    interval = float(_get(data, "heartbeat_interval_s", (int, float), DEFAULT_HB_INTERVAL_S))
+    if not interval > 0:
+        raise ConfigError("heartbeat_interval_s: must be > 0")
+    p2p = _get(data, "p2p_enabled", bool, True)
+    platform = _get(data, "platform", str, "")
+    if platform:
+        try:
+            parse_hostport(platform)
+        except ValueError as exc:
+            raise ConfigError(f"platform: {exc}") from None
+    elif p2p:
+        raise ConfigError("platform: needed when p2p_enabled is true")
+    reported = _get(data, "reported", dict, {})
+    for key in ("ip", "mask", "gateway"):
+        if not isinstance(reported.get(key, ""), str):
+            raise ConfigError(f"reported.{key}: expected a string")
+    dns = reported.get("dns", [])
+    if not isinstance(dns, list) or not all(isinstance(d, str) for d in dns):
+        raise ConfigError("reported.dns: expected a list of strings")
+    lockout_s = float(_get(data, "lockout_s", (int, float), DEFAULT_LOCKOUT_S))
+    if lockout_s < 0:
+        raise ConfigError("lockout_s: must be >= 0")
+    return Config(
+        serial=serial,
+        username=_get(data, "username", str, _REQUIRED),
+        password_file=_get(data, "password_file", str, _REQUIRED),
+        name=_get(data, "name", str, serial),
+        kind=kind,
+        channels=channels,
+        model=_get(data, "model", str, Config.model),
+        mac=_get(data, "mac", str, Config.mac),
+        firmware=_get(data, "firmware", str, Config.firmware),
+        bind=_get(data, "bind", str, "0.0.0.0"),
+        http_port=ports["http_port"],
+        rtsp_port=ports["rtsp_port"],
+        platform=platform,
+        heartbeat_interval_s=interval,
+        p2p_enabled=p2p,
+        reported=dict(reported),
+        lockout_s=lockout_s,
+    )
+
+
+def read_password(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"password_file: cannot read {path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP Digest authentication (RFC 7616, MD5, qop=auth), shared by HTTP and RTSP.
+
+
+def parse_auth_params(text: str) -> dict[str, str]:
+    """``key=value, key="quoted \\"value\\""`` -> dict (keys lower-case); tolerant, never raises."""
+    out: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \t,":
+            i += 1
+        start = i
+        while i < n and text[i] not in "= \t,":
+            i += 1
+        key = text[start:i].lower()
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n or text[i] != "=":
+            # a bare token: skip to the next comma
+            while i < n and text[i] != ",":
+                i += 1
+            continue
+        i += 1
+        while i < n and text[i] in " \t":
+            i += 1
+        if i < n and text[i] == '"':
+            i += 1
+            buf = []
+            while i < n and text[i] != '"':
+                if text[i] == "\\" and i + 1 < n:
+                    i += 1
+                buf.append(text[i])
+                i += 1
+            i += 1
+            value = "".join(buf)
+        else:
+            start = i
+            while i < n and text[i] != ",":
+                i += 1
+            value = text[start:i].strip()
+        if key:
+            out[key] = value
+    return out
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class AuthResult:
+    ok: bool
+    stale: bool = False
+    locked: bool = False
+
+
+class DigestAuth:
+    """Nonces, verification and per-client lockout for one device."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self.opaque = secrets.token_hex(16)
+        self.nonces: collections.OrderedDict[str, tuple[float, set[str]]] = (
+            collections.OrderedDict()
+        )
+        self.failures: dict[str, collections.deque[float]] = {}
+        self.locked_until: dict[str, float] = {}
+
+    def challenge(self, stale: bool = False) -> str:
+        nonce = secrets.token_hex(16)
+        self.nonces[nonce] = (time.monotonic(), set())
+        while len(self.nonces) > MAX_NONCES:
+            self.nonces.popitem(last=False)
+        cfg = self.device.cfg
+        parts = [
+            f'Digest realm="{cfg.realm}"',
+            'qop="auth"',
+            f'nonce="{nonce}"',
+            f'opaque="{self.opaque}"',
+            "algorithm=MD5",
+            f"stale={'TRUE' if stale else 'FALSE'}",
+        ]
+        return ", ".join(parts)
+
+    def is_locked(self, client: str) -> bool:
+        until = self.locked_until.get(client)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        del self.locked_until[client]
+        self.failures.pop(client, None)
+        return False
+
+    def _fail(self, client: str, why: str) -> AuthResult:
+        now = time.monotonic()
+        window = self.failures.setdefault(client, collections.deque())
+        window.append(now)
+        while window and now - window[0] > LOCKOUT_WINDOW_S:
+            window.popleft()
+        if len(self.failures) > MAX_NONCES:  # bound the table under a scan from many addresses
+            self.failures.pop(next(iter(self.failures)))
+        locked = len(window) >= LOCKOUT_FAILURES and self.device.cfg.lockout_s > 0
+        if locked:
+            self.locked_until[client] = now + self.device.cfg.lockout_s
+        log(COMPONENT, "auth-failed", client=client, why=why, failures=len(window), locked=locked)
+        return AuthResult(False, locked=locked)
+
+    def verify(self, method: str, target: str, header: str, client: str) -> AuthResult:
+        if self.is_locked(client):
+            return AuthResult(False, locked=True)
+        if not header:
+            return AuthResult(False)
+        scheme, _, rest = header.partition(" ")
+        if scheme.lower() != "digest":
+            return self._fail(client, "not digest")
+        p = parse_auth_params(rest)
+        cfg = self.device.cfg
+        nonce = p.get("nonce", "")
+        entry = self.nonces.get(nonce)
+        if entry is None or time.monotonic() - entry[0] > NONCE_LIFETIME_S:
+            # Not a wrong password: the client only needs a fresh nonce.
+            return AuthResult(False, stale=True)
+        if p.get("algorithm", "MD5").upper() != "MD5" or p.get("realm") != cfg.realm:
+            return self._fail(client, "bad realm or algorithm")
+        uri = p.get("uri", "")
+        if uri != target and urlsplit(uri).path != urlsplit(target).path:
+            return self._fail(client, "uri mismatch")
+        qop = p.get("qop", "")
+        ha1 = _md5(f"{p.get('username', '')}:{cfg.realm}:{self.device.password}")
+        ha2 = _md5(f"{method}:{uri}")
+        if qop == "auth":
+            nc, cnonce = p.get("nc", ""), p.get("cnonce", "")
+            if not nc or not cnonce:
+                return self._fail(client, "qop without nc/cnonce")
+            if nc in entry[1]:
+                return AuthResult(False, stale=True)  # a replayed nc: make the client start over
+            expected = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        elif not qop:
+            expected = _md5(f"{ha1}:{nonce}:{ha2}")  # RFC 2069 clients
+        else:
+            return self._fail(client, "unsupported qop")
+        user_ok = hmac.compare_digest(p.get("username", ""), cfg.username)
+        if not (hmac.compare_digest(p.get("response", "").lower(), expected) and user_ok):
+            return self._fail(client, "wrong credentials")
+        if qop:
+            entry[1].add(p.get("nc", ""))
+        self.failures.pop(client, None)
+        return AuthResult(True)
+
+
+# --------------------------------------------------------------------------------------------------
+# P2P heartbeats.
+
+
+class HeartbeatProto(asyncio.DatagramProtocol):
+    def __init__(self, hb: Heartbeat) -> None:
+        self.hb = hb
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.hb.on_reply(data)
+
+    def error_received(self, exc: Exception) -> None:
+        self.hb.on_error(exc)
+
+
+class Heartbeat:
+    """LOGIN, then HB every interval; logs in again after 3 unanswered; reports its state."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.phase = "login"  # "login" until OK, then "hb"
+        self.seq = 0
+        self.pending = False  # the last datagram sent has not been answered
+        self.missed = 0
+        self.acked = False  # an ACK arrived since the last login
+        self.wake = asyncio.Event()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.logins = 0
+        self._last_error = ""
+
+    @property
+    def status(self) -> str:
+        if not self.cfg.p2p_enabled:
+            return "disabled"
+        if self.missed >= MISSED_BEFORE_RELOGIN:
+            return "offline"
+        if self.phase == "hb" and self.acked:
+            return "online"
+        return "connecting"
+
+    def on_reply(self, data: bytes) -> None:
+        msg = parse_datagram(data)
+        if msg is None or msg.args[0] != self.cfg.serial:
+            return
+        if msg.verb == "OK" and self.phase == "login":
+            self.phase, self.pending, self.missed, self.acked = "hb", False, 0, False
+            self.logins += 1
+            log(COMPONENT, "p2p-login-ok", serial=self.cfg.serial, logins=self.logins)
+            self.wake.set()  # first heartbeat right away
+        elif msg.verb == "ACK" and self.phase == "hb" and msg.args[1] == str(self.seq):
+            was = self.status
+            self.pending, self.missed, self.acked = False, 0, True
+            if was != "online":
+                log(COMPONENT, "p2p-online", serial=self.cfg.serial, public=msg.args[2])
+        elif msg.verb == "RELOGIN" and self.phase == "hb":
+            log(COMPONENT, "p2p-relogin-requested", serial=self.cfg.serial)
+            self.phase, self.pending, self.acked = "login", False, False
+            self.wake.set()
+
+    def on_error(self, exc: Exception) -> None:
+        text = str(exc)
+        if text != self._last_error:  # one line per new error, not one per heartbeat
+            log(COMPONENT, "p2p-send-error", serial=self.cfg.serial, error=text)
+            self._last_error = text
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data)
+
+    async def run(self) -> None:
+        cfg = self.cfg
+        if not cfg.p2p_enabled:
+            log(COMPONENT, "p2p-disabled", serial=cfg.serial)
+            return
+        host, port = parse_hostport(cfg.platform)
+        loop = asyncio.get_running_loop()
+        local = None if cfg.bind in ("", "0.0.0.0", "::") else (cfg.bind, 0)
+        try:
+            while True:
+                if self.transport is None:
+                    try:
+                        # One socket for the session: the device keeps its source port, so the
+                        # site's NAT keeps one mapping (what the mapping-expiry scenario tests).
+                        transport, _ = await loop.create_datagram_endpoint(
+                            lambda: HeartbeatProto(self), remote_addr=(host, port), local_addr=local
+                        )
+                        self.transport = transport
+                    except OSError as exc:
+                        self.on_error(exc)
+                        self.missed += 1
+                if self.transport is not None:
+                    self.tick()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), cfg.heartbeat_interval_s)
+                except TimeoutError:
+                    pass
+                self.wake.clear()
+        finally:
+            if self.transport is not None:
+                self.transport.close()
+
+    def tick(self) -> None:
+        if self.pending:
+            self.missed += 1
+            if self.missed == MISSED_BEFORE_RELOGIN:
+                log(COMPONENT, "p2p-offline", serial=self.cfg.serial, missed=self.missed)
+        if self.phase == "hb" and self.missed >= MISSED_BEFORE_RELOGIN:
+            log(COMPONENT, "p2p-relogin", serial=self.cfg.serial, why="heartbeats unanswered")
+            self.phase, self.acked = "login", False
+        if self.phase == "login":
+            self.send(make("LOGIN", self.cfg.serial))
+            log(COMPONENT, "p2p-login-sent", serial=self.cfg.serial, platform=self.cfg.platform)
+        else:
+            self.seq += 1
+            self.send(make("HB", self.cfg.serial, str(self.seq)))
+        self.pending = True
+
+
+# --------------------------------------------------------------------------------------------------
+# The device: HTTP API, RTSP and the heartbeat task, reloadable on SIGHUP.
+
+
+def _xml(tag: str, body: str) -> str:
+    return f"<{tag}>{body}</{tag}>"
+
+
+def _x(tag: str, value: object) -> str:
+    return f"<{tag}>{escape(str(value))}</{tag}>"
+
+
+RTSP_STATUS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    454: "Session Not Found",
+}
+
+
+class Device:
+    def __init__(self, config_path: str) -> None:
+        self.config_path = config_path
+        self.cfg = load_config(config_path)
+        self.password = read_password(self.cfg.password_file)
+        self.auth = DigestAuth(self)
+        self.hb = Heartbeat(self.cfg)
+        self.hb_task: asyncio.Task[None] | None = None
+
+    # Reload ---------------------------------------------------------------------------------------
+
+    def start_heartbeat(self) -> None:
+        self.hb = Heartbeat(self.cfg)
+        self.hb_task = asyncio.create_task(self.hb.run())
+
+    def reload(self) -> None:
+        try:
+            cfg = load_config(self.config_path)
+            password = read_password(cfg.password_file)
+        except ConfigError as exc:
+            log(COMPONENT, "reload-failed", error=str(exc), keeping="old config")
+            return
+        old = self.cfg
+        changed = sorted(k for k in cfg.__dataclass_fields__ if getattr(cfg, k) != getattr(old, k))
+        pw_changed = password != self.password
+        self.cfg, self.password = cfg, password
+        log(
+            COMPONENT,
+            "reloaded",
+            changed=",".join(changed) or "-",
+            password_changed="yes" if pw_changed else "no",
+        )
+        for key in ("bind", "http_port", "rtsp_port"):
+            if key in changed:
+                log(COMPONENT, "reload-needs-restart", field=key)
+        hb_keys = {"serial", "platform", "heartbeat_interval_s", "p2p_enabled", "bind"}
+        if hb_keys & set(changed):
+            if self.hb_task is not None:
+                self.hb_task.cancel()
+            self.start_heartbeat()
+        else:
+            self.hb.cfg = cfg
+
+    # HTTP -----------------------------------------------------------------------------------------
+
+    def _client(self, req: Request) -> str:
+        return req.peer[0]
+
+    async def http(
+        self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        await discard_body(reader, req)
+        keep = req.keep_alive
+        head = req.method == "HEAD"
+        result = self.auth.verify(
+            req.method, req.target, req.header("authorization"), self._client(req)
+        )
+        if not result.ok:
+            headers = {"WWW-Authenticate": self.auth.challenge(stale=result.stale)}
+            if result.locked:
+                headers["X-Lockout"] = "1"
+            headers["Content-Type"] = "text/plain"
+            log(
+                COMPONENT,
+                "http",
+                client=fmt_addr(req.peer),
+                method=req.method,
+                path=req.path,
+                status=401,
+                locked=result.locked,
+            )
+            await send(writer, 401, b"unauthorized\n", headers, close=not keep, head_only=head)
+            return keep
+        status, body = self.route(req)
+        log(
+            COMPONENT,
+            "http",
+            client=fmt_addr(req.peer),
+            method=req.method,
+            path=req.path,
+            status=status,
+        )
+        ctype = "application/xml; charset=UTF-8" if status == 200 else "text/plain"
+        data = body.encode("utf-8")
+        await send(writer, status, data, {"Content-Type": ctype}, close=not keep, head_only=head)
+        return keep
+
+    def route(self, req: Request) -> tuple[int, str]:
+        if req.method not in ("GET", "HEAD"):
+            return 405, "method not allowed\n"
+        cfg = self.cfg
+        path = req.path.rstrip("/")
+        head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+        if path == "/ISAPI/System/deviceInfo":
+            body = "".join(
+                (
+                    _x("deviceName", cfg.name),
+                    _x("deviceID", uuid.uuid5(uuid.NAMESPACE_OID, cfg.serial)),
+                    _x("model", cfg.model),
+                    _x("serialNumber", cfg.serial),
+                    _x("macAddress", cfg.mac),
+                    _x("firmwareVersion", cfg.firmware),
+                    _x("deviceType", "NVR" if cfg.kind == "nvr" else "IPCamera"),
+                    _x("channels", cfg.channels),
+                )
+            )
+            return 200, head + '<DeviceInfo version="2.0">' + body + "</DeviceInfo>\n"
+        if path == "/ISAPI/System/Network/interfaces/1":
+            rep = cfg.reported
+            dns = list(rep.get("dns", []))
+            dns += [""] * (2 - len(dns))
+            ip = "".join(
+                (
+                    _x("ipVersion", "v4"),
+                    _x("addressingType", "static"),
+                    _x("ipAddress", rep.get("ip", "")),
+                    _x("subnetMask", rep.get("mask", "")),
+                    _xml("DefaultGateway", _x("ipAddress", rep.get("gateway", ""))),
+                    _xml("PrimaryDNS", _x("ipAddress", dns[0])),
+                    _xml("SecondaryDNS", _x("ipAddress", dns[1])),
+                )
+            )
+            body = _x("id", 1) + _xml("IPAddress", ip) + _xml("Link", _x("MACAddress", cfg.mac))
+            return 200, head + '<NetworkInterface version="2.0">' + body + "</NetworkInterface>\n"
+        if path == "/ISAPI/System/Network/P2P":
+            body = "".join(
+                (
+                    _x("enabled", "true" if cfg.p2p_enabled else "false"),
+                    _x("status", self.hb.status),
+                    _x("server", cfg.platform),
+                )
+            )
+            return 200, head + '<P2P version="2.0">' + body + "</P2P>\n"
+        return 404, "not found\n"
+
+    # RTSP -----------------------------------------------------------------------------------------
+
+    async def rtsp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        info = writer.get_extra_info("peername")
+        peer = (str(info[0]), int(info[1])) if isinstance(info, tuple) else ("?", 0)
+        try:
+            while True:
+                try:
+                    req = await asyncio.wait_for(read_head(reader, peer, ("RTSP",)), RTSP_IDLE_S)
+                except BadRequest as exc:
+                    log(COMPONENT, "rtsp-bad-request", client=fmt_addr(peer), why=str(exc))
+                    await self._rtsp_reply(writer, 400, "", {})
+                    break
+                n = req.header("content-length")
+                if n:
+                    if not n.isdigit() or int(n) > 65536:
+                        await self._rtsp_reply(writer, 400, req.header("cseq"), {})
+                        break
+                    await reader.readexactly(int(n))
+                await self.rtsp_request(req, writer)
+        except (EOFError, TimeoutError, ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        except Exception as exc:  # a bug must cost one connection, never the emulator
+            log(COMPONENT, "rtsp-error", client=fmt_addr(peer), error=repr(exc))
+        finally:
+            await close_writer(writer)
+
+    async def rtsp_request(self, req: Request, writer: asyncio.StreamWriter) -> None:
+        cseq = req.header("cseq")
+        status = 200
+        headers: dict[str, str] = {}
+        body = b""
+        if req.method == "OPTIONS":
+            headers["Public"] = "OPTIONS, DESCRIBE"
+        elif req.method == "DESCRIBE":
+            client = req.peer[0]
+            result = self.auth.verify("DESCRIBE", req.target, req.header("authorization"), client)
+            if not result.ok:
+                status = 401
+                headers["WWW-Authenticate"] = self.auth.challenge(stale=result.stale)
+                if result.locked:
+                    headers["X-Lockout"] = "1"
+            else:
+                sdp = self.sdp(req, writer)
+                if sdp is None:
+                    status = 404
+                else:
+                    body = sdp.encode("utf-8")
+                    headers["Content-Type"] = "application/sdp"
+                    headers["Content-Base"] = req.target.rstrip("/") + "/"
+        else:
+            status = 405
+            headers["Allow"] = "OPTIONS, DESCRIBE"
+        log(
+            COMPONENT,
+            "rtsp",
+            client=fmt_addr(req.peer),
+            method=req.method,
+            path=req.path,
+            status=status,
+        )
+        await self._rtsp_reply(writer, status, cseq, headers, body)
+
+    def sdp(self, req: Request, writer: asyncio.StreamWriter) -> str | None:
+        """The SDP of ``/Streaming/Channels/<ch><stream>``: one H.264 track per channel."""
+        prefix = "/Streaming/Channels/"
+        path = req.path.rstrip("/")
+        if not path.startswith(prefix):
+            return None
+        num = path[len(prefix) :]
+        if not num.isdigit() or len(num) < 3:
+            return None
+        channel, stream = int(num[:-2]), int(num[-2:])
+        if not 1 <= channel <= self.cfg.channels or stream not in (1, 2):
+            return None
+        local = writer.get_extra_info("sockname")
+        ip = str(local[0]) if isinstance(local, tuple) else "0.0.0.0"
+        lines = [
+            "v=0",
+            f"o=- {int(time.time())} 1 IN IP4 {ip}",
+            f"s={self.cfg.name}",
+            "c=IN IP4 0.0.0.0",
+            "t=0 0",
+            "a=control:*",
+        ]
+        for n in range(1, self.cfg.channels + 1):
+            lines += [
+                "m=video 0 RTP/AVP 96",
+                "a=rtpmap:96 H264/90000",
+                "a=fmtp:96 packetization-mode=1",
+                f"a=control:trackID={n}",
+            ]
+        return "\r\n".join(lines) + "\r\n"
+
+    async def _rtsp_reply(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        cseq: str,
+        headers: dict[str, str],
+        body: bytes = b"",
+    ) -> None:
+        lines = [f"RTSP/1.0 {status} {RTSP_STATUS.get(status, 'Status')}"]
+        if cseq.isdigit():
+            lines.append(f"CSeq: {cseq}")
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        await writer.drain()
+
+    # Life cycle -----------------------------------------------------------------------------------
+
+    async def main(self, stop: asyncio.Event) -> None:
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        servers = [
+            await asyncio.start_server(
+                http_connection(COMPONENT, self.http), cfg.bind, cfg.http_port
+            )
+        ]
+        if cfg.rtsp_port:
+            servers.append(await asyncio.start_server(self.rtsp, cfg.bind, cfg.rtsp_port))
+        self.start_heartbeat()
+        log(
+            COMPONENT,
+            "ready",
+            name=cfg.name,
+            serial=cfg.serial,
+            kind=cfg.kind,
+            bind=cfg.bind,
+            http=cfg.http_port,
+            rtsp=cfg.rtsp_port or "disabled",
+            p2p="on" if cfg.p2p_enabled else "off",
+            platform=cfg.platform or "-",
+        )
+        try:
+            await stop.wait()
+        finally:
+            if self.hb_task is not None:
+                self.hb_task.cancel()
+                try:
+                    await self.hb_task
+                except (asyncio.CancelledError, Exception):
+                    pass
+            for srv in servers:
+                srv.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m diag.lab.emulators.device", description=__doc__.splitlines()[0]
+    )
+    ap.add_argument("--config", required=True, help="device config (JSON)")
+    args = ap.parse_args(argv)
+    # SIGHUP before the loop installs its handler must not kill a device that is starting up.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        device = Device(args.config)
+    except ConfigError as exc:
+        log(COMPONENT, "config-error", error=str(exc))
+        return 2
+    return run(COMPONENT, device.main)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
