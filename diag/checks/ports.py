@@ -1,0 +1,270 @@
+"""Port and protocol blocking: is every platform port open, and if not, which hop drops it.
+
+Every P2P server and STUN server of the profile is probed with its own protocol (TCP handshake;
+UDP platform hello, STUN binding or echo), its name resolved through the site resolver. For each
+one that does not answer, a TTL walk (scapy, root) of the SAME protocol and port finds the last
+hop that still answers, and a walk of a reference that passes shows where the site gateway sits
+and that other traffic gets through. ``probe.locate`` turns the walks into ``router`` / ``isp`` /
+``beyond``. Without root the open/blocked verdicts stand and ``port.blocked_at`` is ``unknown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from diag.checks import probe
+from diag.checks.base import NEED_ROOT, Check, Context
+from diag.i18n import N_, Message, msg
+from diag.model import Fact, JSONValue, Metric, Outcome, Site
+
+# A platform answers a hello or a SYN within one RTT (< 300 ms even on a loaded LTE link); 1.5 s
+# with three UDP tries rides out a lost datagram without making a blocked port cost much.
+PROBE_TIMEOUT_S = 1.5
+UDP_TRIES = 3
+# Time-exceeded answers come from routers a few ms away; 1 s waits for the slowest hop of a
+# loaded uplink. All TTLs are sent at once, so this is the whole walk's cost.
+WALK_TIMEOUT_S = 1.0
+# The operator is the hop right after the site gateway; 8 hops reach well past it and the walk
+# costs the same whatever the count (sent at once).
+WALK_MAX_TTL = 8
+
+Transport = Literal["tcp", "udp"]
+
+
+@dataclass(frozen=True)
+class PortTarget:
+    """One port to test: ``key`` is the fact target ``host:port/proto``."""
+
+    key: str
+    host: str
+    port: int
+    transport: Transport
+    probe: str  # "connect", "hello", "stun", "dns", "echo"
+    label: str
+    platform: bool  # a P2P platform server (vs a STUN server or a reference)
+
+
+def plan_targets(site: Site) -> list[PortTarget]:
+    """The ports the site's profile needs, in profile order, without duplicates (pure)."""
+    out: dict[str, PortTarget] = {}
+    for s in site.profile.p2p_servers:
+        transport: Transport = "udp" if s.protocol == "udp" else "tcp"
+        kind = "connect" if transport == "tcp" else ("echo" if s.probe == "udp-echo" else "hello")
+        key = f"{s.host}:{s.port}/{transport}"
+        out.setdefault(key, PortTarget(key, s.host, s.port, transport, kind, s.label, True))
+    for st in site.profile.stun_servers:
+        key = f"{st.host}:{st.port}/udp"
+        out.setdefault(key, PortTarget(key, st.host, st.port, "udp", "stun", key, False))
+    return list(out.values())
+
+
+def pick_reference(
+    targets: Sequence[PortTarget], answers: dict[str, probe.Answer], blocked: Sequence[PortTarget]
+) -> PortTarget | None:
+    """A target that passes, for the reference walk: same transport as most blocked ones first
+    (it crosses the same NAT path), a STUN server before a platform server (pure)."""
+    passing = [t for t in targets if answers.get(t.key, probe.Answer("timeout")).ok]
+    if not passing:
+        return None
+    udp_blocked = sum(1 for b in blocked if b.transport == "udp")
+    want: Transport = "udp" if udp_blocked * 2 >= len(blocked) else "tcp"
+    passing.sort(key=lambda t: (t.transport != want, t.platform))
+    return passing[0]
+
+
+def _payload(t: PortTarget) -> bytes:
+    if t.transport == "tcp":
+        return b""
+    return probe.udp_probe_for(t.probe).payload
+
+
+async def _probe(t: PortTarget, address: str, timeout_s: float) -> probe.Answer:
+    if t.transport == "tcp":
+        return await probe.tcp_connect(address, t.port, timeout_s)
+    return await probe.udp_exchange(
+        address, t.port, lambda: probe.udp_probe_for(t.probe), timeout_s, UDP_TRIES
+    )
+
+
+class PortsCheck(Check):
+    id = "ports"
+    title = msg("Platform ports and protocols")
+    needs = (NEED_ROOT,)
+    root_optional = True
+    timeout_s = 10.0
+
+    def targets(self, site: Site) -> tuple[str, ...]:
+        return tuple(t.key for t in plan_targets(site))
+
+    async def run(self, ctx: Context) -> Outcome:
+        site = ctx.site
+        targets = plan_targets(site)
+        resolver = probe.site_resolver(site)
+        facts: list[Fact] = []
+        timeout = min(PROBE_TIMEOUT_S, max(0.2, ctx.remaining() / 4))
+
+        hosts = sorted({t.host for t in targets})
+        resolved = await asyncio.gather(
+            *(probe.resolve(h, resolver, min(probe.RESOLVE_TIMEOUT_S, timeout)) for h in hosts),
+            return_exceptions=True,
+        )
+        address: dict[str, str] = {}
+        for h, r in zip(hosts, resolved, strict=True):
+            if isinstance(r, list) and r:
+                address[h] = r[0]
+        ctx.progress(0.2, msg("probing {n} ports", n=len(targets)))
+
+        probed = [t for t in targets if t.host in address]
+        for t in targets:
+            if t.host not in address:
+                r = resolved[hosts.index(t.host)]
+                reason = r.reason if isinstance(r, probe.ResolveError) else "ERROR"
+                facts.append(Fact("port.resolve_error", reason, target=t.key))
+        results = await asyncio.gather(*(_probe(t, address[t.host], timeout) for t in probed))
+        answers = {t.key: a for t, a in zip(probed, results, strict=True)}
+        for t in probed:
+            a = answers[t.key]
+            facts.append(Fact("port.address", address[t.host], target=t.key))
+            facts.append(Fact("port.open", a.ok, target=t.key))
+            facts.append(Fact("port.result", a.status, target=t.key))
+            if a.ok and a.rtt_ms is not None:
+                facts.append(Fact("port.rtt_ms", a.rtt_ms, "ms", t.key))
+        blocked = [t for t in probed if not answers[t.key].ok]
+        ctx.progress(0.5)
+
+        where: dict[str, str] = {}
+        if blocked:
+            where = await self._locate(ctx, probed, answers, blocked, address, facts)
+
+        n_open = len(probed) - len(blocked)
+        metrics = {
+            "ports_open": Metric(n_open),
+            "ports_blocked": Metric(len(blocked)),
+        }
+        for t in probed:
+            a = answers[t.key]
+            if a.ok and a.rtt_ms is not None:
+                metrics[f"rtt {t.key}"] = Metric(a.rtt_ms, "ms")
+        return Outcome(
+            _status(targets, probed, blocked),
+            _summary(len(targets), probed, blocked, where),
+            metrics,
+            tuple(facts),
+        )
+
+    async def _locate(
+        self,
+        ctx: Context,
+        probed: list[PortTarget],
+        answers: dict[str, probe.Answer],
+        blocked: list[PortTarget],
+        address: dict[str, str],
+        facts: list[Fact],
+    ) -> dict[str, str]:
+        """TTL walks of the blocked ports and a passing reference -> port.blocked_* facts."""
+        where: dict[str, str] = {}
+
+        def unknown(reason: str) -> dict[str, str]:
+            for t in blocked:
+                facts.append(Fact("port.blocked_at", "unknown", target=t.key))
+                facts.append(Fact("port.walk_error", reason, target=t.key))
+                where[t.key] = "unknown"
+            return where
+
+        if not ctx.world.is_root():
+            return unknown("needs-root")
+        if ctx.remaining() < WALK_TIMEOUT_S + 0.5:
+            return unknown("no-time")
+        ref = pick_reference(probed, answers, blocked)
+        walk_targets = [
+            probe.WalkTarget(t.key, address[t.host], t.port, t.transport, _payload(t))
+            for t in [*blocked, *([ref] if ref else [])]
+        ]
+        ctx.progress(0.6, msg("locating the hop that drops {n} ports", n=len(blocked)))
+        try:
+            walks = await ctx.run_blocking(
+                probe.ttl_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
+            )
+        except Exception as exc:  # scapy raises a zoo of errors (no route, no interface, ...)
+            return unknown(f"error: {type(exc).__name__}")
+        gateway = ctx.site.network.gateway or probe.default_gateway()
+        gw_at = None
+        ref_first = False
+        if ref is not None:
+            ref_hops = walks.get(ref.key, [])
+            gw_at = probe.gateway_ttl(ref_hops, gateway)
+            ref_first = bool(ref_hops) and ref_hops[0].kind == "time-exceeded"
+            ref_loc = probe.locate(ref_hops, address[ref.host], gw_at)
+            facts.append(Fact("port.reference", ref.key))
+            facts.append(Fact("port.reference_passes", ref_loc.passes, target=ref.key))
+            facts.append(Fact("port.path", _path(ref_hops), target=ref.key))
+        if gw_at is None:
+            gw_at = next(
+                (g for w in walks.values() if (g := probe.gateway_ttl(w, gateway)) is not None),
+                None,
+            )
+        if gw_at is not None:
+            facts.append(Fact("port.gateway_hop", gw_at))
+        for t in blocked:
+            hops = walks.get(t.key, [])
+            loc = probe.locate(hops, address[t.host], gw_at, ref_first)
+            at = loc.blocked_at or "unknown"
+            if loc.passes:
+                # The walk got through where the plain probe did not: intermittent, not blocked.
+                at = "unknown"
+                facts.append(Fact("port.walk_error", "walk-passed", target=t.key))
+            facts.append(Fact("port.blocked_hop", loc.blocked_hop, target=t.key))
+            facts.append(Fact("port.blocked_at", at, target=t.key))
+            facts.append(Fact("port.path", _path(hops), target=t.key))
+            where[t.key] = at
+        return where
+
+
+def _path(hops: Sequence[probe.Hop]) -> list[JSONValue]:
+    """Responders by TTL up to the last one that answered (None: silent hop)."""
+    path: list[JSONValue] = [h.responder if h.kind != "silent" else None for h in hops]
+    while path and path[-1] is None:
+        path.pop()
+    return path
+
+
+def _status(
+    targets: Sequence[PortTarget], probed: Sequence[PortTarget], blocked: Sequence[PortTarget]
+) -> Literal["ok", "warn", "fail"]:
+    if any(t.platform for t in blocked):
+        return "fail"
+    if blocked or len(probed) < len(targets):
+        return "warn"
+    return "ok"
+
+
+_WHERE: dict[str, str] = {
+    "router": N_("at the site router"),
+    "isp": N_("at the operator"),
+    "beyond": N_("beyond the operator"),
+    "unknown": N_("hop unknown"),
+}
+
+
+def _summary(
+    total: int,
+    probed: Sequence[PortTarget],
+    blocked: Sequence[PortTarget],
+    where: dict[str, str],
+) -> Message:
+    if not probed:
+        return msg("no port could be tested: the names did not resolve")
+    if not blocked:
+        return msg("all {n} ports open", n=len(probed))
+    parts = {
+        f"p{i}": msg("{port} ({where})", port=t.key, where=msg(_WHERE[where.get(t.key, "unknown")]))
+        for i, t in enumerate(blocked)
+    }
+    # A language-neutral joiner: each part is translated on its own when rendered.
+    listed = Message(", ".join(f"{{{k}}}" for k in parts), parts)
+    return msg(
+        "{blocked} of {total} ports blocked: {list}", blocked=len(blocked), total=total, list=listed
+    )

@@ -1,0 +1,638 @@
+"""Low-level probes shared by the ports, wan and bandwidth checks: resolve, connect, ask, walk.
+
+Everything here measures one thing and returns a small frozen answer; nothing here decides what a
+measurement means. Names are resolved through the *site* resolver with dnspython (never the
+system's getaddrinfo), so a check sees the names exactly as the cameras on the site see them.
+UDP probes speak the protocol of the port they test (platform hello, STUN binding, DNS), because a
+firewall or a server that answers only well-formed requests makes a blind datagram look blocked.
+
+The TTL walk (``ttl_walk``, root) sends the SAME protocol and port with increasing TTL and records
+who answers; ``locate`` turns the recorded answers into the hop that drops the probe. ``locate``
+is pure so that it is tested on recorded walks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import itertools
+import re
+import secrets
+import socket
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import dns.asyncresolver
+import dns.exception
+import dns.message
+import dns.nameserver
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+
+from diag.model import Site
+
+# A resolver answers in tens of ms; 2 s covers a slow operator resolver on LTE without letting a
+# dead one eat the check's whole budget.
+RESOLVE_TIMEOUT_S = 2.0
+DNS_PORT = 53
+# A STUN binding request's magic cookie (RFC 5389 section 6).
+STUN_COOKIE = 0x2112A442
+
+AnswerStatus = Literal["open", "refused", "timeout", "unreachable", "bad-reply", "error"]
+
+
+# --- names ------------------------------------------------------------------------------------
+
+
+class ResolveError(Exception):
+    """A name did not resolve; ``reason`` is the rcode name or ``TIMEOUT``/``ERROR``."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def parse_resolver(spec: str) -> tuple[str, int]:
+    """``IP``, ``IPv4:PORT`` or ``[IPv6]:PORT`` -> (ip, port); ValueError when malformed."""
+    host, port = spec, DNS_PORT
+    m = re.fullmatch(r"\[([^\]]+)\]:(\d+)", spec) or re.fullmatch(r"([0-9.]+):(\d+)", spec)
+    if m:
+        host, port = m.group(1), int(m.group(2))
+    ipaddress.ip_address(host)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{port} is not a port number")
+    return host, port
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def make_resolver(spec: str, timeout_s: float = RESOLVE_TIMEOUT_S) -> dns.asyncresolver.Resolver:
+    """A dnspython resolver for ``spec``: ``system`` (the laptop's resolv.conf) or an address."""
+    if spec == "system":
+        # dnspython reads resolv.conf itself: the laptop's configured resolver, not getaddrinfo
+        # (which would add nsswitch, mDNS and caches the cameras do not have).
+        res = dns.asyncresolver.Resolver()
+    else:
+        ip, port = parse_resolver(spec)
+        res = dns.asyncresolver.Resolver(configure=False)
+        res.nameservers = [dns.nameserver.Do53Nameserver(ip, port)]
+    res.lifetime = timeout_s
+    res.timeout = timeout_s
+    res.cache = None
+    return res
+
+
+async def resolve(name: str, resolver_spec: str, timeout_s: float = RESOLVE_TIMEOUT_S) -> list[str]:
+    """IPv4 addresses of ``name`` from one resolver (sorted); an IP literal is returned as is."""
+    if is_ip(name):
+        return [name]
+    res = make_resolver(resolver_spec, timeout_s)
+    try:
+        ans = await res.resolve(name, "A", search=False, raise_on_no_answer=False)
+    except dns.resolver.NXDOMAIN:
+        raise ResolveError(name, "NXDOMAIN") from None
+    except dns.resolver.NoNameservers:
+        raise ResolveError(name, "SERVFAIL") from None
+    except dns.exception.Timeout:
+        raise ResolveError(name, "TIMEOUT") from None
+    except (dns.exception.DNSException, OSError, ValueError) as exc:
+        raise ResolveError(name, f"ERROR {type(exc).__name__}") from None
+    addrs = sorted({r.address for r in ans.rrset or () if hasattr(r, "address")})
+    if not addrs:
+        raise ResolveError(name, "NODATA")
+    return addrs
+
+
+def site_resolver(site: Site) -> str:
+    return site.network.site_resolver or "system"
+
+
+# --- payloads --------------------------------------------------------------------------------
+
+
+def hello_request(nonce: str) -> bytes:
+    """The platform's hello (docs/platform-protocol.md)."""
+    return f"DIAGP2P1 HELLO {nonce}".encode("ascii")
+
+
+def parse_welcome(data: bytes, nonce: str) -> str | None:
+    """The ``ip:port`` the platform saw, when ``data`` is the WELCOME for ``nonce``; else None."""
+    try:
+        parts = data.decode("ascii").split(" ")
+    except UnicodeDecodeError:
+        return None
+    if len(parts) != 4 or parts[:3] != ["DIAGP2P1", "WELCOME", nonce]:
+        return None
+    ip, _, port = parts[3].rpartition(":")
+    if not is_ip(ip.strip("[]")) or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return parts[3]
+
+
+def stun_request(txid: bytes) -> bytes:
+    """A STUN binding request without attributes (RFC 5389)."""
+    return struct.pack("!HHI", 0x0001, 0, STUN_COOKIE) + txid
+
+
+def parse_stun_response(data: bytes, txid: bytes) -> str | None:
+    """``ip:port`` of the XOR-MAPPED-ADDRESS (or MAPPED-ADDRESS) in a binding success for
+    ``txid``; ``""`` for a matching success without an address; None when it is not one."""
+    if len(data) < 20:
+        return None
+    mtype, length, cookie = struct.unpack("!HHI", data[:8])
+    if mtype != 0x0101 or cookie != STUN_COOKIE or data[8:20] != txid or len(data) < 20 + length:
+        return None
+    mapped = ""
+    pos = 20
+    while pos + 4 <= 20 + length:
+        atype, alen = struct.unpack("!HH", data[pos : pos + 4])
+        value = data[pos + 4 : pos + 4 + alen]
+        pos += 4 + alen + (-alen % 4)
+        if atype in (0x0020, 0x0001) and len(value) >= 8 and value[1] == 0x01:
+            port, raw = struct.unpack("!H", value[2:4])[0], value[4:8]
+            if atype == 0x0020:
+                port ^= STUN_COOKIE >> 16
+                raw = bytes(a ^ b for a, b in zip(raw, struct.pack("!I", STUN_COOKIE), strict=True))
+            addr = f"{socket.inet_ntoa(raw)}:{port}"
+            if atype == 0x0020 or not mapped:
+                mapped = addr
+    return mapped
+
+
+def dns_request(name: str = ".") -> tuple[bytes, int]:
+    """A DNS query (NS of ``name``) and its id: an answer of any rcode proves DNS passes."""
+    q = dns.message.make_query(name, dns.rdatatype.NS)
+    return q.to_wire(), q.id
+
+
+def parse_dns_response(data: bytes, qid: int) -> str | None:
+    """The rcode name when ``data`` is a DNS response to ``qid``; else None."""
+    if len(data) < 12:
+        return None
+    rid, flags = struct.unpack("!HH", data[:4])
+    if rid != qid or not flags & 0x8000:
+        return None
+    return dns.rcode.to_text(dns.rcode.Rcode(flags & 0xF))
+
+
+@dataclass(frozen=True)
+class UdpProbe:
+    """One request/response exchange: the bytes to send and how to recognise the answer.
+
+    ``accept`` returns None for "not the answer" and a string (possibly empty) for the answer's
+    useful content (the public address the platform or STUN saw, a DNS rcode).
+    """
+
+    kind: str
+    payload: bytes
+    accept: Callable[[bytes], str | None]
+
+
+def udp_probe_for(kind: str) -> UdpProbe:
+    """A fresh probe (new nonce / transaction id) of kind ``hello``, ``stun``, ``dns``, ``echo``."""
+    if kind == "hello":
+        nonce = secrets.token_hex(6)
+        return UdpProbe(kind, hello_request(nonce), lambda d: parse_welcome(d, nonce))
+    if kind == "stun":
+        txid = secrets.token_bytes(12)
+        return UdpProbe(kind, stun_request(txid), lambda d: parse_stun_response(d, txid))
+    if kind == "dns":
+        wire, qid = dns_request()
+        return UdpProbe(kind, wire, lambda d: parse_dns_response(d, qid))
+    payload = b"DIAGP2P1 ECHO " + secrets.token_hex(6).encode()
+    return UdpProbe("echo", payload, lambda d: "" if d else None)
+
+
+# --- exchanges -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one probe got: ``open`` (answered), ``refused`` (RST / ICMP port unreachable),
+    ``timeout`` (silence), ``unreachable`` (ICMP host/net unreachable), ``bad-reply``."""
+
+    status: AnswerStatus
+    rtt_ms: float | None = None
+    info: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "open"
+
+
+class _UdpClient(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, OSError):
+            self.queue.put_nowait(exc)
+
+
+def _error_status(exc: OSError) -> AnswerStatus:
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN):
+        return "unreachable"
+    return "error"
+
+
+async def udp_exchange(
+    address: str,
+    port: int,
+    make_probe: Callable[[], UdpProbe],
+    timeout_s: float,
+    tries: int = 3,
+    clock: Callable[[], float] = time.monotonic,
+) -> Answer:
+    """Sends a probe up to ``tries`` times within ``timeout_s`` and waits for the answer.
+
+    Each retransmission is a fresh probe (new nonce) so a late answer to an earlier one is still
+    recognised: all probes sent are accepted, the RTT is measured from the probe answered.
+    A datagram that is not an answer is remembered as ``bad-reply`` if nothing better comes.
+    """
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        transport, proto = await loop.create_datagram_endpoint(
+            _UdpClient, remote_addr=(address, port), family=family
+        )
+    except OSError as exc:
+        return Answer(_error_status(exc), info=type(exc).__name__)
+    sent: list[tuple[UdpProbe, float]] = []
+    bad = False
+    refused = False
+    try:
+        end = clock() + timeout_s
+        gap = timeout_s / max(1, tries)
+        for i in range(tries):
+            probe = make_probe()
+            sent.append((probe, clock()))
+            transport.sendto(probe.payload)
+            next_send = min(end, clock() + gap) if i < tries - 1 else end
+            while True:
+                left = next_send - clock()
+                if left <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(proto.queue.get(), left)
+                except TimeoutError:
+                    break
+                if isinstance(item, OSError):
+                    status = _error_status(item)
+                    if status == "refused":
+                        # ICMP port unreachable can be stale (a previous probe): note and go on.
+                        refused = True
+                        continue
+                    return Answer(status, info=type(item).__name__)
+                for p, t_sent in reversed(sent):
+                    got = p.accept(item)
+                    if got is not None:
+                        return Answer("open", round((clock() - t_sent) * 1000, 3), got)
+                bad = True
+            if clock() >= end:
+                break
+    finally:
+        transport.close()
+    if bad:
+        return Answer("bad-reply")
+    return Answer("refused" if refused else "timeout")
+
+
+async def tcp_connect(
+    address: str, port: int, timeout_s: float, clock: Callable[[], float] = time.monotonic
+) -> Answer:
+    """A TCP handshake: ``open`` with the connect time, ``refused`` on RST, ``timeout``."""
+    t0 = clock()
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout_s)
+    except TimeoutError:
+        return Answer("timeout")
+    except OSError as exc:
+        return Answer(_error_status(exc), info=type(exc).__name__)
+    rtt = round((clock() - t0) * 1000, 3)
+    writer.close()
+    with contextlib.suppress(OSError, asyncio.TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), 0.2)
+    return Answer("open", rtt)
+
+
+# --- ICMP echo -------------------------------------------------------------------------------
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return int(~s & 0xFFFF)
+
+
+def _icmp_socket() -> tuple[socket.socket, bool] | None:
+    """An ICMP socket: unprivileged (kernel ping socket) when allowed, else raw (root), else None.
+
+    Returns (socket, raw): raw sockets see the IP header and every ICMP packet of the host.
+    """
+    try:
+        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), False
+    except OSError:
+        pass
+    try:
+        return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), True
+    except OSError:
+        return None
+
+
+def icmp_available() -> bool:
+    got = _icmp_socket()
+    if got is None:
+        return False
+    got[0].close()
+    return True
+
+
+@dataclass(frozen=True)
+class PingResult:
+    """Per-probe RTTs in ms (None: lost), in sending order."""
+
+    rtts: tuple[float | None, ...] = ()
+    available: bool = True
+
+    @property
+    def answered(self) -> list[float]:
+        return [r for r in self.rtts if r is not None]
+
+    @property
+    def loss_pct(self) -> float | None:
+        if not self.rtts:
+            return None
+        return round(100.0 * (len(self.rtts) - len(self.answered)) / len(self.rtts), 2)
+
+
+async def icmp_ping(address: str, count: int, interval_s: float, timeout_s: float) -> PingResult:
+    """``count`` ICMP echos ``interval_s`` apart, each waited for up to ``timeout_s``."""
+    got = _icmp_socket()
+    if got is None:
+        return PingResult(available=False)
+    sock, raw = got
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    ident = secrets.randbelow(0xFFFF)
+    sent_at: dict[int, float] = {}
+    rtts: dict[int, float] = {}
+    done = asyncio.Event()
+
+    def on_readable() -> None:
+        while True:
+            try:
+                data, peer = sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if raw:
+                if peer[0] != address or len(data) < 20:
+                    continue
+                data = data[(data[0] & 0x0F) * 4 :]
+            if len(data) < 8 or data[0] != 0:
+                continue
+            rid, seq = struct.unpack("!HH", data[4:8])
+            # The kernel's ping socket rewrites the id to its port; raw sockets see every echo.
+            if raw and rid != ident:
+                continue
+            if seq in sent_at and seq not in rtts:
+                rtts[seq] = round((time.monotonic() - sent_at[seq]) * 1000, 3)
+                if len(rtts) == count:
+                    done.set()
+
+    loop.add_reader(sock.fileno(), on_readable)
+    try:
+        for seq in range(count):
+            body = secrets.token_bytes(16)
+            hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+            csum = _checksum(hdr + body)
+            pkt = struct.pack("!BBHHH", 8, 0, csum, ident, seq) + body
+            sent_at[seq] = time.monotonic()
+            with contextlib.suppress(OSError):
+                sock.sendto(pkt, (address, 0))
+            if seq < count - 1:
+                await asyncio.sleep(interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout_s)
+    finally:
+        loop.remove_reader(sock.fileno())
+        sock.close()
+    return PingResult(tuple(rtts.get(s) for s in range(count)))
+
+
+def jitter_ms(rtts: Sequence[float]) -> float | None:
+    """Mean absolute difference of consecutive RTTs (RFC 3550's idea, without smoothing)."""
+    if len(rtts) < 2:
+        return None
+    diffs = [abs(b - a) for a, b in itertools.pairwise(rtts)]
+    return round(sum(diffs) / len(diffs), 3)
+
+
+# --- default gateway -------------------------------------------------------------------------
+
+
+def default_gateway(route_file: str = "/proc/net/route") -> str | None:
+    """The IPv4 default gateway of this network namespace (Linux), or None."""
+    try:
+        with open(route_file, encoding="ascii") as fh:
+            lines = fh.readlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        cols = line.split()
+        if len(cols) >= 4 and cols[1] == "00000000" and int(cols[3], 16) & 0x2:
+            return socket.inet_ntoa(struct.pack("<I", int(cols[2], 16)))
+    return None
+
+
+# --- TTL walk --------------------------------------------------------------------------------
+
+HopKind = Literal["time-exceeded", "reply", "rejected", "silent"]
+BlockedAt = Literal["router", "isp", "beyond", "unknown"]
+
+
+@dataclass(frozen=True)
+class Hop:
+    """What came back for the probe sent with TTL ``ttl``.
+
+    ``time-exceeded``: a router on the path (``responder``) dropped it for TTL; ``reply``: the
+    destination answered the protocol (SYN-ACK, a UDP answer); ``rejected``: an RST or ICMP
+    unreachable (from the destination or a filter, ``responder`` says which); ``silent``: nothing.
+    """
+
+    ttl: int
+    kind: HopKind
+    responder: str | None = None
+    icmp_code: int | None = None
+
+
+@dataclass(frozen=True)
+class WalkTarget:
+    key: str
+    address: str
+    port: int
+    proto: Literal["tcp", "udp"]
+    payload: bytes = b""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a probe dies: ``blocked_hop`` is the TTL of the last hop that answered before it
+    died (0: not even the first hop answered; None: the walk says nothing), ``passes`` when the
+    destination answered the protocol."""
+
+    passes: bool
+    blocked_hop: int | None
+    blocked_at: BlockedAt | None
+    reason: str = ""
+
+
+def gateway_ttl(hops: Sequence[Hop], gateway: str | None) -> int | None:
+    """The TTL at which ``gateway`` answered time-exceeded in a walk, or None."""
+    if gateway is None:
+        return None
+    for h in sorted(hops, key=lambda h: h.ttl):
+        if h.kind == "time-exceeded" and h.responder == gateway:
+            return h.ttl
+    return None
+
+
+def locate(
+    hops: Sequence[Hop],
+    destination: str,
+    gateway_at: int | None,
+    reference_first_hop: bool = False,
+) -> Location:
+    """Where the probe recorded in ``hops`` dies (pure).
+
+    The last hop that answered time-exceeded is the last router the probe crossed: a router that
+    drops a port in its forward path still answers the TTL that expires on it (Linux checks the
+    TTL before the forward filter). So the probe died right after that hop: right after the site
+    gateway means the router blocks it; one hop further, the operator's first router; further,
+    somewhere beyond. ``gateway_at`` is the gateway's TTL (from a passing reference walk; 1 when
+    unknown). ``reference_first_hop``: a reference walk got time-exceeded at TTL 1, so a probe
+    that gets nothing at all dies at the router before its TTL check (an ingress filter).
+    """
+    gw = gateway_at or 1
+    ordered = sorted(hops, key=lambda h: h.ttl)
+    final = next((h for h in ordered if h.kind in ("reply", "rejected")), None)
+    limit = final.ttl if final is not None else None
+    te = [h for h in ordered if h.kind == "time-exceeded" and (limit is None or h.ttl < limit)]
+    last = te[-1].ttl if te else None
+    if final is not None and final.kind == "reply":
+        return Location(True, None, None, "destination answered")
+
+    def where(hop: int) -> BlockedAt:
+        if hop <= gw:
+            return "router"
+        if hop == gw + 1:
+            return "isp"
+        return "beyond"
+
+    if final is not None:
+        # An RST or ICMP unreachable at TTL t came from the hop after the last time-exceeded.
+        if final.responder not in (None, destination):
+            # A filter said so itself (ICMP administratively prohibited from its own address).
+            return Location(False, last or 0, where(final.ttl), "rejected by a filter")
+        if final.ttl <= gw + 1:
+            # "From the destination" this close: the router forged the RST / unreachable.
+            return Location(False, last or 0, "router", "rejected at the router")
+        return Location(False, last, "beyond", "destination reached, port closed")
+    if last is None:
+        if reference_first_hop:
+            return Location(False, 0, "router", "not even the first hop answered")
+        return Location(False, None, "unknown", "no hop answered")
+    return Location(False, last, where(last), "silent after the last hop")
+
+
+def _walk_packets(targets: Sequence[WalkTarget], max_ttl: int, base_port: int) -> list[Any]:
+    from scapy.layers.inet import IP, TCP, UDP  # scapy is slow to import: only when walking
+
+    pkts: list[Any] = []
+    for i, t in enumerate(targets):
+        for ttl in range(1, max_ttl + 1):
+            # One source port per (target, TTL): every answer maps back to exactly one probe.
+            sport = base_port + i * max_ttl + ttl
+            if t.proto == "tcp":
+                syn = TCP(sport=sport, dport=t.port, flags="S", seq=secrets.randbelow(2**32))
+                pkts.append(IP(dst=t.address, ttl=ttl) / syn)
+            else:
+                pkts.append(IP(dst=t.address, ttl=ttl) / UDP(sport=sport, dport=t.port) / t.payload)
+    return pkts
+
+
+def ttl_walk(
+    targets: Sequence[WalkTarget], max_ttl: int = 8, timeout_s: float = 1.0
+) -> dict[str, list[Hop]]:
+    """Sends every target's probe with TTL 1..max_ttl at once (scapy, root) and records answers.
+
+    Blocking: run it in a thread. All TTLs go out together (not one after another), so a walk
+    costs one timeout whatever the path length.
+    """
+    from scapy.config import conf
+    from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, TCPerror, UDPerror
+    from scapy.sendrecv import sr
+
+    conf.verb = 0
+    base = 33000 + secrets.randbelow(20000)
+    pkts = _walk_packets(targets, max_ttl, base)
+    ans, _unans = sr(pkts, timeout=timeout_s, verbose=0, multi=True)
+    found: dict[tuple[int, int], Hop] = {}
+    for _sent, rcv in ans:
+        if IP not in rcv:
+            continue
+        src = rcv[IP].src
+        sport: int | None = None
+        hop_kind: HopKind | None = None
+        code: int | None = None
+        if ICMP in rcv and IPerror in rcv:
+            icmp = rcv[ICMP]
+            inner = rcv[TCPerror] if TCPerror in rcv else rcv.getlayer(UDPerror)
+            if inner is None:
+                continue
+            sport = int(inner.sport)
+            code = int(icmp.code)
+            if icmp.type == 11:
+                hop_kind = "time-exceeded"
+            elif icmp.type == 3:
+                hop_kind = "rejected"
+            else:
+                continue
+        elif TCP in rcv:
+            sport = int(rcv[TCP].dport)
+            hop_kind = "reply" if rcv[TCP].flags & 0x12 == 0x12 else "rejected"
+        elif UDP in rcv:
+            sport = int(rcv[UDP].dport)
+            hop_kind = "reply"
+        if sport is None or hop_kind is None:
+            continue
+        idx, ttl = divmod(sport - base - 1, max_ttl)
+        if not 0 <= idx < len(targets):
+            continue
+        found.setdefault((idx, ttl + 1), Hop(ttl + 1, hop_kind, src, code))
+    out: dict[str, list[Hop]] = {}
+    for i, t in enumerate(targets):
+        out[t.key] = [found.get((i, ttl), Hop(ttl, "silent")) for ttl in range(1, max_ttl + 1)]
+    return out

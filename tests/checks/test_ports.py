@@ -1,0 +1,253 @@
+"""The ports check on loopback fakes, and the TTL-walk logic on recorded walks."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from netfakes_bpw import (
+    LOOPBACK,
+    HelloServer,
+    context,
+    free_port,
+    make_site,
+    silent_udp,
+    tcp_server,
+    udp_server,
+)
+
+from diag.checks import ports, probe
+from diag.checks.probe import Hop, locate
+from diag.model import P2PServer, StunServer
+
+
+def facts(out, key):  # type: ignore[no-untyped-def]
+    return {f.target: f.value for f in out.facts if f.key == key}
+
+
+async def test_tcp_open_and_closed() -> None:
+    closed = free_port()
+    async with tcp_server() as open_port:
+        site = make_site(
+            servers=(
+                P2PServer(LOOPBACK, open_port, "tcp", "connect", "relay"),
+                P2PServer(LOOPBACK, closed, "tcp", "connect", "closed"),
+            )
+        )
+        out = await ports.PortsCheck().run(context(site, "ports"))
+    is_open = facts(out, "port.open")
+    assert is_open[f"{LOOPBACK}:{open_port}/tcp"] is True
+    assert is_open[f"{LOOPBACK}:{closed}/tcp"] is False
+    assert facts(out, "port.result")[f"{LOOPBACK}:{closed}/tcp"] == "refused"
+    assert facts(out, "port.rtt_ms")[f"{LOOPBACK}:{open_port}/tcp"] >= 0
+    assert out.status == "fail"
+
+
+async def test_udp_hello_answered_silent_and_garbage() -> None:
+    good, bad = HelloServer(), HelloServer(garbage=True)
+    with silent_udp() as silent:
+        async with udp_server(good) as gp, udp_server(bad) as bp:
+            site = make_site(
+                servers=(
+                    P2PServer(LOOPBACK, gp, "udp", "hello", "login"),
+                    P2PServer(LOOPBACK, silent, "udp", "hello", "dropped"),
+                    P2PServer(LOOPBACK, bp, "udp", "hello", "garbage"),
+                )
+            )
+            out = await ports.PortsCheck().run(context(site, "ports"))
+    result = facts(out, "port.result")
+    assert result[f"{LOOPBACK}:{gp}/udp"] == "open"
+    assert result[f"{LOOPBACK}:{silent}/udp"] == "timeout"
+    assert result[f"{LOOPBACK}:{bp}/udp"] == "bad-reply"
+    # A hello is retransmitted: the silent server saw every try, each with its own nonce.
+    assert len(good.received) == 1
+    # Without root the hop cannot be located, and the facts say why.
+    assert facts(out, "port.blocked_at")[f"{LOOPBACK}:{silent}/udp"] == "unknown"
+    assert facts(out, "port.walk_error")[f"{LOOPBACK}:{silent}/udp"] == "needs-root"
+    assert f"{LOOPBACK}:{gp}/udp" not in facts(out, "port.blocked_at")
+
+
+async def test_udp_hello_retransmitted() -> None:
+    # The first datagram is dropped, the second try is answered.
+    class DropFirst(HelloServer):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+            if not self.received:
+                self.received.append(data)
+                return
+            super().datagram_received(data, addr)
+
+    srv = DropFirst()
+    async with udp_server(srv) as port:
+        ans = await probe.udp_exchange(
+            LOOPBACK, port, lambda: probe.udp_probe_for("hello"), timeout_s=1.5, tries=3
+        )
+    assert ans.ok
+    assert ans.info.startswith("127.0.0.1:")
+    assert len(srv.received) == 2
+
+
+async def test_closed_udp_port_is_refused() -> None:
+    ans = await probe.udp_exchange(
+        LOOPBACK, free_port(socket.SOCK_DGRAM), lambda: probe.udp_probe_for("hello"), 0.6
+    )
+    assert ans.status == "refused"
+
+
+def _stun_answer(txid: bytes, ip: str, port: int) -> bytes:
+    xport = port ^ (probe.STUN_COOKIE >> 16)
+    xip = bytes(
+        a ^ b
+        for a, b in zip(socket.inet_aton(ip), struct.pack("!I", probe.STUN_COOKIE), strict=True)
+    )
+    attr = struct.pack("!HHBBH", 0x0020, 8, 0, 1, xport) + xip
+    return struct.pack("!HHI", 0x0101, len(attr), probe.STUN_COOKIE) + txid + attr
+
+
+async def test_stun_server_probed_with_binding_request() -> None:
+    class Stun(HelloServer):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+            self.received.append(data)
+            assert self.transport is not None
+            self.transport.sendto(_stun_answer(data[8:20], "203.0.113.7", 4242), addr)
+
+    async with udp_server(Stun()) as port:
+        site = make_site(stuns=(StunServer(LOOPBACK, port),))
+        out = await ports.PortsCheck().run(context(site, "ports"))
+    assert facts(out, "port.open") == {f"{LOOPBACK}:{port}/udp": True}
+    assert out.status == "ok"
+
+
+def test_stun_parser_rejects_wrong_txid_and_junk() -> None:
+    txid = b"a" * 12
+    good = _stun_answer(txid, "203.0.113.7", 4242)
+    assert probe.parse_stun_response(good, txid) == "203.0.113.7:4242"
+    assert probe.parse_stun_response(good, b"b" * 12) is None
+    assert probe.parse_stun_response(good[:25], txid) is None
+    assert probe.parse_stun_response(b"\x01\x01" + b"\xff" * 40, txid) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"DIAGP2P1 WELCOME n1",
+        b"DIAGP2P1 WELCOME n2 1.2.3.4:5",
+        b"\xff\xfe",
+        b"DIAGP2P1 WELCOME n1 x:1",
+    ],
+)
+def test_welcome_parser_rejects_junk(data: bytes) -> None:
+    assert probe.parse_welcome(data, "n1") is None
+
+
+def test_welcome_parser_accepts_public_address() -> None:
+    assert (
+        probe.parse_welcome(b"DIAGP2P1 WELCOME n1 203.0.113.2:40000", "n1") == "203.0.113.2:40000"
+    )
+
+
+async def test_unresolvable_name_is_a_fact_not_a_crash() -> None:
+    # The resolver is a closed loopback port: the name cannot resolve, nothing is probed.
+    site = make_site(
+        servers=(P2PServer("p2p.lab-cloud.test", 32100, "udp", "hello"),),
+        resolver=f"{LOOPBACK}:{free_port(socket.SOCK_DGRAM)}",
+    )
+    out = await ports.PortsCheck().run(context(site, "ports", budget_s=4))
+    assert facts(out, "port.resolve_error")["p2p.lab-cloud.test:32100/udp"] in {
+        "TIMEOUT",
+        "ERROR ConnectionRefusedError",
+        "SERVFAIL",
+    }
+    assert "port.open" not in {f.key for f in out.facts}
+
+
+# --- TTL walk logic on recorded walks ----------------------------------------------------
+
+GW, ISP, DEST = "198.18.0.1", "203.0.113.1", "198.51.100.10"
+
+
+def walk(*kinds: tuple[str, str | None]) -> list[Hop]:
+    return [Hop(i + 1, k, r) for i, (k, r) in enumerate(kinds)]  # type: ignore[arg-type]
+
+
+TE = "time-exceeded"
+SILENT = ("silent", None)
+
+CASES = {
+    "passes": (walk((TE, GW), (TE, ISP), ("reply", DEST), ("reply", DEST)), True, None, None),
+    "router drops in forward": (walk((TE, GW), SILENT, SILENT, SILENT), False, 1, "router"),
+    "operator drops": (walk((TE, GW), (TE, ISP), SILENT, SILENT), False, 2, "isp"),
+    "dies beyond": (walk((TE, GW), (TE, ISP), (TE, "198.51.100.1"), SILENT), False, 3, "beyond"),
+    "router forges RST": (
+        walk((TE, GW), ("rejected", DEST), ("rejected", DEST)),
+        False,
+        1,
+        "router",
+    ),
+    "closed at the server": (walk((TE, GW), (TE, ISP), ("rejected", DEST)), False, 2, "beyond"),
+    "operator says prohibited": (walk((TE, GW), (TE, ISP), ("rejected", ISP)), False, 2, "beyond"),
+    "nothing answers": (walk(SILENT, SILENT, SILENT), False, None, "unknown"),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_locate(name: str) -> None:
+    hops, passes, hop, at = CASES[name]
+    loc = locate(hops, DEST, gateway_at=1)
+    assert (loc.passes, loc.blocked_hop, loc.blocked_at) == (passes, hop, at)
+
+
+def test_locate_silent_first_hop_with_reference_is_the_router() -> None:
+    loc = locate(walk(SILENT, SILENT), DEST, gateway_at=1, reference_first_hop=True)
+    assert (loc.blocked_hop, loc.blocked_at) == (0, "router")
+
+
+def test_locate_uses_the_gateway_position() -> None:
+    # A second router inside the site (double NAT): the site gateway is hop 2, the operator 3.
+    hops = walk((TE, "198.18.1.1"), (TE, GW), (TE, ISP), SILENT)
+    assert probe.gateway_ttl(hops, GW) == 2
+    assert locate(hops, DEST, gateway_at=2).blocked_at == "isp"
+    assert locate([*hops[:2], Hop(3, "silent")], DEST, gateway_at=2).blocked_at == "router"
+
+
+async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root the check walks the blocked port and a passing reference; here the walk is
+    replaced by a recording of the lab's isp-p2p-blocking scenario."""
+    calls: list[list[probe.WalkTarget]] = []
+
+    def fake_walk(targets, max_ttl, timeout_s):  # type: ignore[no-untyped-def]
+        calls.append(list(targets))
+        out = {}
+        for t in targets:
+            if t.port == blocked_port:
+                out[t.key] = walk((TE, GW), (TE, ISP), SILENT, SILENT)
+            else:
+                out[t.key] = walk((TE, GW), (TE, ISP), ("reply", LOOPBACK), ("reply", LOOPBACK))
+        return out
+
+    monkeypatch.setattr(probe, "ttl_walk", fake_walk)
+    with silent_udp() as blocked_port:
+        async with udp_server(HelloServer()) as ok_port:
+            site = make_site(
+                servers=(
+                    P2PServer(LOOPBACK, blocked_port, "udp", "hello", "login"),
+                    P2PServer(LOOPBACK, ok_port, "udp", "hello", "login2"),
+                ),
+                gateway=GW,
+            )
+            out = await ports.PortsCheck().run(context(site, "ports", root=True))
+    key = f"{LOOPBACK}:{blocked_port}/udp"
+    assert facts(out, "port.blocked_at") == {key: "isp"}
+    assert facts(out, "port.blocked_hop") == {key: 2}
+    assert facts(out, "port.reference")[""] == f"{LOOPBACK}:{ok_port}/udp"
+    assert facts(out, "port.gateway_hop")[""] == 1
+    # The walk used the same protocol and port, with the platform hello as payload.
+    sent = {t.key: t for t in calls[0]}
+    assert sent[key].proto == "udp" and sent[key].payload.startswith(b"DIAGP2P1 HELLO ")
+    assert "at the operator" in out.summary.render("en")
+    assert "u operatora" in out.summary.render("pl")
