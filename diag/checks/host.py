@@ -1,0 +1,222 @@
+"""Local host check: the laptop's interfaces, link state, addresses, counters and default route.
+
+Reads only local state (psutil, /proc/net/route, /proc/net/ipv6_route): it sends no traffic at
+all. Warns when the interface of the default route is down or counts errors, fails when there is
+no default route (nothing beyond the LAN can be reached, so no platform check can pass).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from diag.checks.base import Check, Context
+from diag.i18n import msg
+from diag.model import Fact, JSONValue, Metric, Outcome, Status
+
+ROUTE_V4 = Path("/proc/net/route")
+ROUTE_V6 = Path("/proc/net/ipv6_route")
+RTF_GATEWAY = 0x2
+
+
+@dataclass(frozen=True)
+class Iface:
+    name: str
+    up: bool
+    mtu: int
+    speed_mbps: int | None
+    addresses: tuple[str, ...] = ()
+    mac: str = ""
+    errors_in: int = 0
+    errors_out: int = 0
+    drops_in: int = 0
+    drops_out: int = 0
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "up": self.up,
+            "speed_mbps": self.speed_mbps,
+            "mtu": self.mtu,
+            "addresses": list(self.addresses),
+            "mac": self.mac,
+            "errors_in": self.errors_in,
+            "errors_out": self.errors_out,
+            "drops_in": self.drops_in,
+            "drops_out": self.drops_out,
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    interfaces: tuple[Iface, ...] = ()
+    gateway: str | None = None
+    default_interface: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def default_route(v4_text: str, v6_text: str = "") -> tuple[str | None, str | None]:
+    """(gateway, interface) of the default route with the lowest metric; IPv4 first."""
+    best: tuple[int, str, str] | None = None
+    for line in v4_text.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) < 8:
+            continue
+        try:
+            dest, gw, flags, metric, mask = (int(cols[i], 16) for i in (1, 2, 3, 6, 7))
+        except ValueError:
+            continue
+        if dest != 0 or mask != 0:
+            continue
+        # /proc/net/route holds addresses in host (little-endian) byte order.
+        gw_ip = socket.inet_ntoa(gw.to_bytes(4, "little")) if flags & RTF_GATEWAY else None
+        cand = (metric, cols[0], gw_ip or "")
+        if best is None or cand[0] < best[0]:
+            best = cand
+    if best is not None:
+        return best[2] or None, best[1]
+    for line in v6_text.splitlines():
+        cols = line.split()
+        if len(cols) < 10 or cols[0] != "0" * 32 or cols[1] != "00":
+            continue
+        try:
+            gw6 = ipaddress.IPv6Address(bytes.fromhex(cols[4]))
+        except ValueError:
+            continue
+        if cols[9] == "lo":
+            continue
+        return (None if gw6.is_unspecified else str(gw6)), cols[9]
+    return None, None
+
+
+def _cidr(address: str, netmask: str | None) -> str | None:
+    addr = address.split("%")[0]
+    try:
+        if netmask:
+            return str(ipaddress.ip_interface(f"{addr}/{netmask}"))
+        return str(ipaddress.ip_interface(addr))
+    except ValueError:
+        return None
+
+
+def read_snapshot(route_v4: Path = ROUTE_V4, route_v6: Path = ROUTE_V6) -> Snapshot:
+    """The host's interfaces and default route, from psutil and /proc (no traffic)."""
+    notes: list[str] = []
+    stats = psutil.net_if_stats()
+    addrs = psutil.net_if_addrs()
+    counters: Mapping[str, Any] = {}
+    try:
+        counters = psutil.net_io_counters(pernic=True)
+    except (OSError, RuntimeError):
+        notes.append("counters unavailable")
+    ifaces: list[Iface] = []
+    for name in sorted(set(stats) | set(addrs)):
+        st = stats.get(name)
+        cidrs: list[str] = []
+        mac = ""
+        for a in addrs.get(name, []):
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                c = _cidr(a.address, a.netmask)
+                if c:
+                    cidrs.append(c)
+            elif a.family == psutil.AF_LINK:
+                mac = a.address
+        c = counters.get(name)
+        flags = getattr(st, "flags", "") if st else ""
+        # isup is the administrative state; "running" is the carrier (cable/link) on Linux.
+        up = bool(st and st.isup and ("running" in flags.split(",") if flags else True))
+        ifaces.append(
+            Iface(
+                name=name,
+                up=up,
+                mtu=st.mtu if st else 0,
+                speed_mbps=(st.speed or None) if st else None,
+                addresses=tuple(cidrs),
+                mac=mac,
+                errors_in=c.errin if c else 0,
+                errors_out=c.errout if c else 0,
+                drops_in=c.dropin if c else 0,
+                drops_out=c.dropout if c else 0,
+            )
+        )
+    v4 = v6 = ""
+    try:
+        v4 = route_v4.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        notes.append("no /proc/net/route")
+    try:
+        v6 = route_v6.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        pass
+    gw, dev = default_route(v4, v6)
+    return Snapshot(tuple(ifaces), gw, dev, tuple(notes))
+
+
+def analyse(snap: Snapshot, root: bool, wanted_interface: str | None = None) -> Outcome:
+    """Facts and status from a snapshot (pure)."""
+    facts: list[Fact] = [
+        Fact("host.interface", i.to_json(), target=i.name) for i in snap.interfaces
+    ]
+    facts += [
+        Fact("host.default_gateway", snap.gateway),
+        Fact("host.default_interface", snap.default_interface),
+        Fact("host.is_root", root),
+    ]
+    by_name = {i.name: i for i in snap.interfaces}
+    dflt = by_name.get(snap.default_interface or "")
+    metrics = {
+        "interfaces": Metric(len(snap.interfaces), "interfaces"),
+        "interfaces_up": Metric(sum(i.up for i in snap.interfaces), "interfaces"),
+    }
+    if dflt is not None:
+        metrics["errors"] = Metric(dflt.errors_in + dflt.errors_out, "packets")
+        metrics["drops"] = Metric(dflt.drops_in + dflt.drops_out, "packets")
+        if dflt.speed_mbps is not None:
+            metrics["speed"] = Metric(dflt.speed_mbps, "Mbit/s")
+        metrics["mtu"] = Metric(dflt.mtu, "bytes")
+    status: Status = "ok"
+    if wanted_interface and wanted_interface not in by_name:
+        status = "warn"
+        summary = msg(
+            "the configured interface {iface} does not exist on this laptop",
+            iface=wanted_interface,
+        )
+    elif snap.default_interface is None:
+        status = "fail"
+        summary = msg("no default route: nothing beyond the local network is reachable")
+    elif dflt is not None and not dflt.up:
+        status = "warn"
+        summary = msg("default interface {iface} is down", iface=dflt.name)
+    elif dflt is not None and dflt.errors_in + dflt.errors_out > 0:
+        status = "warn"
+        summary = msg(
+            "default interface {iface} counts {errors} packet errors (cable or duplex?)",
+            iface=dflt.name,
+            errors=dflt.errors_in + dflt.errors_out,
+        )
+    else:
+        summary = msg(
+            "default route via {gateway} on {iface}",
+            gateway=snap.gateway or "-",
+            iface=snap.default_interface,
+        )
+    return Outcome(status, summary, metrics, tuple(facts))
+
+
+class HostCheck(Check):
+    id = "host"
+    title = msg("Laptop: interfaces, link state, addresses, default gateway")
+    # Reading psutil and /proc takes milliseconds; 5 s only guards against a stuck /proc read.
+    timeout_s = 5.0
+
+    def __init__(self, snapshot: Callable[[], Snapshot] = read_snapshot) -> None:
+        self.snapshot = snapshot
+
+    async def run(self, ctx: Context) -> Outcome:
+        snap = await ctx.run_blocking(self.snapshot)
+        return analyse(snap, ctx.world.is_root(), ctx.site.network.interface)
