@@ -61,14 +61,18 @@ def env_for(tmp: Path) -> dict[str, str]:
     return env
 
 
-def monitor(site: Path, *args: str, states: dict[str, bool] | None = None) -> subprocess.CompletedProcess[str]:
+def monitor(
+    site: Path, *args: str, states: dict[str, bool] | None = None
+) -> subprocess.CompletedProcess[str]:
     tmp = site.parent
     if states is not None:
         (tmp / "states.json").write_text(json.dumps(states))
     cmd = [sys.executable, "-m", "diag.cli", "monitor", "--site", str(site), "--only", "fakehb"]
     if "--db" not in args:
         cmd += ["--db", str(tmp / "history.sqlite")]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=env_for(tmp), timeout=60)
+    return subprocess.run(
+        cmd + list(args), capture_output=True, text=True, env=env_for(tmp), timeout=60
+    )
 
 
 def test_ok_run_prints_one_line_with_perfdata(site: Path) -> None:
@@ -128,9 +132,23 @@ def test_wait_waits_for_the_lock(site: Path) -> None:
     try:
         t0 = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "diag.cli", "monitor", "--site", str(site), "--only", "fakehb",
-             "--db", str(db), "--wait", "20"],
-            stdout=subprocess.PIPE, text=True, env=env_for(site.parent),
+            [
+                sys.executable,
+                "-m",
+                "diag.cli",
+                "monitor",
+                "--site",
+                str(site),
+                "--only",
+                "fakehb",
+                "--db",
+                str(db),
+                "--wait",
+                "20",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env_for(site.parent),
         )
         time.sleep(1.0)
         assert proc.poll() is None, "must wait while the lock is held"
@@ -147,9 +165,23 @@ def test_ten_overlapping_runs_lose_nothing(site: Path) -> None:
     db = site.parent / "history.sqlite"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "diag.cli", "monitor", "--site", str(site), "--only", "fakehb",
-             "--db", str(db), "--wait", "60"],
-            stdout=subprocess.PIPE, text=True, env=env_for(site.parent),
+            [
+                sys.executable,
+                "-m",
+                "diag.cli",
+                "monitor",
+                "--site",
+                str(site),
+                "--only",
+                "fakehb",
+                "--db",
+                str(db),
+                "--wait",
+                "60",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env_for(site.parent),
         )
         for _ in range(10)
     ]
@@ -186,7 +218,8 @@ def test_kill_9_mid_write_never_corrupts(tmp_path: Path) -> None:
     for i in range(100):
         p = subprocess.Popen(
             [sys.executable, "-c", WRITER, str(db), str(Path(__file__).parent), str(i)],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.0, 0.03))
@@ -205,9 +238,20 @@ def test_kill_9_of_the_monitor_itself(site: Path) -> None:
     rng = random.Random(99)
     for _ in range(10):
         p = subprocess.Popen(
-            [sys.executable, "-m", "diag.cli", "monitor", "--site", str(site), "--only", "fakehb",
-             "--db", str(db)],
-            stdout=subprocess.DEVNULL, env=env_for(site.parent),
+            [
+                sys.executable,
+                "-m",
+                "diag.cli",
+                "monitor",
+                "--site",
+                str(site),
+                "--only",
+                "fakehb",
+                "--db",
+                str(db),
+            ],
+            stdout=subprocess.DEVNULL,
+            env=env_for(site.parent),
         )
         time.sleep(rng.uniform(0.2, 1.2))
         p.send_signal(signal.SIGKILL)
@@ -227,7 +271,7 @@ def test_full_disk_is_unknown_with_a_clear_message(site: Path, tmp_path: Path) -
         db = mnt / "history.sqlite"
         r = monitor(site, "--db", str(db))
         assert r.returncode == 0, r.stdout
-        with open(mnt / "filler", "wb") as fh:  # noqa: SIM117
+        with open(mnt / "filler", "wb") as fh:
             try:
                 while True:
                     fh.write(b"\0" * 4096)
@@ -257,8 +301,13 @@ def test_cron_path_imports_neither_textual_nor_matplotlib(site: Path) -> None:
         print("HEAVY", heavy, rc)
         """
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=env_for(site.parent), timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env_for(site.parent),
+        timeout=60,
+    )
     assert "HEAVY [] 0" in r.stdout, r.stdout + r.stderr
 
 
@@ -267,7 +316,10 @@ def test_prometheus_textfile_and_pushgateway(site: Path, pushgateway: str) -> No
     r = monitor(site, "--prometheus", str(prom), "--pushgateway", pushgateway)
     assert r.returncode == 0, r.stdout
     text = prom.read_text()
-    assert 'diag_device_up{added_via="p2p",device="Gate camera",kind="ipc",site="Monitor test site"} 1.0' in text
+    assert (
+        'diag_device_up{added_via="p2p",device="Gate camera",kind="ipc",'
+        'site="Monitor test site"} 1.0' in text
+    )
     import httpx
 
     pushed = httpx.get(f"{pushgateway}/metrics", timeout=5).text
@@ -278,13 +330,21 @@ def test_history_command_lists_outages(site: Path) -> None:
     for up in (True, False, False, True):
         monitor(site, states={"Gate camera": up})
     db = site.parent / "history.sqlite"
-    r = subprocess.run([sys.executable, "-m", "diag.cli", "history", "--db", str(db), "--json"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "diag.cli", "history", "--db", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     data = {d["device"]: d for d in json.loads(r.stdout)}
     assert data["Gate camera"]["uptime_pct"] == 50.0
     assert len(data["Gate camera"]["outages"]) == 1
     assert data["NVR"]["outages"] == []
-    table = subprocess.run([sys.executable, "-m", "diag.cli", "history", "--db", str(db)],
-                           capture_output=True, text=True, timeout=60).stdout
+    table = subprocess.run(
+        [sys.executable, "-m", "diag.cli", "history", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert "Gate camera" in table and "50.00%" in table

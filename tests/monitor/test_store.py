@@ -89,3 +89,29 @@ def test_failed_write_rolls_back_whole_run(tmp_path: Path) -> None:
             db.execute("INSERT INTO runs (ts, duration_ms, worst, site) VALUES (1, 1, 0, 'x')")
             db.execute("INSERT INTO no_such_table VALUES (1)")
         assert s.run_count() == 1
+
+
+def test_bulk_import_builds_the_same_rollups_as_live_recording(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(7)
+    seq = []
+    for i in range(600):
+        for dev in ("a", "b", "c"):
+            state = rng.choice(["online"] * 6 + ["offline", "degraded"])
+            seq.append((dev, T0 + i * STEP, state, "link-outage" if state == "offline" else None))
+    live, bulk = Store(tmp_path / "live.sqlite"), Store(tmp_path / "bulk.sqlite")
+    for i in range(600):
+        states = {d: st for d, t, st, _c in seq[i * 3 : i * 3 + 3]}
+        live.record(make_run(states, T0 + i * STEP, cause="link-outage"))  # type: ignore[arg-type]
+    bulk.import_samples(seq)  # type: ignore[arg-type]
+    for dev in ("a", "b", "c"):
+        assert [(o.start, o.end, o.cause) for o in live.outages(dev)] == [
+            (o.start, o.end, o.cause) for o in bulk.outages(dev)
+        ]
+    lh = {h.device: h for h in live.device_history()}
+    bh = {h.device: h for h in bulk.device_history()}
+    assert {d: (h.samples, h.uptime_pct, h.days) for d, h in bh.items()} == {
+        d: (lh[d].samples, lh[d].uptime_pct, lh[d].days) for d in bh
+    }
+    assert bulk.integrity() == []

@@ -24,6 +24,8 @@ class FakeHeartbeat(Check):
     async def run(self, ctx: Context) -> Outcome:
         with open(os.environ["DIAG_FAKE_STATES"], encoding="utf-8") as fh:
             states = json.load(fh)
-        facts = tuple(Fact("device.reachable", bool(states.get(t, True)), target=t) for t in ctx.targets)
+        facts = tuple(
+            Fact("device.reachable", bool(states.get(t, True)), target=t) for t in ctx.targets
+        )
         down = [t for t in ctx.targets if not states.get(t, True)]
         return Outcome("fail" if down else "ok", msg("{n} down", n=len(down)), facts=facts)
