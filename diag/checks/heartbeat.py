@@ -1,0 +1,544 @@
+"""Device heartbeat: is each camera/recorder there (ARP, ICMP, TCP), does it take our credentials,
+are its own network settings sane, does the platform see it, and what else is on the LAN.
+
+Per device, concurrently (at most ``DEVICE_CONCURRENCY`` at a time): who answers ARP for its
+address (two MACs: an IP conflict), ICMP loss/RTT/jitter, its TCP service ports, HTTP Digest login
+with the site's credentials (one try only: devices lock out after five failures), its network
+settings (gateway, DNS, P2P switch) over ISAPI, and the platform status API's view of its
+heartbeat. One ARP sweep of the laptop's subnet lists hosts the site config does not know.
+
+Without root, ARP and the sweep are skipped (a fact says so), ICMP uses unprivileged sockets if the
+system allows them, TCP and HTTP run as usual. The password is resolved only to hand it to httpx;
+it never goes into a fact, a metric, a message or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import time
+import urllib.parse
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+
+from diag.checks import lan
+from diag.checks.base import NEED_ROOT, Check, Context
+from diag.i18n import N_, Message, msg
+from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site
+
+# At most this many devices are probed at once: an NVR with 64 cameras must not get 64 logins,
+# 64 ping trains and 128 TCP handshakes in the same millisecond.
+DEVICE_CONCURRENCY = 16
+# ICMP: quick runs send 20 echoes 20 ms apart (0.4 s): enough to see a lossy radio link (20 %
+# loss leaves all 20 answered with probability 1 %), short enough for a 3 s run. Deep runs send
+# 100 echoes 50 ms apart (5 s) for a tighter loss figure.
+PING_QUICK = (20, 0.020)
+PING_DEEP = (100, 0.050)
+# After the last echo, answers on a LAN come within milliseconds; 0.5 s also covers a radio bridge
+# retransmitting (Wi-Fi retries take tens of ms) without stretching the run.
+PING_WAIT_S = 0.5
+# A TCP handshake on a LAN takes ~1 ms; 1 s allows a busy camera. A device that is off gives no
+# answer at all, and the kernel itself only gives up on its ARP after ~3 s, so we cut it shorter.
+TCP_TIMEOUT_S = 1.0
+# HTTP on a camera: its web server is slow (embedded CPU, digest computed in CGI), 3 s per request.
+HTTP_TIMEOUT_S = 3.0
+# The platform's status API is on the internet: 3 s covers a slow LTE uplink's RTT several times.
+API_TIMEOUT_S = 3.0
+# A DNS server the device names must answer within 1.5 s (resolvers retry after 1-2 s).
+DNS_TIMEOUT_S = 1.5
+DNS_PORT = 53
+# Replies from devices and the platform are small XML/JSON documents; anything bigger is hostile.
+MAX_BODY = 64 * 1024
+
+DEVICE_INFO = "/ISAPI/System/deviceInfo"
+NET_INTERFACE = "/ISAPI/System/Network/interfaces/1"
+NET_P2P = "/ISAPI/System/Network/P2P"
+HTTP_PORT_NAMES = ("http", "web", "isapi")
+
+
+# --- parsing (pure) ---------------------------------------------------------------------------
+
+
+def parse_xml(body: bytes | str) -> ET.Element | None:
+    """A device's XML reply, or None when it is not XML we accept.
+
+    DTDs are refused outright (entity expansion bombs live there) and bodies are size-capped.
+    """
+    raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
+    if len(raw) > MAX_BODY or b"<!DOCTYPE" in raw.upper() or b"<!ENTITY" in raw.upper():
+        return None
+    try:
+        return ET.fromstring(raw)
+    except (ET.ParseError, ValueError):
+        return None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def xml_find(root: ET.Element | None, path: str) -> str | None:
+    """Text at a slash-separated path of local names (ISAPI puts a namespace on everything)."""
+    node = root
+    for part in path.split("/"):
+        if node is None:
+            return None
+        node = next((c for c in node if _local(c.tag) == part), None)
+    if node is None or node.text is None:
+        return None
+    text = node.text.strip()
+    return text[:256] if text else None
+
+
+def parse_device_info(body: bytes | str) -> dict[str, JSONValue] | None:
+    root = parse_xml(body)
+    if root is None or _local(root.tag) != "DeviceInfo":
+        return None
+    keys = {
+        "name": "deviceName",
+        "model": "model",
+        "serial": "serialNumber",
+        "mac": "macAddress",
+        "firmware": "firmwareVersion",
+        "type": "deviceType",
+    }
+    return {k: xml_find(root, v) for k, v in keys.items()}
+
+
+def parse_network(body: bytes | str) -> dict[str, Any] | None:
+    """``{"ip", "mask", "gateway", "dns": [...]}`` from ISAPI ``NetworkInterface`` XML."""
+    root = parse_xml(body)
+    if root is None:
+        return None
+    ipnode = root if _local(root.tag) == "IPAddress" else None
+    if ipnode is None:
+        ipnode = next((c for c in root.iter() if _local(c.tag) == "IPAddress"), None)
+    if ipnode is None:
+        return None
+    dns = [
+        d
+        for d in (
+            xml_find(ipnode, "PrimaryDNS/ipAddress"),
+            xml_find(ipnode, "SecondaryDNS/ipAddress"),
+        )
+        if d and d not in ("0.0.0.0", "::")
+    ]
+    return {
+        "ip": xml_find(ipnode, "ipAddress"),
+        "mask": xml_find(ipnode, "subnetMask"),
+        "gateway": xml_find(ipnode, "DefaultGateway/ipAddress"),
+        "dns": dns,
+    }
+
+
+def parse_p2p(body: bytes | str) -> bool | None:
+    """Whether the device's P2P service is switched on (None: the reply does not say)."""
+    root = parse_xml(body)
+    if root is None:
+        return None
+    enabled = xml_find(root, "enabled")
+    if enabled is None:
+        return None
+    return {"true": True, "1": True, "false": False, "0": False}.get(enabled.lower())
+
+
+def parse_platform_status(body: bytes | str) -> tuple[bool, float | None] | None:
+    """(online, seconds since the last heartbeat) from the status API's JSON; None if unusable."""
+    try:
+        data = json.loads(body[:MAX_BODY])
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("online"), bool):
+        return None
+    ago = data.get("last_heartbeat_s_ago")
+    if isinstance(ago, bool) or not isinstance(ago, int | float) or ago < 0:
+        ago = None
+    return data["online"], (round(float(ago), 3) if ago is not None else None)
+
+
+def gateway_matches(settings: Mapping[str, Any], site_gateway: str | None) -> bool:
+    """The device's gateway is the site's and lies in the device's own subnet (pure)."""
+    gw = settings.get("gateway")
+    if not gw or gw in ("0.0.0.0",):
+        return False
+    if site_gateway is not None and gw != site_gateway:
+        return False
+    ip, mask = settings.get("ip"), settings.get("mask")
+    if ip and mask:
+        try:
+            net = ipaddress.IPv4Interface(f"{ip}/{mask}").network
+            if ipaddress.IPv4Address(gw) not in net:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def http_port(device: Device) -> int | None:
+    for p in device.ports:
+        if p.protocol == "tcp" and p.name.lower() in HTTP_PORT_NAMES:
+            return p.port
+    return next((p.port for p in device.ports if p.protocol == "tcp" and p.port == 80), None)
+
+
+# --- probes -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    """What the check found out about the laptop before probing (per run)."""
+
+    root: bool
+    iface: lan.LocalInterface | None
+    site_gateway: str | None
+    deep: bool
+    arp: dict[str, list[str]] | None = None
+    arp_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    dns_cache: dict[str, asyncio.Task[bool]] = field(default_factory=dict)
+
+
+async def tcp_open(ip: str, port: int) -> bool:
+    try:
+        _r, w = await asyncio.wait_for(asyncio.open_connection(ip, port), TCP_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        return False
+    w.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        await asyncio.wait_for(w.wait_closed(), 0.2)
+    return True
+
+
+async def dns_answers(server: str, name: str) -> bool:
+    """Whether ``server`` answers a DNS query at all (any rcode but REFUSED/SERVFAIL)."""
+    import dns.asyncquery
+    import dns.exception
+    import dns.message
+    import dns.rcode
+
+    try:
+        ipaddress.ip_address(server)
+    except ValueError:
+        return False
+    q = dns.message.make_query(name, "A" if name != "." else "NS")
+    try:
+        r = await dns.asyncquery.udp(q, server, timeout=DNS_TIMEOUT_S, port=DNS_PORT)
+    except (dns.exception.DNSException, OSError, ValueError):
+        return False
+    return r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+
+
+async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fact]:
+    """Digest login, then the device's network settings; one failed login and we stop."""
+    name = device.name
+    creds = device.credentials
+    password = creds.password.resolve() if creds is not None else None
+    if creds is None or password is None:
+        return [Fact("device.auth", "no-credentials", target=name)]
+    auth = httpx.DigestAuth(creds.username, password)
+    del password
+    base = f"http://{_host(device.address or '')}:{port}"
+    facts: list[Fact] = []
+    async with httpx.AsyncClient(
+        timeout=HTTP_TIMEOUT_S, follow_redirects=False, trust_env=False
+    ) as client:
+        try:
+            r = await client.get(base + DEVICE_INFO, auth=auth)
+        except httpx.HTTPError:
+            return [Fact("device.auth", "error", target=name)]
+        challenge = r.headers.get("www-authenticate", "").lower()
+        if r.status_code == 401:
+            # A Digest challenge after our answer means the password is wrong; anything else
+            # (Basic only, no challenge) is a login scheme we do not speak.
+            if r.headers.get("x-lockout") == "1":
+                facts.append(Fact("device.auth_locked", True, target=name))
+                return [*facts, Fact("device.auth", "rejected", target=name)]
+            state = "rejected" if "digest" in challenge else "unsupported"
+            return [Fact("device.auth", state, target=name)]
+        if r.status_code == 403:
+            return [Fact("device.auth", "rejected", target=name)]
+        if r.status_code in (404, 405, 501):
+            return [Fact("device.auth", "unsupported", target=name)]
+        if r.status_code != 200:
+            return [Fact("device.auth", "error", target=name)]
+        facts.append(Fact("device.auth", "ok", target=name))
+        info = parse_device_info(r.content)
+        if info is not None:
+            facts.append(Fact("device.info", info, target=name))
+        net: dict[str, Any] | None = None
+        p2p: bool | None = None
+        with contextlib.suppress(httpx.HTTPError):
+            rn = await client.get(base + NET_INTERFACE, auth=auth)
+            if rn.status_code == 200:
+                net = parse_network(rn.content)
+        with contextlib.suppress(httpx.HTTPError):
+            rp = await client.get(base + NET_P2P, auth=auth)
+            if rp.status_code == 200:
+                p2p = parse_p2p(rp.content)
+    if net is None and p2p is None:
+        return facts
+    settings: dict[str, JSONValue] = {
+        "gateway": net["gateway"] if net else None,
+        "dns": list(net["dns"]) if net else [],
+        "p2p_enabled": p2p,
+    }
+    facts.append(Fact("device.settings", settings, target=name))
+    if net is not None:
+        gw_ok = gateway_matches(net, env.site_gateway)
+        qname = site.profile.dns_names[0] if site.profile.dns_names else "."
+        dns_ok = False
+        for server in net["dns"]:
+            if server not in env.dns_cache:
+                env.dns_cache[server] = asyncio.ensure_future(dns_answers(server, qname))
+            if await env.dns_cache[server]:
+                dns_ok = True
+                break
+        facts.append(Fact("device.gateway_ok", gw_ok and dns_ok, target=name))
+    return facts
+
+
+def _host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+async def platform_probe(client: httpx.AsyncClient, base: str, device: Device) -> list[Fact]:
+    """The status API's view of the device's heartbeat (serial from the site config)."""
+    name = device.name
+    serial = device.serial or ""
+    url = f"{base.rstrip('/')}/api/v1/devices/{urllib.parse.quote(serial, safe='')}"
+    try:
+        r = await client.get(url)
+    except httpx.TimeoutException:
+        return [Fact("device.platform_error", "timeout", target=name)]
+    except httpx.ConnectError as exc:
+        kind = (
+            "tls" if "ssl" in str(exc).lower() or "certificate" in str(exc).lower() else "connect"
+        )
+        return [Fact("device.platform_error", kind, target=name)]
+    except httpx.HTTPError:
+        return [Fact("device.platform_error", "error", target=name)]
+    if r.status_code == 404:
+        # Never seen by the platform: offline, and no heartbeat to date.
+        return [
+            Fact("device.platform_online", False, target=name),
+            Fact("device.platform_last_seen_s", None, "s", target=name),
+        ]
+    if r.status_code != 200:
+        return [Fact("device.platform_error", f"http-{r.status_code}", target=name)]
+    parsed = parse_platform_status(r.content)
+    if parsed is None:
+        return [Fact("device.platform_error", "bad-reply", target=name)]
+    online, ago = parsed
+    return [
+        Fact("device.platform_online", online, target=name),
+        Fact("device.platform_last_seen_s", ago, "s", target=name),
+    ]
+
+
+async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:
+    """ARP (from the shared scan), ICMP, TCP ports and HTTP for one device with an address."""
+    name, ip = device.name, device.address or ""
+    facts: list[Fact] = []
+    count, interval = PING_DEEP if env.deep else PING_QUICK
+    ping_task = asyncio.ensure_future(lan.ping(ip, count, interval, PING_WAIT_S, env.root))
+    tcp_ports = [p for p in device.ports if p.protocol == "tcp"]
+    tcp_results = await asyncio.gather(*(tcp_open(ip, p.port) for p in tcp_ports))
+    ports = {p.name: ok for p, ok in zip(tcp_ports, tcp_results, strict=True)}
+    if ports:
+        facts.append(Fact("device.ports", dict(ports), target=name))
+    hport = http_port(device)
+    has_password = bool(device.credentials and device.credentials.password.resolve())
+    if hport is not None and not has_password:
+        # Known without touching the network: say so even when the device is off.
+        facts.append(Fact("device.auth", "no-credentials", target=name))
+    elif hport is not None and ports.get(next(p.name for p in tcp_ports if p.port == hport)):
+        facts.extend(await http_probe(device, hport, env, site))
+    stats = await ping_task
+    if stats is not None:
+        facts.append(Fact("device.icmp_loss_pct", stats.loss_pct, "%", target=name))
+        if stats.rtt_ms is not None:
+            facts.append(Fact("device.rtt_ms", stats.rtt_ms, "ms", target=name))
+        if stats.jitter_ms is not None:
+            facts.append(Fact("device.jitter_ms", stats.jitter_ms, "ms", target=name))
+    await env.arp_ready.wait()
+    macs: list[str] | None = None
+    if env.arp is not None and env.iface is not None and env.iface.onlink(ip):
+        macs = env.arp.get(ip, [])
+        facts.append(Fact("device.arp_macs", list(macs), target=name))
+        facts.append(Fact("device.ip_conflict", len(macs) > 1, target=name))
+    reachable = bool(macs) or any(ports.values()) or bool(stats and stats.received)
+    facts.append(Fact("device.reachable", reachable, target=name))
+    return facts
+
+
+# --- the check --------------------------------------------------------------------------------
+
+
+class HeartbeatCheck(Check):
+    id = "heartbeat"
+    title: ClassVar[Message] = msg(N_("Device heartbeat"))
+    needs = (NEED_ROOT,)
+    root_optional = True
+    # Quick: ~1.5 s on a LAN (ARP sweep of a /24 ~1 s, pings 0.4 s + wait, logins in parallel);
+    # 20 s leaves room for deep pings (5 s) and slow device web servers.
+    timeout_s = 20.0
+
+    def targets(self, site: Site) -> tuple[str, ...]:
+        api = bool(site.profile.status_api_url)
+        return tuple(d.name for d in site.devices if d.address or (api and d.serial))
+
+    async def run(self, ctx: Context) -> Outcome:
+        site = ctx.site
+        root = ctx.world.is_root()
+        devices = [d for d in site.devices if d.name in ctx.targets]
+        default_if, default_gw = lan.default_route()
+        iface = lan.pick_interface(site, lan.local_interfaces(), default_if)
+        env = Env(
+            root=root,
+            iface=iface,
+            site_gateway=site.network.gateway or default_gw,
+            deep=ctx.deep,
+        )
+        facts: list[Fact] = []
+        icmp = lan.icmp_available(root)
+        facts.append(Fact("lan.icmp", icmp or "unavailable"))
+
+        # ARP: the devices first, then the sweep, in one scan (so its window sees every answer).
+        arp_task: asyncio.Future[lan.ArpScan] | None = None
+        swept: list[str] = []
+        if not root:
+            facts.append(Fact("lan.arp_skipped", "needs-root"))
+        elif iface is None:
+            facts.append(Fact("lan.arp_skipped", "no-interface"))
+        else:
+            dev_ips = [d.address for d in devices if d.address and iface.onlink(d.address)]
+            sweep, swept, offlink = lan.sweep_targets(iface, site.network.subnets)
+            targets = list(dict.fromkeys([*dev_ips, *sweep]))
+            facts.append(Fact("lan.swept", list[JSONValue](swept)))
+            if offlink:
+                facts.append(Fact("lan.not_swept", list[JSONValue](offlink)))
+            deadline = time.monotonic() + max(0.1, ctx.remaining() - 1.0)
+            arp_task = asyncio.ensure_future(
+                ctx.run_blocking(lambda: lan.arp_scan(iface, targets, deadline=deadline))
+            )
+        if arp_task is None:
+            env.arp_ready.set()
+        else:
+
+            def _arp_done(fut: asyncio.Future[lan.ArpScan]) -> None:
+                if not fut.cancelled() and fut.exception() is None:
+                    env.arp = fut.result().by_ip()
+                env.arp_ready.set()
+
+            arp_task.add_done_callback(_arp_done)
+
+        sem = asyncio.Semaphore(DEVICE_CONCURRENCY)
+        api_client: httpx.AsyncClient | None = None
+        if site.profile.status_api_url:
+            verify: Any = site.profile.ca_file or True
+            api_client = httpx.AsyncClient(
+                timeout=API_TIMEOUT_S, verify=verify, trust_env=False, follow_redirects=False
+            )
+        done = 0
+
+        async def one(d: Device) -> list[Fact]:
+            nonlocal done
+            async with sem:
+                jobs = []
+                if d.address:
+                    jobs.append(lan_probe(d, env, site))
+                if api_client is not None and site.profile.status_api_url and d.serial:
+                    jobs.append(platform_probe(api_client, site.profile.status_api_url, d))
+                parts = await asyncio.gather(*jobs)
+            done += 1
+            ctx.progress(done / max(1, len(devices)), msg(N_("probed {device}"), device=d.name))
+            return [f for p in parts for f in p]
+
+        try:
+            per_device = await asyncio.gather(*(one(d) for d in devices))
+        finally:
+            if api_client is not None:
+                await api_client.aclose()
+        for fs in per_device:
+            facts.extend(fs)
+
+        arp_s: float | None = None
+        if arp_task is not None:
+            scan = await arp_task
+            arp_s = round(scan.duration_s, 3)
+            known = {d.address for d in site.devices if d.address}
+            known |= {site.network.gateway, env.site_gateway} - {None}  # type: ignore[arg-type]
+            known |= iface.addresses if iface else set()
+            found = scan.by_ip()
+            unknown = [
+                {"ip": ip, "mac": macs[0]}
+                for ip, macs in sorted(found.items(), key=lambda kv: _ipkey(kv[0]))
+                if ip not in known
+            ]
+            facts.append(Fact("lan.unknown_hosts", unknown))  # type: ignore[arg-type]
+            facts.append(Fact("lan.hosts_found", len(found)))
+        return summarize(devices, facts, arp_s, site)
+
+
+def _ipkey(ip: str) -> tuple[int, int]:
+    try:
+        return (0, int(ipaddress.ip_address(ip)))
+    except ValueError:
+        return (1, 0)
+
+
+def summarize(
+    devices: Sequence[Device], facts: Sequence[Fact], arp_s: float | None, site: Site
+) -> Outcome:
+    """Status, summary and metrics from the facts (pure)."""
+    by = {(f.key, f.target): f.value for f in facts}
+    lan_devices = [d for d in devices if d.address]
+    up = sum(1 for d in lan_devices if by.get(("device.reachable", d.name)) is True)
+    problems: list[str] = []
+    for d in devices:
+        n = d.name
+        loss = by.get(("device.icmp_loss_pct", n))
+        if (
+            by.get(("device.ip_conflict", n)) is True
+            or by.get(("device.auth", n)) == "rejected"
+            or by.get(("device.gateway_ok", n)) is False
+            or by.get(("device.platform_online", n)) is False
+            or (isinstance(loss, int | float) and loss > site.thresholds.loss_pct)
+        ):
+            problems.append(n)
+    status: Any
+    if up < len(lan_devices):
+        status = "fail"
+    elif problems:
+        status = "warn"
+    else:
+        status = "ok"
+    unknown = by.get(("lan.unknown_hosts", ""))
+    metrics: dict[str, Metric] = {
+        "devices_reachable": Metric(up),
+        "devices_on_lan": Metric(len(lan_devices)),
+        "devices_with_problems": Metric(len(problems)),
+    }
+    if isinstance(unknown, list):
+        metrics["unknown_hosts"] = Metric(len(unknown))
+    if arp_s is not None:
+        metrics["arp_scan_s"] = Metric(arp_s, "s")
+    if lan_devices:
+        summary = msg(
+            N_("{up} of {total} devices answer on the LAN; {problems} with problems"),
+            up=up,
+            total=len(lan_devices),
+            problems=len(problems),
+        )
+    else:
+        summary = msg(
+            N_("{problems} of {total} devices with problems at the platform"),
+            problems=len(problems),
+            total=len(devices),
+        )
+    return Outcome(status, summary, metrics, tuple(facts))
