@@ -1,0 +1,1 @@
+"""The installer's dashboard (Textual): ``diag tui --site FILE``."""

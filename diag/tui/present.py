@@ -1,0 +1,330 @@
+"""What the dashboard shows, as pure functions: words, glyphs, colours and the site header's facts.
+
+Nothing here touches Textual's widgets, so the wording and the site summary are tested without a
+screen. Every word goes through ``diag.i18n``; colour is never the only carrier of meaning: each
+icon colour comes with a glyph or a tag that reads the same on a monochrome terminal (NO_COLOR).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from diag.i18n import N_, Message, msg, render
+from diag.model import (
+    AddedVia,
+    CheckResult,
+    DeviceState,
+    Fact,
+    JSONValue,
+    Site,
+    Status,
+    Thresholds,
+)
+
+Level = Literal["ok", "warn", "bad", "unknown"]
+Phase = Literal["queued", "running", "done", "stopped"]
+
+# Colours of the app's icons by how the device was added. The vendor app's exact palette is not
+# documented, so these are four hues that stay distinct for the common colour-vision deficiencies
+# (blue / orange / green-teal / magenta) and each has a text tag as well.
+VIA_COLOUR: Mapping[AddedVia, str] = {
+    "ip": "#4c9be8",
+    "p2p": "#f28e2b",
+    "p2p-account": "#2bb39a",
+    "shared": "#c86fd6",
+}
+GREY = "#8a8a8a"
+VIA_TAG: Mapping[AddedVia, str] = {
+    "ip": N_("IP"),
+    "p2p": N_("P2P"),
+    "p2p-account": N_("ACC"),
+    "shared": N_("SHR"),
+}
+VIA_MEANING: Mapping[AddedVia, str] = {
+    "ip": N_("added by IP address or domain name"),
+    "p2p": N_("added by P2P without an account (cannot be shared)"),
+    "p2p-account": N_("added by P2P to an account (can be shared)"),
+    "shared": N_("shared to us from another account"),
+}
+# Filled for an icon the app shows in colour, hollow for a grey one: readable without colour.
+ICON_GLYPH = {"colour": "●", "grey": "○", "unknown": "◌"}
+
+STATE_WORD: Mapping[DeviceState, str] = {
+    "online": N_("online"),
+    "degraded": N_("degraded"),
+    "offline": N_("offline"),
+}
+STATE_STYLE: Mapping[DeviceState, str] = {
+    "online": "green",
+    "degraded": "yellow",
+    "offline": "bold red",
+}
+STATUS_WORD: Mapping[Status, str] = {
+    "ok": N_("ok"),
+    "warn": N_("warn"),
+    "fail": N_("fail"),
+    "skip": N_("skip"),
+    "error": N_("error"),
+}
+STATUS_GLYPH: Mapping[Status, str] = {
+    "ok": "✓",
+    "warn": "!",
+    "fail": "✗",
+    "skip": "-",
+    "error": "E",
+}
+STATUS_STYLE: Mapping[Status, str] = {
+    "ok": "green",
+    "warn": "yellow",
+    "fail": "bold red",
+    "skip": "dim",
+    "error": "bold magenta",
+}
+PHASE_WORD: Mapping[Phase, str] = {
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "done": N_("done"),
+    "stopped": N_("stopped"),
+}
+LEVEL_STYLE: Mapping[Level, str] = {
+    "ok": "green",
+    "warn": "yellow",
+    "bad": "bold red",
+    "unknown": "dim",
+}
+# Braille spinner: one cell wide in every terminal font that SSH clients commonly use.
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def t(text: str | Message, lang: str) -> str:
+    """Shorthand used by every widget: the text in ``lang``."""
+    return render(text, lang)
+
+
+def fmt_number(value: float) -> str:
+    """A measurement with as many decimals as it deserves: 12, 1.5, 0.25."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def fmt_value(value: JSONValue, unit: str = "", limit: int = 80) -> str:
+    """A fact's value with its unit; structures as compact JSON, cut to ``limit`` characters."""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif value is None:
+        text = "—"
+    elif isinstance(value, int | float):
+        text = fmt_number(float(value))
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
+    if unit and not isinstance(value, bool) and value is not None:
+        text = f"{text} {unit}" if unit != "%" else f"{text}%"
+    # Values come from the network (banners, DNS answers): bound them and strip control chars.
+    text = "".join(ch if ch.isprintable() else "�" for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fmt_fact(f: Fact, lang: str, limit: int = 80) -> str:
+    """``key [target] = value unit``: one line of evidence."""
+    value = fmt_value(f.value, f.unit, limit)
+    if isinstance(f.value, bool):
+        value = t(N_("yes") if f.value else N_("no"), lang)
+    where = f" [{f.target}]" if f.target else ""
+    return f"{f.key}{where} = {value}"
+
+
+def fmt_seconds(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
+
+
+def progress_bar(fraction: float, width: int = 8) -> str:
+    """A bar of ``width`` cells for 0..1; ``#``/``.`` would do too, blocks read better."""
+    fraction = max(0.0, min(1.0, fraction))
+    full = round(fraction * width)
+    return "█" * full + "░" * (width - full)
+
+
+@dataclass(frozen=True)
+class HeaderItem:
+    """One cell of the site header: a label, the value in words, how good it is."""
+
+    label: str
+    value: Message
+    level: Level
+
+
+def _site_facts(results: Iterable[CheckResult]) -> dict[str, list[Fact]]:
+    out: dict[str, list[Fact]] = {}
+    for r in results:
+        for f in r.facts:
+            out.setdefault(f.key, []).append(f)
+    return out
+
+
+def _first(facts: Mapping[str, list[Fact]], key: str, target: str | None = "") -> Fact | None:
+    for f in facts.get(key, ()):
+        if target is None or f.target == target:
+            return f
+    return None
+
+
+def _num(f: Fact | None) -> float | None:
+    if f is None or isinstance(f.value, bool) or not isinstance(f.value, int | float):
+        return None
+    return float(f.value)
+
+
+def _pending(running: bool) -> tuple[Message, Level]:
+    return (msg("checking…") if running else msg("not checked")), "unknown"
+
+
+def nat_item(facts: Mapping[str, list[Fact]], running: bool) -> HeaderItem:
+    label = N_("NAT")
+    blocked = _first(facts, "nat.udp_blocked")
+    if blocked is not None and blocked.value is True:
+        return HeaderItem(label, msg("UDP blocked"), "bad")
+    name = _first(facts, "nat.rfc3489")
+    mapping = _first(facts, "nat.mapping")
+    filtering = _first(facts, "nat.filtering")
+    present = _first(facts, "nat.present")
+    parts: list[Message | str] = []
+    level: Level = "ok"
+    if present is not None and present.value is False:
+        parts.append(msg("none (public address)"))
+    elif name is not None and isinstance(name.value, str):
+        parts.append(name.value)
+    if mapping is not None or filtering is not None:
+        mf = "/".join(str(f.value) for f in (mapping, filtering) if f is not None)
+        parts.append(f"({mf})")
+    if mapping is not None and mapping.value in ("ADM", "APDM"):
+        level = "bad"
+    cgnat = _first(facts, "nat.cgnat")
+    if cgnat is not None and cgnat.value is True:
+        parts.append("· CGNAT")
+        level = "bad"
+    double = _first(facts, "nat.double_nat")
+    if double is not None and double.value is True:
+        parts.append(msg("· double NAT"))
+        level = max_level(level, "warn")
+    if not parts:
+        value, lvl = _pending(running)
+        return HeaderItem(label, value, lvl)
+    return HeaderItem(label, joined(*parts), level)
+
+
+def joined(*parts: Message | str) -> Message:
+    """Parts (messages are translated when rendered, plain strings are kept) joined by spaces."""
+    keys = [f"p{i}" for i in range(len(parts))]
+    return Message(" ".join("{" + k + "}" for k in keys), dict(zip(keys, parts, strict=True)))
+
+
+def dns_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> HeaderItem:
+    label = N_("DNS")
+    rcodes = facts.get("dns.site.rcode", [])
+    if not rcodes:
+        value, lvl = _pending(running)
+        return HeaderItem(label, value, lvl)
+    ok = sum(1 for f in rcodes if f.value == "NOERROR")
+    times = [v for v in (_num(f) for f in facts.get("dns.site.time_ms", [])) if v is not None]
+    slowest = max(times) if times else None
+    wrong = any(f.value is True for f in facts.get("dns.mismatch", []))
+    level: Level = "ok" if ok == len(rcodes) else "bad"
+    if wrong:
+        return HeaderItem(
+            label, msg("wrong answers ({ok}/{n} resolved)", ok=ok, n=len(rcodes)), "bad"
+        )
+    if ok < len(rcodes):
+        failed = next(str(f.value) for f in rcodes if f.value != "NOERROR")
+        return HeaderItem(
+            label, msg("{rcode} ({ok}/{n} resolved)", rcode=failed, ok=ok, n=len(rcodes)), level
+        )
+    if slowest is not None and slowest > th.dns_ms:
+        level = "warn"
+    if slowest is None:
+        return HeaderItem(label, msg("ok {ok}/{n}", ok=ok, n=len(rcodes)), level)
+    return HeaderItem(
+        label, msg("ok {ok}/{n}, {ms} ms", ok=ok, n=len(rcodes), ms=fmt_number(slowest)), level
+    )
+
+
+def wan_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> HeaderItem:
+    label = N_("WAN")
+    reach = _first(facts, "wan.internet_reachable")
+    gw = _first(facts, "wan.gateway_reachable")
+    captive = _first(facts, "wan.captive_portal")
+    if gw is not None and gw.value is False:
+        return HeaderItem(label, msg("gateway does not answer"), "bad")
+    if reach is not None and reach.value is False:
+        return HeaderItem(label, msg("internet down"), "bad")
+    if captive is not None and captive.value is True:
+        return HeaderItem(label, msg("captive portal"), "bad")
+    ip = _first(facts, "wan.public_ip")
+    loss = _num(_first(facts, "wan.loss_pct"))
+    rtt = _num(_first(facts, "wan.rtt_ms"))
+    if reach is None and ip is None and loss is None and rtt is None:
+        value, lvl = _pending(running)
+        return HeaderItem(label, value, lvl)
+    parts: list[str] = []
+    if ip is not None and isinstance(ip.value, str):
+        parts.append(ip.value)
+    level: Level = "ok"
+    if loss is not None:
+        parts.append(f"{fmt_number(loss)}%")
+        if loss > th.loss_pct:
+            level = "warn"
+    if rtt is not None:
+        parts.append(f"{fmt_number(rtt)} ms")
+        if rtt > th.rtt_ms:
+            level = "warn"
+    if not parts:
+        return HeaderItem(label, msg("up"), level)
+    return HeaderItem(label, msg("{wan}", wan=" ".join(parts)), level)
+
+
+def bandwidth_item(facts: Mapping[str, list[Fact]], running: bool) -> HeaderItem:
+    label = N_("Upload")
+    up = _num(_first(facts, "bw.upload_mbps"))
+    need = _num(_first(facts, "bw.needed_upload_mbps"))
+    down = _num(_first(facts, "bw.download_mbps"))
+    if up is None and down is None:
+        value, lvl = _pending(running)
+        return HeaderItem(label, value, lvl)
+    level: Level = "ok"
+    if up is not None and need is not None and up < need:
+        level = "bad"
+    up_s = fmt_number(up) if up is not None else "?"
+    if need is not None:
+        text = msg("{up} of {need} Mbit/s needed", up=up_s, need=fmt_number(need))
+    else:
+        text = msg("{up} Mbit/s", up=up_s)
+    if down is not None:
+        text = msg("{up}, down {down} Mbit/s", up=text, down=fmt_number(down))
+    return HeaderItem(label, text, level)
+
+
+_LEVEL_ORDER: Mapping[Level, int] = {"unknown": 0, "ok": 1, "warn": 2, "bad": 3}
+
+
+def max_level(a: Level, b: Level) -> Level:
+    return a if _LEVEL_ORDER[a] >= _LEVEL_ORDER[b] else b
+
+
+def site_summary(
+    site: Site, results: Iterable[CheckResult], running: bool = False
+) -> tuple[HeaderItem, ...]:
+    """The site header's four cells from the facts the checks reported (docs/facts.md)."""
+    facts = _site_facts(results)
+    return (
+        nat_item(facts, running),
+        dns_item(facts, running, site.thresholds),
+        wan_item(facts, running, site.thresholds),
+        bandwidth_item(facts, running),
+    )

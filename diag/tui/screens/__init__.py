@@ -1,0 +1,1 @@
+"""The dashboard's screens: the main dashboard and the help over it."""

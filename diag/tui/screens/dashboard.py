@@ -1,0 +1,410 @@
+"""The dashboard screen: devices, checks, details and the site header, kept in step with the run.
+
+Results stream in from the checks panel's worker as messages; on each finished check the screen
+re-diagnoses the site (``diag.diagnosis.diagnose``) with the installer's "shows grey" observations
+applied, so the device icons and causes change as the evidence arrives. Export writes JSON and
+HTML in a thread worker (matplotlib can take a second) and says where the files are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.events import DescendantFocus
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import DataTable
+
+from diag import __version__
+from diag.checks.base import Registry, World
+from diag.config import with_observations
+from diag.i18n import N_, msg
+from diag.i18n import Message as Words
+from diag.model import Cause, CheckResult, Run, Site, Verdict
+from diag.runner import DEFAULT_DEADLINE_S
+from diag.tui.present import fmt_seconds, t
+from diag.tui.runthread import RunRequest
+from diag.tui.widgets.checks_panel import ChecksPanel
+from diag.tui.widgets.detail_pane import DetailPane
+from diag.tui.widgets.device_list import DeviceList
+from diag.tui.widgets.key_bar import KeyBar
+from diag.tui.widgets.site_header import SiteHeader
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """Everything the dashboard is started with; tests inject the registry, world and run."""
+
+    site: Site
+    # None: the installed checks (entry points), loaded in the run's thread.
+    registry: Registry | None = None
+    only: Sequence[str] | None = None
+    world: World = dataclasses.field(default_factory=World)
+    deadline_s: float = DEFAULT_DEADLINE_S
+    deep: bool = False
+    # A finished run to show instead of running (snapshot tests, saved runs); nothing is probed.
+    frozen: Run | None = None
+    autorun: bool = True
+    export_dir: Path = Path(".")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    json_path: Path | None
+    html_path: Path | None
+    html_error: str | None = None
+    error: str | None = None
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a site name: ``Warehouse Nowak`` -> ``warehouse-nowak``."""
+    s = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return s[:40] or "site"
+
+
+class Dashboard(Screen[None]):
+    """The one screen the installer lives in."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "rerun_all", "re-run all"),
+        Binding("R", "rerun_check", "re-run check"),
+        Binding("e", "export", "export"),
+        Binding("g", "mark_grey", "mark grey"),
+    ]
+
+    @dataclass
+    class Exported(Message):
+        result: ExportResult
+
+    lang: reactive[str] = reactive("en")
+
+    def __init__(self, config: DashboardConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.site = config.site
+        self.registry = config.registry
+        self.world = config.world
+        self.results: dict[str, CheckResult] = {}
+        self.verdicts: dict[str, Verdict] = {}
+        self.site_causes: tuple[Cause, ...] = ()
+        # The installer's observations: device -> the app shows it grey (True) or in colour.
+        self.grey: dict[str, bool] = {
+            d.name: d.app_shows_grey for d in self.site.devices if d.app_shows_grey is not None
+        }
+        self.started_at: dt.datetime = self.world.now()
+        self.t0 = self.world.monotonic()
+        self.finished_in: float | None = None
+        self.running = False
+        self.focus_kind: Literal["device", "check"] = "device"
+        self.last_export: ExportResult | None = None
+        self.diagnosis_error: str | None = None
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield SiteHeader(self.site, id="site").data_bind(Dashboard.lang)
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield DeviceList(self.site.devices, id="devices").data_bind(Dashboard.lang)
+                yield ChecksPanel(self.world.monotonic, id="checks").data_bind(Dashboard.lang)
+            yield DetailPane(id="detail").data_bind(Dashboard.lang)
+        yield KeyBar(id="keys").data_bind(Dashboard.lang)
+
+    @property
+    def devices(self) -> DeviceList:
+        return self.query_one(DeviceList)
+
+    @property
+    def checks(self) -> ChecksPanel:
+        return self.query_one(ChecksPanel)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    def on_mount(self) -> None:
+        self.devices.focus()
+        frozen = self.config.frozen
+        if frozen is not None:
+            self.results = {c.check_id: c for c in frozen.checks}
+            self.verdicts = {v.device: v for v in frozen.devices}
+            self.site_causes = frozen.site_causes
+            self.started_at = frozen.started_at
+            self.finished_in = frozen.duration_s
+            self.checks.show_results(self.results)
+        elif self.config.autorun:
+            self.start_run(None)
+        self._refresh_all()
+
+    def watch_lang(self) -> None:
+        if self.is_mounted:
+            self._refresh_all()
+
+    # -- running --------------------------------------------------------------------------------
+
+    def start_run(self, only: Sequence[str] | None) -> int:
+        """Runs all checks (``only`` None) or some; a run in progress is cancelled."""
+        self.started_at = self.world.now()
+        self.t0 = self.world.monotonic()
+        self.finished_in = None
+        self.running = True
+        if only is None:
+            # A full re-run starts from nothing: old results would mix two moments in one verdict.
+            self.results.clear()
+            self.verdicts.clear()
+            self.site_causes = ()
+        request = RunRequest(
+            site=self.observed_site(),
+            only=only if only is not None else self.config.only,
+            registry=self.registry,
+            world=self.world,
+            deadline_s=self.config.deadline_s,
+            deep=self.config.deep,
+        )
+        run_id = self.checks.start(request)
+        self._refresh_all()
+        return run_id
+
+    def observed_site(self) -> Site:
+        return with_observations(self.site, self.grey)
+
+    def on_checks_panel_planned(self, message: ChecksPanel.Planned) -> None:
+        self.registry = message.registry
+        for err in message.registry.errors:
+            self.notify(
+                t(
+                    msg("check {name} failed to load: {error}", name=err.name, error=err.error),
+                    self.lang,
+                ),
+                severity="warning",
+            )
+        self._refresh_all()
+
+    def on_checks_panel_started(self, message: ChecksPanel.Started) -> None:
+        if self.focus_kind == "check":
+            self._show_detail()
+
+    def on_checks_panel_progressed(self, message: ChecksPanel.Progressed) -> None:
+        if self.focus_kind == "check" and self.checks.selected_check == message.check_id:
+            self._show_detail()
+
+    def on_checks_panel_finished(self, message: ChecksPanel.Finished) -> None:
+        self.results[message.result.check_id] = message.result
+        self.rediagnose()
+
+    def on_checks_panel_run_done(self, message: ChecksPanel.RunDone) -> None:
+        self.running = False
+        self.finished_in = self.world.monotonic() - self.t0
+        if message.error:
+            self.notify(
+                t(msg("the run failed: {error}", error=message.error), self.lang), severity="error"
+            )
+        self.rediagnose()
+
+    def rediagnose(self) -> None:
+        """Facts so far -> verdicts; a failing diagnosis is shown, never fatal to the screen."""
+        from diag.diagnosis import diagnose
+
+        order = [cid for cid in self.checks.rows_by_id if cid in self.results]
+        order += [cid for cid in self.results if cid not in order]
+        try:
+            verdicts, site_causes = diagnose(
+                self.observed_site(),
+                [self.results[c] for c in order],
+                now=self.started_at,
+                history=None,
+            )
+        except Exception as exc:
+            self.diagnosis_error = f"{type(exc).__name__}: {exc}"[:200]
+        else:
+            self.diagnosis_error = None
+            self.verdicts = {v.device: v for v in verdicts}
+            self.site_causes = tuple(site_causes)
+        self._refresh_all()
+
+    # -- showing --------------------------------------------------------------------------------
+
+    def status_line(self) -> Words:
+        if self.diagnosis_error:
+            return msg("diagnosis failed: {error}", error=self.diagnosis_error)
+        rows = self.checks.rows_by_id.values() if self.is_mounted else ()
+        total = len(rows)
+        done = sum(1 for r in rows if r.result is not None)
+        if self.running:
+            if total == 0:
+                return msg("loading checks…")
+            return msg("checking: {done}/{total} checks done", done=done, total=total)
+        offline = sum(1 for v in self.verdicts.values() if v.state == "offline")
+        degraded = sum(1 for v in self.verdicts.values() if v.state == "degraded")
+        took = fmt_seconds(self.finished_in or 0.0)
+        when = self.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return msg(
+            "{when}, {took}: {offline} offline, {degraded} degraded",
+            when=when,
+            took=took,
+            offline=offline,
+            degraded=degraded,
+        )
+
+    def _refresh_all(self) -> None:
+        if not self.is_mounted:
+            return
+        lang = self.lang
+        self.query_one(SiteHeader).show(self.status_line(), self._ordered_results(), self.running)
+        self.devices.show(self.verdicts, self.grey, self.running)
+        offline = sum(1 for v in self.verdicts.values() if v.icon == "grey")
+        self.devices.border_title = t(
+            msg("Devices {n} · grey {grey}", n=len(self.site.devices), grey=offline), lang
+        )
+        rows = self.checks.rows_by_id.values()
+        self.checks.border_title = t(
+            msg(
+                "Checks {done}/{total}",
+                done=sum(1 for r in rows if r.result is not None),
+                total=len(rows),
+            ),
+            lang,
+        )
+        self.detail.border_title = t(N_("Details"), lang)
+        self._show_detail()
+
+    def _ordered_results(self) -> list[CheckResult]:
+        return list(self.results.values())
+
+    def _show_detail(self) -> None:
+        if self.focus_kind == "check":
+            cid = self.checks.selected_check
+            row = self.checks.rows_by_id.get(cid) if cid is not None else None
+            if row is not None:
+                self.detail.show_check(row, self.checks._elapsed(row))
+                return
+        name = self.devices.selected_device
+        device = self.site.device(name) if name is not None else None
+        if device is None:
+            self.detail.show_nothing()
+            return
+        self.detail.show_device(
+            device,
+            self.verdicts.get(device.name),
+            self.site_causes,
+            self.grey.get(device.name, False),
+            self.running,
+        )
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        if isinstance(event.widget, DeviceList):
+            self.focus_kind = "device"
+            self._show_detail()
+        elif isinstance(event.widget, ChecksPanel):
+            self.focus_kind = "check"
+            self._show_detail()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.has_focus:
+            self._show_detail()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if isinstance(event.data_table, ChecksPanel):
+            self.action_rerun_check()
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def action_rerun_all(self) -> None:
+        self.start_run(None)
+
+    def action_rerun_check(self) -> None:
+        cid = self.checks.selected_check
+        if cid is None:
+            return
+        self.focus_kind = "check"
+        self.start_run([cid])
+        self.notify(t(msg("re-running {check}", check=cid), self.lang), timeout=2)
+
+    def action_mark_grey(self) -> None:
+        name = self.devices.selected_device
+        if name is None:
+            return
+        self.grey[name] = not self.grey.get(name, False)
+        self.rediagnose()
+        word = N_("marked grey: {name}") if self.grey[name] else N_("unmarked: {name}")
+        self.notify(t(msg(word, name=name), self.lang), timeout=3)
+
+    def current_run(self) -> Run:
+        """What is known now, as a ``Run`` (partial while checks still run)."""
+        order = [cid for cid in self.checks.rows_by_id if cid in self.results]
+        order += [cid for cid in self.results if cid not in order]
+        duration = self.finished_in
+        if duration is None:
+            duration = self.world.monotonic() - self.t0
+        return Run(
+            site=self.site.name,
+            started_at=self.started_at.astimezone(dt.UTC),
+            duration_s=round(duration, 4),
+            checks=tuple(self.results[c] for c in order),
+            devices=tuple(
+                self.verdicts[d.name] for d in self.site.devices if d.name in self.verdicts
+            ),
+            site_causes=self.site_causes,
+            lang=self.lang,
+            site_path=self.site.path,
+            tool_version=__version__,
+        )
+
+    def action_export(self) -> None:
+        run = self.current_run()
+        stamp = self.world.now().astimezone(dt.UTC).strftime("%Y%m%d-%H%M%S")
+        base = self.config.export_dir / f"diag-{slug(self.site.name)}-{stamp}"
+        self._export(run, base, self.lang)
+
+    @work(thread=True, name="export", group="export", exclusive=True, exit_on_error=False)
+    def _export(self, run: Run, base: Path, lang: str) -> None:
+        from diag.reports import json as rjson
+
+        json_path: Path | None = base.with_suffix(".json")
+        html_path: Path | None = base.with_suffix(".html")
+        html_error: str | None = None
+        try:
+            base.parent.mkdir(parents=True, exist_ok=True)
+            rjson.write(run, str(json_path), lang)
+        except Exception as exc:
+            self.post_message(self.Exported(ExportResult(None, None, error=_err(exc))))
+            return
+        try:
+            from diag.reports.html import write as write_html
+
+            write_html(run, str(html_path), lang)
+        except NotImplementedError:
+            html_path, html_error = None, "not built yet"
+        except Exception as exc:
+            html_path, html_error = None, _err(exc)
+        self.post_message(self.Exported(ExportResult(json_path, html_path, html_error)))
+
+    def on_dashboard_exported(self, message: Exported) -> None:
+        res = self.last_export = message.result
+        lang = self.lang
+        if res.error is not None:
+            self.notify(t(msg("export failed: {error}", error=res.error), lang), severity="error")
+            return
+        lines = [t(msg("JSON: {path}", path=str(res.json_path)), lang)]
+        if res.html_path is not None:
+            lines.append(t(msg("HTML: {path}", path=str(res.html_path)), lang))
+        else:
+            lines.append(t(msg("HTML not written ({why}); JSON only", why=res.html_error), lang))
+        if self.running:
+            lines.append(t(N_("partial: checks were still running"), lang))
+        self.notify("\n".join(lines), title=t(N_("Exported"), lang), timeout=10)
+
+
+def _err(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]

@@ -1,0 +1,96 @@
+"""The device list: each device with the icon the app would show, how it was added, its state.
+
+The icon is coloured by ``added_via`` like the app's, grey when the app has no connection; on a
+monochrome terminal the filled / hollow glyph and the tag (IP, P2P, ACC, SHR) carry the same
+meaning. A device the installer marked "the app shows this grey" carries a ``G`` mark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import DataTable
+
+from diag.i18n import N_
+from diag.model import Device, Verdict
+from diag.tui.present import (
+    GREY,
+    ICON_GLYPH,
+    STATE_STYLE,
+    STATE_WORD,
+    VIA_COLOUR,
+    VIA_TAG,
+    t,
+)
+
+COLUMNS = ("icon", "name", "via", "state", "seen")
+
+
+class DeviceList(DataTable[Text]):
+    """The site's devices with their predicted app icon and state."""
+
+    lang: reactive[str] = reactive("en")
+
+    def __init__(self, devices: tuple[Device, ...], *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", show_header=False)
+        self.devices = devices
+        self.verdicts: dict[str, Verdict] = {}
+        self.grey: dict[str, bool] = {}
+        self.checking = False
+
+    def on_mount(self) -> None:
+        self._build()
+
+    def watch_lang(self) -> None:
+        if self.is_mounted:
+            self._build()
+
+    def _build(self) -> None:
+        keep = self.cursor_row
+        self.clear(columns=True)
+        width = max((len(d.name) for d in self.devices), default=8)
+        self.add_column(" ", key="icon", width=1)
+        # Names longer than 18 cells are cut by the table; the detail pane shows them whole.
+        self.add_column(t(N_("Device"), self.lang), key="name", width=min(max(width, 6), 18))
+        self.add_column(t(N_("Added"), self.lang), key="via", width=4)
+        self.add_column(t(N_("State"), self.lang), key="state", width=11)
+        self.add_column(t(N_("App"), self.lang), key="seen", width=1)
+        for d in self.devices:
+            self.add_row(*self._cells(d), key=d.name)
+        if self.row_count:
+            self.move_cursor(row=min(keep, self.row_count - 1))
+
+    def _cells(self, d: Device) -> tuple[Text, Text, Text, Text, Text]:
+        v = self.verdicts.get(d.name)
+        colour = VIA_COLOUR[d.added_via]
+        if v is None:
+            icon = Text(ICON_GLYPH["unknown"], style=colour)
+            state = Text(t(N_("checking…") if self.checking else N_("unknown"), self.lang))
+            state.stylize("dim")
+        else:
+            grey = v.icon == "grey"
+            icon = Text(ICON_GLYPH[v.icon], style=f"bold {GREY if grey else colour}")
+            state = Text(t(STATE_WORD[v.state], self.lang), style=STATE_STYLE[v.state])
+        name = Text(d.name, style="bold" if v is not None and v.state != "online" else "")
+        via = Text(t(VIA_TAG[d.added_via], self.lang), style=colour)
+        seen = Text("G", style=f"reverse {GREY}") if self.grey.get(d.name) else Text("")
+        return icon, name, via, state, seen
+
+    @property
+    def selected_device(self) -> str | None:
+        if self.row_count == 0:
+            return None
+        return self.devices[min(self.cursor_row, len(self.devices) - 1)].name
+
+    def show(
+        self, verdicts: Mapping[str, Verdict], grey: Mapping[str, bool], checking: bool
+    ) -> None:
+        """New verdicts: updates only the cells (the cursor and scroll stay where they are)."""
+        self.verdicts, self.grey, self.checking = dict(verdicts), dict(grey), checking
+        if not self.is_mounted:
+            return
+        for d in self.devices:
+            for key, cell in zip(COLUMNS, self._cells(d), strict=True):
+                self.update_cell(d.name, key, cell)
