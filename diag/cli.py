@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from diag import __version__
 from diag.config import ConfigError
+from diag.i18n import DEFAULT_LANG, Message, msg, render
 
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE, EXIT_OFFLINE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 STATE_EXIT = {"online": EXIT_OK, "degraded": EXIT_DEGRADED, "offline": EXIT_OFFLINE}
@@ -87,7 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_checks(args: argparse.Namespace) -> int:
     from diag.checks.base import load_checks
-    from diag.i18n import render
 
     reg = load_checks()
     if args.json:
@@ -101,9 +102,10 @@ def cmd_checks(args: argparse.Namespace) -> int:
     for cid in reg.ids:
         chk = reg[cid]
         needs = ", ".join(chk.needs) or "-"
-        print(f"{cid:<{width}}  {render(chk.title)}  [needs: {needs}]")
+        print(f"{cid:<{width}}  {render(chk.title)}  [{render(msg('needs: {n}', n=needs))}]")
     for e in reg.errors:
-        print(f"{e.name:<{width}}  failed to load ({e.value}): {e.error}", file=sys.stderr)
+        text = msg("failed to load ({value}): {error}", value=e.value, error=e.error)
+        print(f"{e.name:<{width}}  {render(text)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -123,12 +125,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(site.path, "--grey", f"no device named {unknown[0]!r} in the site")
         site = with_observations(site, {g: True for g in args.grey})
     reg = load_checks()
+    lang = args.lang or site.lang
+    for e in reg.errors:
+        # A broken plugin must not stop the run; say so, the other checks go on.
+        _err(msg("check {name} failed to load: {error}", name=e.name, error=e.error), lang)
     if args.only:
         unknown = [c for c in args.only if c not in reg]
         if unknown:
-            print(f"diag: unknown check {unknown[0]!r}; see `diag checks`", file=sys.stderr)
+            _err(msg("unknown check {id}; see `diag checks`", id=unknown[0]), lang)
             return EXIT_USAGE
-    lang = args.lang or site.lang
     run = asyncio.run(
         execute(
             site,
@@ -140,36 +145,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     )
     print(summary_table(run, lang))
-    if args.json:
-        rjson.write(run, args.json, lang)
-        print(f"JSON: {args.json}")
-    if args.html:
-        from diag.reports.html import write as write_html
+    try:
+        if args.json:
+            rjson.write(run, args.json, lang)
+            print(render(msg("JSON written to {path}", path=args.json), lang))
+        if args.html:
+            from diag.reports.html import write as write_html
 
-        write_html(run, args.html, lang)
-        print(f"HTML: {args.html}")
+            write_html(run, args.html, lang)
+            print(render(msg("HTML written to {path}", path=args.html), lang))
+    except OSError as exc:
+        _err(msg("cannot write {path}: {error}", path=exc.filename, error=exc.strerror), lang)
+        return EXIT_USAGE
     return STATE_EXIT[run.worst_state]
+
+
+def _err(message: Message, lang: str | None = None) -> None:
+    print(f"diag: {render(message, lang or DEFAULT_LANG)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    lang = getattr(args, "lang", None)
     try:
         if args.command == "checks":
             return cmd_checks(args)
         if args.command == "run":
             return cmd_run(args)
         if getattr(args, "subsystem_missing", None):
-            print(f"diag: {args.command} is not available in this build", file=sys.stderr)
+            _err(msg("{command} is not available in this build", command=args.command), lang)
             return EXIT_INTERNAL
         module = importlib.import_module(args.subsystem)
         rc: int = module.main(args)
         return rc
     except ConfigError as exc:
-        print(f"diag: bad site config: {exc}", file=sys.stderr)
+        _err(msg("bad site config: {error}", error=str(exc)), lang)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Exit 1 means "degraded" to cron and scripts: an internal error must not look like it.
+        _err(msg("internal error: {error}", error=f"{type(exc).__name__}: {exc}"), lang)
+        if os.environ.get("DIAG_DEBUG"):
+            raise
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -161,7 +161,13 @@ class Runner:
             deps: dict[str, CheckResult] = {}
             for dep in item.depends_on:
                 # A dependency's failure is its own result; waiting for it never raises here.
-                deps[dep] = await tasks[dep]
+                # (Should its task itself have died, the dependant runs without its result.)
+                try:
+                    deps[dep] = await tasks[dep]
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    continue
             if item.skip is not None:
                 res = CheckResult(item.check_id, "skip", item.skip, targets=item.targets)
                 results[item.check_id] = res
@@ -178,7 +184,8 @@ class Runner:
         for item in the_plan.items:
             tasks[item.check_id] = asyncio.create_task(one(item), name=f"check-{item.check_id}")
         try:
-            await asyncio.wait(tasks.values())
+            if tasks:  # asyncio.wait() refuses an empty set: a plan may have no checks
+                await asyncio.wait(tasks.values())
         except asyncio.CancelledError:
             for t in tasks.values():
                 t.cancel()
@@ -215,10 +222,19 @@ class Runner:
         try:
             out = await asyncio.wait_for(check.run(ctx), timeout=budget)
             status, summary, metrics, facts = out.status, out.summary, out.metrics, out.facts
-        except TimeoutError:
-            status = "error"
-            summary = msg("timed out after {seconds} s", seconds=round(budget, 2))
-            facts = (Fact("check.timeout", True, target=item.check_id),)
+        except TimeoutError as exc:
+            ours = isinstance(exc.__cause__, asyncio.CancelledError)
+            if not ours and world.monotonic() - t0 < budget * 0.9:
+                # The check's own code raised TimeoutError (a socket timeout) well before its
+                # budget ran out: that is a crash of the check, not the runner's timeout.
+                # (wait_for's own TimeoutError is raised from the CancelledError it caused.)
+                status = "error"
+                summary = msg("check crashed: {error}", error=_describe(exc))
+                facts = (Fact("check.exception", type(exc).__name__, target=item.check_id),)
+            else:
+                status = "error"
+                summary = msg("timed out after {seconds} s", seconds=round(budget, 2))
+                facts = (Fact("check.timeout", True, target=item.check_id),)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -136,6 +136,18 @@ async def probe_connect(ip: str, port: int, timeout: float = CONNECT_TIMEOUT_S) 
     return Probe(True, rtt)
 
 
+def _chained_os_error(exc: BaseException) -> OSError | None:
+    """The OSError with an errno behind httpx/httpcore's wrappers, if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno is not None:
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def _is_tls_error(exc: BaseException) -> bool:
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -173,10 +185,8 @@ async def probe_https(
     except httpx.ConnectError as exc:
         if tls and _is_tls_error(exc):
             return Probe(error="tls", tls_valid=False)
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, OSError):
-            return Probe(error=_os_error(cause))
-        return Probe(error="refused" if "refused" in str(exc).lower() else "unreachable")
+        os_err = _chained_os_error(exc)
+        return Probe(error=_os_error(os_err) if os_err is not None else "unreachable")
     except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
         if tls and _is_tls_error(exc):
             return Probe(error="tls", tls_valid=False)

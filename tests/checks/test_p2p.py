@@ -197,3 +197,8 @@ def test_parse_welcome() -> None:
     assert parse_welcome(b"DIAGP2P1 WELCOME ab :x", "ab") is None
     assert parse_welcome(b"\xff\xfe", "ab") is None
     assert parse_welcome(b"", "ab") is None
+
+
+async def test_https_to_closed_port_is_refused() -> None:
+    res = await check([srv("api", closed_tcp_port(), "https", "https")])
+    assert facts_of(res, "api") == {"p2p.reachable": False, "p2p.error": "refused"}
