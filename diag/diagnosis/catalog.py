@@ -1,15 +1,28 @@
-"""The cause catalogue of SPEC section 2: stable ids and what each means to a person.
+"""The cause catalogue of SPEC section 2: stable ids, what each means to a person, how to fix it.
 
-Titles are English templates marked for translation; the Polish lives in the gettext catalogue.
+Titles, descriptions and fix steps are English templates marked with ``N_()``; the Polish lives in
+``diag/locale/pl/LC_MESSAGES/diagnosis.po``. The catalogue also says what a cause does to the app's
+icon (``effect``) and, for site-wide causes, which devices depend on it (``affects``, by
+``added_via``), so the engine can attach a site cause to the devices it turns grey.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from diag.i18n import N_, Message, msg
+from diag.model import ADDED_VIA, AddedVia
 
-Scope = str  # "device" or "site"
+Scope = Literal["device", "site"]
+# What a cause does to a device in the app: "offline" turns the icon grey, "degraded" keeps it in
+# colour but slow or unreliable, "none" is a note (e.g. a share that expires next week).
+Effect = Literal["offline", "degraded", "none"]
+EFFECT_RANK: Mapping[Effect, int] = {"none": 0, "degraded": 1, "offline": 2}
+
+P2P_VIA: tuple[AddedVia, ...] = ("p2p", "p2p-account", "shared")
+IP_VIA: tuple[AddedVia, ...] = ("ip",)
 
 
 @dataclass(frozen=True)
@@ -19,99 +32,427 @@ class CauseInfo:
     scope: Scope
     # True when a laptop on site cannot measure it: shown as a checklist item.
     checklist: bool = False
+    description: str = ""
+    fix: tuple[str, ...] = ()
+    effect: Effect = "offline"
+    # Site causes: the devices (by how they were added) whose icon depends on this cause.
+    affects: tuple[AddedVia, ...] = ADDED_VIA
+
+    def fix_messages(self) -> tuple[Message, ...]:
+        return tuple(msg(f) for f in self.fix)
 
 
 CATALOG: dict[str, CauseInfo] = {
     c.id: c
     for c in (
-        CauseInfo("device-no-power", N_("Device has no power or its cable is faulty"), "device"),
-        CauseInfo("device-p2p-disabled", N_("P2P service is switched off on the device"), "device"),
+        CauseInfo(
+            "device-no-power",
+            N_("Device has no power or its cable is faulty"),
+            "device",
+            description=N_(
+                "The device answers nothing on the local network: no ARP, no ping, no service "
+                "port. It is switched off, its power supply or PoE port failed, or its cable is "
+                "broken."
+            ),
+            fix=(
+                N_("Check the device's power supply or the PoE switch port (PoE LED lit)."),
+                N_("Reseat or replace the network cable; check the link LED on the switch port."),
+                N_("Power-cycle the device and allow two minutes for it to boot."),
+            ),
+        ),
+        CauseInfo(
+            "device-p2p-disabled",
+            N_("P2P service is switched off on the device"),
+            "device",
+            description=N_(
+                "The device answers on the local network and the site reaches the platform, but "
+                "the platform receives no heartbeat from it: its P2P service is off."
+            ),
+            fix=(
+                N_(
+                    "On the device's web page or the recorder's menu open Network → Platform "
+                    "access (P2P) and switch the P2P service on."
+                ),
+                N_("Check that the device's P2P server address is the platform's."),
+                N_("Wait a minute for the device to log in, then refresh the list in the app."),
+            ),
+            affects=P2P_VIA,
+        ),
         CauseInfo(
             "device-net-config",
             N_("Device's gateway or DNS is wrong, so it cannot reach the internet"),
             "device",
+            description=N_(
+                "The device answers on the local network, but its own settings point to a wrong "
+                "gateway or DNS server, so its traffic never leaves the site."
+            ),
+            fix=(
+                N_(
+                    "Set the device's default gateway to the router's LAN address and its DNS to "
+                    "the router or another working resolver."
+                ),
+                N_("Or switch the device to DHCP so it gets the right settings."),
+                N_("Save, then check that the device logs in to the platform."),
+            ),
         ),
         CauseInfo(
             "device-password-changed",
             N_("The password the app holds no longer works"),
             "device",
+            description=N_(
+                "The device answers but rejects the credentials: its password was changed, so "
+                "the app (which keeps the old one) cannot log in."
+            ),
+            fix=(
+                N_("Find out who changed the password; log in on the device with the current one."),
+                N_("In the app, edit the device and enter the current password."),
+                N_("Avoid repeated wrong tries: many devices lock out after five failed logins."),
+                N_("Update the credentials reference in the site file so diag can check it."),
+            ),
         ),
-        CauseInfo("ip-conflict", N_("Two devices share one IP address"), "device"),
+        CauseInfo(
+            "ip-conflict",
+            N_("Two devices share one IP address"),
+            "device",
+            description=N_(
+                "More than one network card answers for the device's IP address, so the app's "
+                "traffic goes to one or the other at random."
+            ),
+            fix=(
+                N_("Find the other device by the MAC addresses listed in the evidence."),
+                N_(
+                    "Give every device its own address outside the router's DHCP pool, or "
+                    "reserve the addresses in the DHCP server."
+                ),
+            ),
+        ),
         CauseInfo(
             "router-port-blocking",
             N_("The router or firewall blocks the platform's ports"),
             "site",
+            description=N_(
+                "Probes to the platform's ports die at the site's own router or firewall, while "
+                "other traffic passes."
+            ),
+            fix=(
+                N_("In the router or firewall, allow outgoing traffic to the platform's ports."),
+                N_(
+                    "Switch off features that drop P2P traffic for the cameras (P2P blocking, "
+                    "application control, strict UDP filtering)."
+                ),
+                N_("Restart the router after changing the rules and run diag again."),
+            ),
+            affects=P2P_VIA,
         ),
         CauseInfo(
             "vlan-misconfig",
             N_("Device is in a different VLAN than the recorder or gateway"),
             "device",
+            description=N_(
+                "The device's frames carry another VLAN id than the recorder's and the router's, "
+                "so it cannot reach them on the local network."
+            ),
+            fix=(
+                N_(
+                    "Put the device's switch port in the same VLAN as the recorder and the router "
+                    "(untagged, with the right port VLAN id)."
+                ),
+                N_("Or set the device's own VLAN id to match, if it tags its traffic."),
+                N_("Compare the switch's port settings with the LLDP information shown."),
+            ),
         ),
-        CauseInfo("isp-p2p-blocking", N_("The operator blocks P2P services"), "site"),
-        CauseInfo("link-outage", N_("The internet link is down or interrupted"), "site"),
-        CauseInfo("low-bandwidth", N_("Upload is too slow for the camera streams"), "site"),
+        CauseInfo(
+            "isp-p2p-blocking",
+            N_("The operator blocks P2P services"),
+            "site",
+            description=N_(
+                "Probes to the platform pass the site's router and die in the operator's "
+                "network, while other internet traffic works."
+            ),
+            fix=(
+                N_("Ask the operator to stop blocking P2P traffic to the platform on this line."),
+                N_("Ask for a tariff without traffic filtering (often a business one)."),
+                N_("Meanwhile, devices added by IP address with a port forward do not need P2P."),
+            ),
+            affects=P2P_VIA,
+        ),
+        CauseInfo(
+            "link-outage",
+            N_("The internet link is down or interrupted"),
+            "site",
+            description=N_(
+                "The router answers but nothing beyond it does: the operator's link is down. "
+                "Even short outages keep devices grey longer, as they log in to the P2P server "
+                "one after another."
+            ),
+            fix=(
+                N_("Check the modem's or router's WAN/LTE status lights and status page."),
+                N_("Report the outage to the operator with the times from the history."),
+                N_(
+                    "When the link is back, allow a few minutes: devices log in to the P2P "
+                    "server one after another."
+                ),
+            ),
+        ),
+        CauseInfo(
+            "low-bandwidth",
+            N_("Upload is too slow for the camera streams"),
+            "site",
+            description=N_(
+                "The measured upload is below what the streams viewed remotely need: weak "
+                "GSM/LTE signal, an overloaded cell (BTS) or a slow plan."
+            ),
+            fix=(
+                N_(
+                    "Improve the LTE signal: move or aim the antenna, fit an external antenna, "
+                    "or try another operator."
+                ),
+                N_("Lower the bitrate or resolution of remote streams, or use sub-streams."),
+                N_("Ask the operator for a plan with more upload."),
+            ),
+            effect="degraded",
+        ),
         CauseInfo(
             "wan-loss-latency",
             N_("Loss, latency, jitter or bufferbloat on the internet link"),
             "site",
+            description=N_(
+                "Packets to the internet are lost or delayed beyond the site's thresholds, or "
+                "latency grows under load (bufferbloat)."
+            ),
+            fix=(
+                N_("Check the link's signal quality (LTE RSRP/SINR) or the modem's line stats."),
+                N_("Enable SQM/QoS on the router to keep latency low under load."),
+                N_("Report lasting loss to the operator with the measurements shown."),
+            ),
+            effect="degraded",
         ),
         CauseInfo(
             "radio-link-interference",
             N_("A radio bridge or Wi-Fi between the device and the switch loses packets"),
             "device",
+            description=N_(
+                "Packets to the device are lost on the local network while the router answers "
+                "cleanly: the radio bridge or Wi-Fi link to the device is disturbed."
+            ),
+            fix=(
+                N_("Check the radio bridge's alignment and signal; move to a cleaner channel."),
+                N_("Check power and cabling of the bridge at both ends."),
+                N_("Where possible, replace a weak wireless link with a cable."),
+            ),
+            effect="degraded",
         ),
         CauseInfo(
             "data-plan-exhausted",
             N_("The mobile data package is used up or expired"),
             "site",
+            description=N_(
+                "The operator redirects web traffic to its portal and only DNS passes: the "
+                "SIM's data package is used up or has expired."
+            ),
+            fix=(
+                N_("Check the SIM's data balance in the operator's portal; top up or renew it."),
+                N_("Open any web page from a device on this network: the portal shows the plan."),
+                N_("Consider a plan with more data: cameras upload video all the time."),
+            ),
         ),
         CauseInfo(
             "p2p-server-unavailable",
             N_("The P2P platform's servers are unavailable"),
             "site",
+            description=N_(
+                "The platform's servers do not answer while the rest of the internet does: "
+                "usually maintenance on the platform's side."
+            ),
+            fix=(
+                N_("Check the vendor's announcements for platform maintenance."),
+                N_("Nothing to change on site; run diag again later."),
+                N_(
+                    "When the platform returns, devices log in one after another: allow a few "
+                    "minutes."
+                ),
+            ),
+            affects=P2P_VIA,
         ),
         CauseInfo(
             "dns-failure",
             N_("The operator's DNS fails or answers wrongly for the platform"),
             "site",
+            description=N_(
+                "The site's resolver fails, is slow or gives wrong addresses for the platform's "
+                "names, where an independent resolver answers correctly. Most common with "
+                "3G/LTE SIM cards."
+            ),
+            fix=(
+                N_("Set the router's (or the devices') DNS to a reliable resolver."),
+                N_("Restart the modem to renew its DNS servers; report it to the operator."),
+            ),
+            affects=P2P_VIA,
         ),
         CauseInfo(
             "nat-unfriendly",
             N_("The NAT or firewall prevents direct P2P connections"),
             "site",
+            description=N_(
+                "The router's NAT gives a new mapping for every destination (symmetric) or UDP "
+                "is blocked, so the app cannot connect directly and falls back to the relay, or "
+                "fails."
+            ),
+            fix=(
+                N_("Enable UPnP on the router, or forward the devices' ports."),
+                N_("Switch off symmetric NAT or strict firewall modes; allow outgoing UDP."),
+            ),
+            effect="degraded",
+            affects=P2P_VIA,
         ),
         CauseInfo(
             "nat-mapping-expiry",
             N_("The NAT forgets UDP mappings faster than the device's heartbeat"),
             "site",
+            description=N_(
+                "The router drops a UDP mapping before the device's next heartbeat, so the "
+                "platform loses the device again and again."
+            ),
+            fix=(
+                N_(
+                    "Raise the router's UDP session timeout to at least twice the device's "
+                    "heartbeat interval."
+                ),
+                N_("Or shorten the device's heartbeat interval if it can be set."),
+            ),
+            affects=P2P_VIA,
         ),
-        CauseInfo("cgnat", N_("No public IPv4 address at the site (CGNAT or double NAT)"), "site"),
+        CauseInfo(
+            "cgnat",
+            N_("No public IPv4 address at the site (CGNAT or double NAT)"),
+            "site",
+            description=N_(
+                "The site's address on the internet is shared (carrier-grade NAT) or there are "
+                "two routers in a row: devices added by IP address cannot be reached from "
+                "outside."
+            ),
+            fix=(
+                N_("Ask the operator for a public IPv4 address (often a paid option)."),
+                N_("Or add the devices by P2P to an account instead of by IP address."),
+                N_("Remove double NAT: put the modem in bridge mode or the router in AP mode."),
+            ),
+            affects=IP_VIA,
+        ),
         CauseInfo(
             "ip-access-broken",
             N_("Access by IP is broken: stale DDNS name, changed address or missing port forward"),
             "device",
+            description=N_(
+                "The address the app dials for this device no longer leads to it: the DDNS "
+                "name is stale, the public address changed, or the port forward is gone."
+            ),
+            fix=(
+                N_("Check that the DDNS client updates the name to the site's current address."),
+                N_("Check the router's port forward (or UPnP mapping) for the device's port."),
+                N_("Or add the device by P2P to an account instead of by IP address."),
+            ),
+            affects=IP_VIA,
         ),
-        CauseInfo("share-expired", N_("The share of this device has expired"), "device"),
+        CauseInfo(
+            "share-expired",
+            N_("The share of this device has expired"),
+            "device",
+            description=N_(
+                "The device was shared from another account for a limited time; when the "
+                "share ends, it disappears from the app. Shares last one month by default."
+            ),
+            fix=(
+                N_("Ask the device's owner to share it again with a later expiry date."),
+                N_("When sharing, set a longer expiry: the default is one month."),
+            ),
+        ),
         CauseInfo(
             "share-not-possible",
             N_("A device added by P2P without an account cannot be shared"),
             "device",
+            description=N_(
+                "Only devices added to a registered account can be shared with other accounts."
+            ),
+            fix=(
+                N_(
+                    "To share it, remove the device from the app and add it again by P2P to a "
+                    "registered account."
+                ),
+            ),
+            effect="none",
         ),
         CauseInfo(
             "p2p-relogin-delay",
             N_("Recovering from an outage: the device is still logging in to the platform"),
             "device",
+            description=N_(
+                "An outage has just ended. Devices log in to the P2P server one after another, "
+                "so a device stays grey for a while after the outage itself."
+            ),
+            fix=(
+                N_("Wait a few minutes and refresh the app."),
+                N_("Do not power-cycle devices repeatedly: it restarts their login."),
+            ),
         ),
         CauseInfo(
             "phone-side",
             N_("The cause is on the phone: battery or data saver, airplane mode, permissions"),
             "device",
             checklist=True,
+            effect="none",
+            description=N_(
+                "The site looks healthy and the platform sees the device, yet the app shows it "
+                "grey: the phone or the app is the likely cause."
+            ),
+            fix=(
+                N_("Charge the phone: a low battery limits apps in the background."),
+                N_("Turn airplane mode off."),
+                N_("Allow the app its permissions (network, background data, notifications)."),
+                N_("Turn battery saver and mobile data saver off for the app."),
+                N_("Check that antivirus, memory or battery managers do not block the app."),
+                N_(
+                    "Update or reinstall the app: phone makers' Android overlays sometimes break "
+                    "third-party apps."
+                ),
+            ),
         ),
     )
 }
 
+# How the app colours a device's icon by the way it was added; grey when it has no connection.
+# The guide shows the icons only as pictures, so these are close approximations of the app's hues.
+ICON_COLOURS: Mapping[AddedVia, str] = {
+    "ip": "#2d7be5",
+    "p2p": "#e8892b",
+    "p2p-account": "#1e9e5a",
+    "shared": "#8e55d6",
+}
+ICON_GREY = "#a3a9b0"
+
+ADDED_VIA_LABELS: Mapping[AddedVia, str] = {
+    "ip": N_("added by IP address"),
+    "p2p": N_("added by P2P without an account"),
+    "p2p-account": N_("added by P2P to an account"),
+    "shared": N_("shared from another account"),
+}
+
+
+def info(cause_id: str) -> CauseInfo | None:
+    return CATALOG.get(cause_id)
+
 
 def title_of(cause_id: str) -> Message:
-    info = CATALOG.get(cause_id)
-    return msg(info.title) if info else msg("{id}", id=cause_id)
+    found = CATALOG.get(cause_id)
+    return msg(found.title) if found else msg("{id}", id=cause_id)
+
+
+def description_of(cause_id: str) -> Message | None:
+    found = CATALOG.get(cause_id)
+    return msg(found.description) if found and found.description else None
+
+
+def icon_colour(added_via: str, grey: bool) -> str:
+    """The icon colour the app uses (CSS hex)."""
+    if grey:
+        return ICON_GREY
+    return next((c for via, c in ICON_COLOURS.items() if via == added_via), ICON_GREY)

@@ -1,33 +1,255 @@
-"""Turns check results into verdicts (first cut: device state from reachability facts)."""
+"""Turns check results into verdicts: per-device state, app icon and ranked causes, and site causes.
+
+The engine evaluates the rule table (``rules.RULES`` plus third-party rules from the ``diag.rules``
+entry-point group) on an index of the run's facts. Site rules give site-wide causes; device rules
+give each device its own. A device's state comes from what the checks saw of it (LAN reachability,
+the platform's view of its heartbeat) and from the effect of its causes; site causes that can turn
+it grey (or slow) are attached to it when its state depends on them, so "the platform is down" is
+the top cause on every P2P device it greys. Ranking: a device's own strong cause that accounts for
+its state first, then confidence, severity and catalogue order, so the order is stable from run to
+run.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any
+import functools
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 
-from diag.model import Cause, CheckResult, DeviceState, Icon, Site, Verdict
+from diag.checks.base import LoadError
+from diag.diagnosis.catalog import CATALOG, EFFECT_RANK, P2P_VIA, Effect
+from diag.diagnosis.facts import Facts
+from diag.diagnosis.history import SITE, History
+from diag.diagnosis.rules import RULES, Env, Hit, Rule
+from diag.i18n import msg
+from diag.model import Cause, CheckResult, Device, DeviceState, Icon, Site, Verdict
+
+ENTRY_POINT_GROUP = "diag.rules"
+# A cause at or above this confidence counts as "the" explanation: it sets the device's state,
+# and a healthy site must have none.
+STRONG = 0.5
+_ORDER = {cid: i for i, cid in enumerate(CATALOG)}
+_log = logging.getLogger(__name__)
 
 
-def icon_for(state: DeviceState) -> Icon:
-    """The app shows a device grey when it has no connection to it."""
-    return "grey" if state == "offline" else "colour"
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    errors: tuple[LoadError, ...] = ()
+
+
+def _as_rules(obj: object) -> list[Rule]:
+    if isinstance(obj, Rule):
+        return [obj]
+    if callable(obj) and not isinstance(obj, type):
+        obj = obj()
+        if isinstance(obj, Rule):
+            return [obj]
+    if isinstance(obj, Iterable) and not isinstance(obj, str | bytes):
+        items = list(obj)
+        if all(isinstance(r, Rule) for r in items):
+            return items
+    raise TypeError("expected a diag.diagnosis.rules.Rule, an iterable of them, or a factory")
+
+
+def load_rules(eps: list[EntryPoint] | None = None) -> RuleSet:
+    """The built-in rules plus every rule in the ``diag.rules`` entry-point group.
+
+    An entry point names a ``Rule``, an iterable of rules, or a function returning either. Rules
+    must use catalogue cause ids (reports and the JSON schema name causes by those only); a
+    plugin that fails to load is an error entry, never fatal.
+    """
+    if eps is None:
+        eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    rules = list(RULES)
+    errors: list[LoadError] = []
+    for ep in sorted(eps, key=lambda e: e.name):
+        try:
+            found = _as_rules(ep.load())
+            for r in found:
+                if r.cause not in CATALOG:
+                    raise ValueError(f"unknown cause id {r.cause!r} (see docs/diagnosis.md)")
+            rules.extend(found)
+        except Exception as exc:
+            errors.append(LoadError(ep.name, ep.value, f"{type(exc).__name__}: {exc}"))
+    return RuleSet(tuple(rules), tuple(errors))
+
+
+@functools.cache
+def installed_rules() -> RuleSet:
+    """``load_rules()`` once per process: entry points do not change while we run."""
+    return load_rules()
+
+
+def icon_for(state: DeviceState, observed_grey: bool | None = None) -> Icon:
+    """The app shows a device grey when it has no connection to it (or the installer saw it so)."""
+    return "grey" if state == "offline" or observed_grey is True else "colour"
+
+
+@dataclass(frozen=True)
+class _Found:
+    cause: Cause
+    effect: Effect
+
+
+def _evaluate(rule: Rule, env: Env, device: Device | None) -> _Found | None:
+    try:
+        hit: Hit | None = rule.when(env, device)
+    except Exception:
+        # One broken rule (often a plugin's) must not lose the whole diagnosis.
+        _log.exception("rule %s/%s failed", rule.cause, rule.name)
+        return None
+    if hit is None:
+        return None
+    info = CATALOG[rule.cause]
+    conf = rule.confidence if hit.confidence is None else hit.confidence
+    conf = round(max(0.0, min(1.0, conf)), 2)
+    if hit.evidence is not None:
+        evidence = hit.evidence
+    else:
+        target = device.name if device is not None else None
+        evidence = env.facts.pick(rule.keys, target)
+        if device is not None:
+            # Site facts a device rule reads (e.g. the gateway) belong to its evidence too.
+            evidence += tuple(f for f in env.facts.pick(rule.keys, "") if f not in evidence)
+    fixes = rule.fix or info.fix
+    cause = Cause(
+        id=rule.cause,
+        confidence=conf,
+        evidence=evidence,
+        fix=tuple(msg(f) for f in fixes),
+        detail=hit.detail,
+    )
+    return _Found(cause, hit.effect or info.effect)
+
+
+def _merge(found: dict[str, _Found], new: _Found | None) -> None:
+    if new is None:
+        return
+    old = found.get(new.cause.id)
+    if old is None or new.cause.confidence > old.cause.confidence:
+        found[new.cause.id] = new
+
+
+def _rank(items: Iterable[_Found]) -> list[_Found]:
+    return sorted(
+        items,
+        key=lambda f: (-f.cause.confidence, -EFFECT_RANK[f.effect], _ORDER.get(f.cause.id, 99)),
+    )
+
+
+def _worse(a: DeviceState, b: DeviceState) -> DeviceState:
+    order = {"online": 0, "degraded": 1, "offline": 2}
+    return a if order[a] >= order[b] else b
+
+
+_EFFECT_STATE: dict[Effect, DeviceState] = {
+    "none": "online",
+    "degraded": "degraded",
+    "offline": "offline",
+}
+
+
+def _device_state(
+    d: Device, facts: Facts, own: Sequence[_Found], site: Sequence[_Found]
+) -> DeviceState:
+    """What the app would show: from direct observations, then the causes' effects."""
+    reach = facts.flag("device.reachable", d.name)
+    platform = facts.flag("device.platform_online", d.name) if d.added_via in P2P_VIA else None
+    state: DeviceState = "online"
+    if platform is False or (reach is False and platform is not True):
+        state = "offline"
+    elif reach is False and platform is True:
+        # The platform hears it, the laptop does not: the app works, the LAN view disagrees.
+        state = "degraded"
+    for f in own:
+        if f.cause.confidence >= STRONG:
+            state = _worse(state, _EFFECT_STATE[f.effect])
+    for f in site:
+        if f.cause.confidence >= STRONG and d.added_via in CATALOG[f.cause.id].affects:
+            effect = _EFFECT_STATE[f.effect]
+            if platform is True and effect == "offline":
+                # The platform sees its heartbeat right now: the site problem slows it at most.
+                effect = "degraded"
+            state = _worse(state, effect)
+    return state
 
 
 def diagnose(
     site: Site,
     results: Sequence[CheckResult],
     now: dt.datetime | None = None,
-    history: Any = None,
+    history: History | None = None,
+    rules: Sequence[Rule] | None = None,
 ) -> tuple[tuple[Verdict, ...], tuple[Cause, ...]]:
-    by_id = {r.check_id: r for r in results}
-    hb = by_id.get("heartbeat")
-    verdicts = []
+    """Verdicts for every device of ``site`` and the site-wide causes, from the checks' results.
+
+    ``now`` is the time of the run (share expiry, history windows); it defaults to the history's
+    clock, then the wall clock. ``rules`` replaces the installed rule set (tests).
+    """
+    if now is None:
+        now = history.now if history is not None else dt.datetime.now(dt.UTC)
+    table = tuple(rules) if rules is not None else installed_rules().rules
+    env = Env(site=site, facts=Facts(results), now=now, history=history)
+
+    site_found: dict[str, _Found] = {}
+    dev_found: dict[str, dict[str, _Found]] = {d.name: {} for d in site.devices}
+    for phase in sorted({r.phase for r in table}):
+        if phase > 1:
+            env = Env(
+                site=site,
+                facts=env.facts,
+                now=now,
+                history=history,
+                found={
+                    **{n: tuple(f.cause for f in fs.values()) for n, fs in dev_found.items()},
+                    SITE: tuple(f.cause for f in site_found.values()),
+                },
+            )
+        for rule in (r for r in table if r.phase == phase):
+            if rule.cause not in CATALOG:
+                continue
+            if rule.scope == "site":
+                _merge(site_found, _evaluate(rule, env, None))
+                continue
+            for d in site.devices:
+                if d.added_via in rule.applies_to:
+                    _merge(dev_found[d.name], _evaluate(rule, env, d))
+
+    site_ranked = _rank(site_found.values())
+    verdicts: list[Verdict] = []
     for d in site.devices:
-        state: DeviceState = "online"
-        if hb is not None:
-            reach = hb.fact("device.reachable", d.name)
-            if reach is not None and reach.value is False:
-                state = "offline"
-        verdicts.append(Verdict(d.name, d.kind, d.added_via, state, icon_for(state)))
-    return tuple(verdicts), ()
+        own = _rank(dev_found[d.name].values())
+        state = _device_state(d, env.facts, own, site_ranked)
+        attached = list(own)
+        if state != "online":
+            for f in site_ranked:
+                info = CATALOG[f.cause.id]
+                # Attach only what can explain this state: a slow link does not grey a device.
+                if (
+                    f.cause.confidence >= STRONG
+                    and d.added_via in info.affects
+                    and EFFECT_RANK[f.effect] >= EFFECT_RANK["degraded"]
+                    and (state == "degraded" or f.effect == "offline")
+                ):
+                    attached.append(f)
+        # The device's own strong cause that accounts for its state comes before any site cause:
+        # a dead camera is grey whatever the DNS does.
+        explaining = [
+            f for f in own if f.cause.confidence >= STRONG and _EFFECT_STATE[f.effect] == state
+        ]
+        ranked = _rank(explaining) + _rank(f for f in attached if f not in explaining)
+        verdicts.append(
+            Verdict(
+                device=d.name,
+                kind=d.kind,
+                added_via=d.added_via,
+                state=state,
+                icon=icon_for(state, d.app_shows_grey),
+                causes=tuple(f.cause for f in ranked),
+            )
+        )
+    return tuple(verdicts), tuple(f.cause for f in site_ranked)

@@ -1,0 +1,1151 @@
+"""The rules from facts to causes, as data: one ``Rule`` per way a cause shows in the facts.
+
+A rule names its cause (a catalogue id), the fact keys it reads (its default evidence), a base
+confidence, and a predicate ``when(env, device) -> Hit | None``. Device rules run once per device
+whose ``added_via`` they apply to; site rules run once per run. A ``Hit`` may sharpen the rule's
+confidence, pick the evidence, and carry a detail message naming specifics (which port, which hop,
+which resolver). Fix steps come from the catalogue unless the rule has its own.
+
+Third-party packages add rules through the ``diag.rules`` entry-point group (see
+``diag.diagnosis.engine.load_rules``); they use the same ``Rule`` type and catalogue ids.
+
+Confidence scale, used consistently below: 0.9 the facts show the cause directly; 0.7–0.85 the
+facts fit and the competing causes are ruled out; 0.5–0.6 likely but not proven; below 0.5 a note.
+A healthy site must give nothing at or above 0.5.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from diag.diagnosis.catalog import IP_VIA, P2P_VIA, Effect, Scope
+from diag.diagnosis.facts import Facts, as_num
+from diag.diagnosis.history import SITE, History
+from diag.i18n import Message, msg
+from diag.model import ADDED_VIA, AddedVia, Cause, Device, Fact, Site
+
+# After an outage a device notices it lost the platform after this many unanswered heartbeats and
+# logs in again (the lab's device emulator and most P2P firmwares use 3).
+RELOGIN_HEARTBEATS = 3
+# The platform serves logins one at a time ("sequential login" in the vendor guide); a slot per
+# device of this many seconds bounds how long the last device in the queue waits, s.
+LOGIN_SLOT_S = 2.0
+# A link outage that ended this recently is still worth a note on a healthy site, s.
+RECENT_OUTAGE_S = 3600.0
+RCODE_OK = "NOERROR"
+CGNAT_NET = ipaddress.ip_network("100.64.0.0/10")
+
+
+@dataclass(frozen=True)
+class Env:
+    """What a rule sees: the site, the facts, the time, the history, and (phase 2) the causes."""
+
+    site: Site
+    facts: Facts
+    now: dt.datetime
+    history: History | None = None
+    # Phase 2 only: causes found in phase 1, by device name ("" for the site).
+    found: Mapping[str, tuple[Cause, ...]] = field(default_factory=dict)
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.date()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A rule that fired: confidence (None: the rule's), evidence (None: the rule's keys)."""
+
+    confidence: float | None = None
+    evidence: tuple[Fact, ...] | None = None
+    detail: Message | None = None
+    # What this occurrence does to the icon, when it differs from the catalogue's effect.
+    effect: Effect | None = None
+
+
+Predicate = Callable[[Env, Device | None], Hit | None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    cause: str
+    when: Predicate
+    keys: tuple[str, ...] = ()
+    confidence: float = 0.8
+    scope: Scope = "device"
+    # Device rules: the devices (by how they were added) this rule is evaluated for.
+    applies_to: tuple[AddedVia, ...] = ADDED_VIA
+    # Own fix steps (English templates marked with N_); empty: the catalogue's.
+    fix: tuple[str, ...] = ()
+    # 2: runs after every phase-1 rule and sees their causes in ``Env.found``.
+    phase: int = 1
+    name: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small readers shared by the predicates
+
+
+def _platform_reachable(env: Env) -> bool | None:
+    """True: some platform server answered; False: none did; None: not probed."""
+    vals = [f.value for f in env.facts.all("p2p.reachable") if isinstance(f.value, bool)]
+    if not vals:
+        return None
+    return any(vals)
+
+
+def _site_gateway(env: Env) -> str | None:
+    return env.site.network.gateway or env.facts.text("host.default_gateway")
+
+
+def _blocked_ports(env: Env, where: str) -> list[Fact]:
+    """``port.blocked_at`` facts equal to ``where`` whose port is not open."""
+    return [
+        f
+        for f in env.facts.all("port.blocked_at")
+        if f.value == where and env.facts.flag("port.open", f.target) is not True
+    ]
+
+
+def _internet_up(env: Env) -> bool | None:
+    inet = env.facts.flag("wan.internet_reachable")
+    if env.facts.flag("wan.captive_portal") or env.facts.flag("wan.only_dns_passes"):
+        # A walled garden answers some probes; that is not "the internet works".
+        return False
+    return inet
+
+
+def _exceeds(value: float | None, limit: float) -> bool:
+    return value is not None and value > limit
+
+
+def _wan_idle_bad(env: Env) -> bool:
+    """Loss, RTT or jitter (not under load) beyond the site's thresholds."""
+    t = env.site.thresholds
+    return (
+        _exceeds(env.facts.num("wan.loss_pct"), t.loss_pct)
+        or _exceeds(env.facts.num("wan.rtt_ms"), t.rtt_ms)
+        or _exceeds(env.facts.num("wan.jitter_ms"), t.jitter_ms)
+    )
+
+
+def _needed_upload(env: Env) -> float | None:
+    need = env.facts.num("bw.needed_upload_mbps")
+    if need is not None:
+        return need
+    kbps = sum(sum(d.streams_kbps) for d in env.site.devices)
+    return kbps / 1000.0 * env.site.thresholds.upload_headroom if kbps else None
+
+
+def _upload_short(env: Env) -> bool:
+    up, need = env.facts.num("bw.upload_mbps"), _needed_upload(env)
+    return up is not None and need is not None and up < need
+
+
+def _relogin_window_s(env: Env) -> float:
+    n = sum(1 for d in env.site.devices if d.added_via in P2P_VIA) or 1
+    hb = env.site.profile.heartbeat_interval_s
+    return RELOGIN_HEARTBEATS * hb + LOGIN_SLOT_S * n
+
+
+def _recent_outage_end(env: Env, device: str) -> dt.datetime | None:
+    """End of the latest finished outage of the device or the site link, if any."""
+    if env.history is None:
+        return None
+    ends: list[dt.datetime] = []
+    for name in (device, SITE):
+        try:
+            out = env.history.last_outage(name)
+        except Exception:
+            # A broken history must not stop the diagnosis; the cause just isn't found.
+            out = None
+        if out is not None and out[1] is not None:
+            ends.append(out[1])
+    return max(ends) if ends else None
+
+
+def _config_fact(key: str, value: Any, target: str, unit: str = "") -> Fact:
+    """Evidence that comes from the site config or the history rather than from a check."""
+    return Fact(key, value, unit, target)
+
+
+def _ip_of(hostport: str | None) -> str | None:
+    if not hostport:
+        return None
+    host = hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+    return host.strip("[]")
+
+
+def _in_cgnat(addr: str | None) -> bool:
+    try:
+        return addr is not None and ipaddress.ip_address(addr) in CGNAT_NET
+    except ValueError:
+        return False
+
+
+def _foreign_vids(env: Env) -> list[int]:
+    """VLAN ids seen tagged on the laptop's port that are not its own port VLAN."""
+    pvid = as_num(env.facts.mapping("lldp.neighbor").get("pvid"))
+    tags = env.facts.value("vlan.tags_seen")
+    vids: list[int] = []
+    if isinstance(tags, list):
+        for t in tags:
+            vid = as_num(t.get("vid")) if isinstance(t, dict) else None
+            if vid is not None and vid != pvid and int(vid) not in vids:
+                vids.append(int(vid))
+    return vids
+
+
+def _vid_of_mac(env: Env, mac: str | None) -> int | None:
+    if not mac:
+        return None
+    tags = env.facts.value("vlan.tags_seen")
+    if isinstance(tags, list):
+        for t in tags:
+            if not isinstance(t, dict):
+                continue
+            macs = t.get("macs")
+            vid = as_num(t.get("vid"))
+            if isinstance(macs, list) and vid is not None:
+                if mac.lower() in {str(m).lower() for m in macs}:
+                    return int(vid)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Device rules
+
+
+def _device_no_power(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    f = env.facts
+    if f.flag("device.reachable", d.name) is not False:
+        return None
+    if f.strings("device.arp_macs", d.name):
+        return None  # something answers ARP for it: not a dead device
+    if f.num("vlan.device_vid", d.name) is not None or _vid_of_mac(env, d.mac) is not None:
+        return None  # its frames are seen, tagged: vlan-misconfig
+    conf = 0.85
+    if f.flag("device.platform_online", d.name) is True:
+        conf = 0.3  # the platform hears it: powered, just not reachable from here
+    elif _foreign_vids(env):
+        conf = 0.55  # tagged frames of unknown origin: it may sit in another VLAN
+    return Hit(
+        conf,
+        detail=msg(
+            "{device} ({address}) answered neither ARP, ping nor any of its service ports",
+            device=d.name,
+            address=d.address or "?",
+        ),
+    )
+
+
+def _vlan_misconfig(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    f = env.facts
+    unreachable = (
+        f.flag("device.reachable", d.name) is False
+        or f.flag("vlan.device_l2_unreachable", d.name) is True
+    )
+    vid_num = f.num("vlan.device_vid", d.name)
+    vid = int(vid_num) if vid_num is not None else _vid_of_mac(env, d.mac)
+    pvid = as_num(f.mapping("lldp.neighbor").get("pvid"))
+    evidence = f.pick(
+        ("device.reachable", "vlan.device_l2_unreachable", "vlan.device_vid"), d.name
+    ) + f.pick(("vlan.tags_seen", "lldp.neighbor"), "")
+    if vid is not None and pvid is not None and vid == pvid:
+        return None  # tagged with the site's own VLAN: nothing wrong with the VLAN
+    if vid is not None:
+        detail = (
+            msg(
+                "{device}'s frames are tagged with VLAN {vid}; the laptop's switch port is in "
+                "VLAN {pvid}",
+                device=d.name,
+                vid=vid,
+                pvid=int(pvid),
+            )
+            if pvid is not None
+            else msg(
+                "{device}'s frames are tagged with VLAN {vid}, not the site's VLAN",
+                device=d.name,
+                vid=vid,
+            )
+        )
+        return Hit(0.9 if unreachable else 0.4, evidence, detail)
+    foreign = _foreign_vids(env)
+    if unreachable and foreign and not f.strings("device.arp_macs", d.name):
+        return Hit(
+            0.6,
+            evidence,
+            msg(
+                "{device} does not answer on the local network, and frames of VLAN {vids} are "
+                "seen on this port",
+                device=d.name,
+                vids=", ".join(str(v) for v in foreign),
+            ),
+        )
+    return None
+
+
+def _ip_conflict(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    f = env.facts
+    macs = sorted({m.lower() for m in f.strings("device.arp_macs", d.name)})
+    if f.flag("device.ip_conflict", d.name) is True or len(macs) > 1:
+        return Hit(
+            0.9,
+            detail=msg(
+                "{count} network cards answer for {address}: {macs}",
+                count=max(len(macs), 2),
+                address=d.address or "?",
+                macs=", ".join(macs) or "?",
+            ),
+        )
+    if d.mac and macs and d.mac.lower() not in macs:
+        return Hit(
+            0.6,
+            detail=msg(
+                "{address} is answered by {macs}, not by the device's own MAC {mac}",
+                address=d.address or "?",
+                macs=", ".join(macs),
+                mac=d.mac,
+            ),
+        )
+    return None
+
+
+def _password_changed(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    if env.facts.text("device.auth", d.name) != "rejected":
+        return None
+    user = d.credentials.username if d.credentials else "?"
+    return Hit(
+        0.9,
+        detail=msg("{device} rejected the login of user {user}", device=d.name, user=user),
+    )
+
+
+def _p2p_disabled(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    f = env.facts
+    settings = f.mapping("device.settings", d.name)
+    enabled = settings.get("p2p_enabled")
+    if enabled is False:
+        return Hit(
+            0.9,
+            detail=msg("{device}'s own settings say its P2P service is off", device=d.name),
+        )
+    if enabled is True:
+        return None
+    if f.flag("device.reachable", d.name) is not True:
+        return None
+    if f.flag("device.platform_online", d.name) is not False:
+        return None
+    if _platform_reachable(env) is not True:
+        return None  # the site itself cannot reach the platform: a site cause
+    if f.flag("device.gateway_ok", d.name) is False:
+        return None  # device-net-config explains it
+    conf = 0.7
+    if (
+        f.flag("nat.udp_blocked") is True
+        or _blocked_ports(env, "router")
+        or _blocked_ports(env, "isp")
+        or _mapping_expires(env)
+    ):
+        conf = 0.35  # the site's network may be what keeps its heartbeat away
+    end = _recent_outage_end(env, d.name)
+    if end is not None and (env.now - end).total_seconds() <= _relogin_window_s(env):
+        conf = 0.4  # still logging in after an outage
+    seen = f.num("device.platform_last_seen_s", d.name)
+    detail = (
+        msg(
+            "{device} answers on the local network and the site reaches the platform, but the "
+            "platform last heard its heartbeat {seconds} s ago",
+            device=d.name,
+            seconds=round(seen),
+        )
+        if seen is not None
+        else msg(
+            "{device} answers on the local network and the site reaches the platform, but the "
+            "platform hears no heartbeat from it",
+            device=d.name,
+        )
+    )
+    return Hit(conf, detail=detail)
+
+
+def _net_config(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    f = env.facts
+    if f.flag("device.reachable", d.name) is False:
+        return None
+    settings = f.mapping("device.settings", d.name)
+    dev_gw = settings.get("gateway") if isinstance(settings.get("gateway"), str) else None
+    dns = [x for x in settings.get("dns", []) if isinstance(x, str)] if settings else []
+    site_gw = _site_gateway(env)
+    gw_mismatch = bool(dev_gw and site_gw and dev_gw != site_gw)
+    if f.flag("device.gateway_ok", d.name) is not False and not gw_mismatch:
+        return None
+    if gw_mismatch:
+        detail = msg(
+            "{device} uses gateway {device_gateway}; the site's gateway is {site_gateway}",
+            device=d.name,
+            device_gateway=dev_gw,
+            site_gateway=site_gw,
+        )
+    else:
+        detail = msg(
+            "{device}'s gateway or DNS ({gateway}; DNS {dns}) gives it no way to the internet",
+            device=d.name,
+            gateway=dev_gw or "?",
+            dns=", ".join(dns) or "-",
+        )
+    return Hit(0.85, detail=detail)
+
+
+def _radio_link(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    f = env.facts
+    t = env.site.thresholds
+    if f.flag("device.reachable", d.name) is False:
+        return None
+    loss = f.num("device.icmp_loss_pct", d.name)
+    jitter = f.num("device.jitter_ms", d.name)
+    if not (_exceeds(loss, t.loss_pct) or _exceeds(jitter, t.jitter_ms)):
+        return None
+    others = [
+        x
+        for x in env.site.devices
+        if x.name != d.name and f.num("device.icmp_loss_pct", x.name) is not None
+    ]
+    lossy_others = [
+        x for x in others if _exceeds(f.num("device.icmp_loss_pct", x.name), t.loss_pct)
+    ]
+    conf = 0.8
+    if others and len(lossy_others) == len(others):
+        conf = 0.45  # every device loses packets: more likely the laptop's own link
+    if f.flag("wan.gateway_reachable") is False:
+        conf = min(conf, 0.4)
+    lost = loss if loss is not None else 0.0
+    return Hit(
+        conf,
+        evidence=f.pick(("device.icmp_loss_pct", "device.rtt_ms", "device.jitter_ms"), d.name)
+        + f.pick(("wan.gateway_reachable", "wan.gateway_rtt_ms"), ""),
+        detail=msg(
+            "{loss} % of pings to {device} were lost on the local network (jitter {jitter} ms), "
+            "while the router answers",
+            loss=lost,
+            device=d.name,
+            jitter=jitter if jitter is not None else "?",
+        ),
+        effect="offline" if lost >= 50 else "degraded",
+    )
+
+
+def _ip_access_broken(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    f = env.facts
+    matches = f.flag("ddns.matches_public", d.name)
+    public_ip = f.text("wan.public_ip") or "?"
+    no_mapping = False
+    if d.public_port and f.flag("upnp.present") is True:
+        maps = f.value("upnp.mappings")
+        if isinstance(maps, list):
+            ports = {as_num(m.get("external_port")) for m in maps if isinstance(m, dict)}
+            no_mapping = float(d.public_port) not in ports
+    evidence = f.pick(("ddns.resolved", "ddns.matches_public"), d.name) + f.pick(
+        ("wan.public_ip", "upnp.mappings"), ""
+    )
+    if matches is False:
+        resolved = ", ".join(f.strings("ddns.resolved", d.name)) or "-"
+        return Hit(
+            0.9 if no_mapping else 0.85,
+            evidence,
+            msg(
+                "{host} resolves to {resolved}, but the site's public address is {public_ip}",
+                host=d.public_host or "?",
+                resolved=resolved,
+                public_ip=public_ip,
+            ),
+        )
+    if no_mapping:
+        return Hit(
+            0.45,
+            evidence,
+            msg(
+                "The router has no UPnP mapping for port {port} (a static forward may still exist)",
+                port=d.public_port,
+            ),
+        )
+    return None
+
+
+def _share_expired(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    if d.share_expires is None or d.share_expires >= env.today:
+        return None
+    days = (env.today - d.share_expires).days
+    return Hit(
+        1.0,
+        (_config_fact("config.share_expires", d.share_expires.isoformat(), d.name),),
+        msg(
+            "The share ended on {date} ({days} days ago)",
+            date=d.share_expires.isoformat(),
+            days=days,
+        ),
+        effect="offline",
+    )
+
+
+def _share_expires_soon(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    if d.share_expires is None or d.share_expires < env.today:
+        return None
+    days = (d.share_expires - env.today).days
+    if days > env.site.thresholds.share_warn_days:
+        return None
+    # A warning, not a cause of a grey icon today: stays below 0.5 so it never alarms.
+    return Hit(
+        0.3,
+        (
+            _config_fact("config.share_expires", d.share_expires.isoformat(), d.name),
+            _config_fact("config.share_days_left", days, d.name, "d"),
+        ),
+        msg(
+            "The share ends on {date}, in {days} days: ask the owner to extend it",
+            date=d.share_expires.isoformat(),
+            days=days,
+        ),
+        effect="none",
+    )
+
+
+def _share_not_possible(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    return Hit(
+        0.2,
+        (_config_fact("config.added_via", d.added_via, d.name),),
+        msg("{device} was added by P2P without an account", device=d.name),
+        effect="none",
+    )
+
+
+def _relogin_delay(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    end = _recent_outage_end(env, d.name)
+    if end is None:
+        return None
+    since = (env.now - end).total_seconds()
+    window = _relogin_window_s(env)
+    if since < 0 or since > window:
+        return None
+    online = env.facts.flag("device.platform_online", d.name)
+    if online is True:
+        return None  # already back
+    return Hit(
+        0.8 if online is False else 0.6,
+        (
+            _config_fact("history.outage_end", end.isoformat(), d.name),
+            _config_fact("history.since_outage_s", round(since, 1), d.name, "s"),
+            *env.facts.pick(("device.platform_online", "device.platform_last_seen_s"), d.name),
+        ),
+        msg(
+            "The outage ended {seconds} s ago; logging in again may take up to {window} s",
+            seconds=round(since),
+            window=round(window),
+        ),
+    )
+
+
+def _phone_side(env: Env, d: Device | None) -> Hit | None:
+    assert d is not None
+    if d.app_shows_grey is not True:
+        return None
+    f = env.facts
+    if (
+        f.flag("device.reachable", d.name) is False
+        or f.flag("device.platform_online", d.name) is False
+    ):
+        return None
+    strong = [c for c in env.found.get(d.name, ()) if c.confidence >= 0.5]
+    strong += [c for c in env.found.get(SITE, ()) if c.confidence >= 0.5]
+    if strong:
+        return None
+    return Hit(
+        0.6,
+        (
+            _config_fact("config.app_shows_grey", True, d.name),
+            *f.pick(("device.reachable", "device.platform_online"), d.name),
+        ),
+        msg(
+            "The site looks healthy and {device} answers, yet the app shows it grey",
+            device=d.name,
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Site rules
+
+
+def _link_outage(env: Env, _d: Device | None) -> Hit | None:
+    f = env.facts
+    inet = f.flag("wan.internet_reachable")
+    walled = f.flag("wan.captive_portal") is True or f.flag("wan.only_dns_passes") is True
+    gw = f.flag("wan.gateway_reachable")
+    gateway = _site_gateway(env) or "?"
+    if inet is False and not walled:
+        if gw is True:
+            rtt = f.num("wan.gateway_rtt_ms")
+            return Hit(
+                0.9,
+                detail=msg(
+                    "The router {gateway} answers ({rtt} ms), but no internet host does",
+                    gateway=gateway,
+                    rtt=rtt if rtt is not None else "?",
+                ),
+            )
+        if gw is False:
+            return Hit(
+                0.55,
+                detail=msg(
+                    "Not even the router {gateway} answers: check the laptop's connection and "
+                    "the router",
+                    gateway=gateway,
+                ),
+            )
+        return Hit(0.7, detail=msg("No internet host answers"))
+    if inet is True and env.history is not None:
+        try:
+            out = env.history.last_outage(SITE)
+        except Exception:
+            out = None
+        if out is not None and out[1] is not None:
+            ago = (env.now - out[1]).total_seconds()
+            if 0 <= ago <= RECENT_OUTAGE_S:
+                return Hit(
+                    0.35,
+                    (
+                        _config_fact("history.outage_start", out[0].isoformat(), SITE),
+                        _config_fact("history.outage_end", out[1].isoformat(), SITE),
+                    ),
+                    msg(
+                        "The link was down from {start} to {end}",
+                        start=out[0].strftime("%H:%M:%S"),
+                        end=out[1].strftime("%H:%M:%S"),
+                    ),
+                    effect="none",
+                )
+    return None
+
+
+def _data_plan(env: Env, _d: Device | None) -> Hit | None:
+    f = env.facts
+    captive = f.flag("wan.captive_portal") is True
+    only_dns = f.flag("wan.only_dns_passes") is True
+    if not (captive or only_dns):
+        return None
+    redirect = f.text("wan.http_redirect")
+    if redirect:
+        detail = msg("Web requests are redirected to {url}", url=redirect)
+    elif captive:
+        detail = msg("A captive portal answers instead of the internet")
+    else:
+        detail = msg("DNS answers, but nothing else passes")
+    return Hit(0.95 if captive and only_dns else 0.9, detail=detail)
+
+
+def _server_unavailable(env: Env, _d: Device | None) -> Hit | None:
+    f = env.facts
+    servers = [x for x in f.all("p2p.reachable") if isinstance(x.value, bool)]
+    if not servers:
+        return None
+    down = [x.target for x in servers if x.value is False]
+    if not down:
+        return None
+    inet = _internet_up(env)
+    if inet is False:
+        return None  # link outage or walled garden explain it
+    evidence = f.pick(("p2p.reachable", "p2p.error", "wan.internet_reachable"), None)
+    names = ", ".join(down)
+    if len(down) < len(servers):
+        return Hit(
+            0.35,
+            evidence,
+            msg("Some of the platform's servers do not answer: {servers}", servers=names),
+            effect="degraded",
+        )
+    conf = 0.85 if inet is True else 0.6
+    errors = {x.value for x in f.all("p2p.error")}
+    if "dns" in errors or _dns_hit(env) is not None:
+        conf = 0.3  # the names do not resolve: dns-failure
+    if _blocked_ports(env, "router") or _blocked_ports(env, "isp"):
+        conf = 0.3  # the probes die on the way: blocking
+    return Hit(
+        conf,
+        evidence,
+        msg(
+            "None of the platform's servers answer ({servers}); other internet hosts do",
+            servers=names,
+        ),
+    )
+
+
+def _blocking(where: str) -> Predicate:
+    def predicate(env: Env, _d: Device | None) -> Hit | None:
+        f = env.facts
+        blocked = _blocked_ports(env, where)
+        unknown = _blocked_ports(env, "unknown") if where == "router" else []
+        if not blocked and not unknown:
+            return None
+        passes = any(x.value is True for x in f.all("port.open")) or _internet_up(env) is True
+        targets = [x.target for x in (blocked or unknown)]
+        evidence: tuple[Fact, ...] = ()
+        for t in targets:
+            evidence += f.pick(("port.open", "port.blocked_at", "port.blocked_hop"), t)
+        hops = sorted({int(h) for t in targets if (h := f.num("port.blocked_hop", t)) is not None})
+        hop = ", ".join(str(h) for h in hops) or "?"
+        ports = ", ".join(targets)
+        if not blocked:
+            # The probes die, but where is unknown: a hint, not a verdict.
+            return Hit(
+                0.45,
+                evidence,
+                msg("{ports} blocked somewhere on the way (hop unknown)", ports=ports),
+            )
+        if where == "router":
+            detail = msg("{ports} blocked at the site's router (hop {hop})", ports=ports, hop=hop)
+        else:
+            detail = msg(
+                "{ports} pass the site's router and are blocked in the operator's network "
+                "(hop {hop})",
+                ports=ports,
+                hop=hop,
+            )
+        return Hit(0.88 if passes else 0.6, evidence, detail)
+
+    return predicate
+
+
+def _dns_hit(env: Env) -> Hit | None:
+    f = env.facts
+    site_res = f.text("dns.resolver.site") or "?"
+    ind_res = f.text("dns.resolver.independent")
+    best: Hit | None = None
+
+    def better(h: Hit) -> None:
+        nonlocal best
+        if best is None or (h.confidence or 0) > (best.confidence or 0):
+            best = h
+
+    inet = _internet_up(env)
+    for rc in f.all("dns.site.rcode"):
+        name = rc.target
+        site_rc = rc.value if isinstance(rc.value, str) else None
+        ind_rc = f.text("dns.independent.rcode", name)
+        ev = f.pick(
+            (
+                "dns.site.rcode",
+                "dns.independent.rcode",
+                "dns.site.answer",
+                "dns.independent.answer",
+                "dns.site.time_ms",
+                "dns.mismatch",
+                "dns.site.slow",
+            ),
+            name,
+        ) + f.pick(("dns.resolver.site", "dns.resolver.independent"), "")
+        if site_rc and site_rc != RCODE_OK and ind_rc == RCODE_OK:
+            better(
+                Hit(
+                    0.9,
+                    ev,
+                    msg(
+                        "The site's resolver {resolver} answers {rcode} for {name}; the "
+                        "independent resolver {independent} answers {answer}",
+                        resolver=site_res,
+                        rcode=site_rc,
+                        name=name,
+                        independent=ind_res or "?",
+                        answer=", ".join(f.strings("dns.independent.answer", name)) or "-",
+                    ),
+                )
+            )
+        elif f.flag("dns.mismatch", name) is True:
+            better(
+                Hit(
+                    0.85,
+                    ev,
+                    msg(
+                        "The site's resolver {resolver} answers {site_answer} for {name}, the "
+                        "independent resolver {independent} answers {independent_answer}",
+                        resolver=site_res,
+                        site_answer=", ".join(f.strings("dns.site.answer", name)) or "-",
+                        name=name,
+                        independent=ind_res or "?",
+                        independent_answer=", ".join(f.strings("dns.independent.answer", name))
+                        or "-",
+                    ),
+                )
+            )
+        elif site_rc and site_rc != RCODE_OK and ind_rc is None and not ind_res and inet:
+            # No independent resolver to compare with, but the internet works.
+            better(
+                Hit(
+                    0.6,
+                    ev,
+                    msg(
+                        "The site's resolver {resolver} answers {rcode} for {name}",
+                        resolver=site_res,
+                        rcode=site_rc,
+                        name=name,
+                    ),
+                )
+            )
+        elif f.flag("dns.site.slow", name) is True:
+            better(
+                Hit(
+                    0.55,
+                    ev,
+                    msg(
+                        "The site's resolver {resolver} took {ms} ms to answer for {name}",
+                        resolver=site_res,
+                        ms=f.num("dns.site.time_ms", name) or "?",
+                        name=name,
+                    ),
+                    effect="degraded",
+                )
+            )
+    return best
+
+
+def _dns_failure(env: Env, _d: Device | None) -> Hit | None:
+    return _dns_hit(env)
+
+
+def _nat_unfriendly(env: Env, _d: Device | None) -> Hit | None:
+    f = env.facts
+    ev = f.pick(
+        ("nat.udp_blocked", "nat.mapping", "nat.filtering", "nat.rfc3489", "upnp.present"), ""
+    )
+    if f.flag("nat.udp_blocked") is True:
+        if _internet_up(env) is not True:
+            return None  # nothing passes: link outage or walled garden, not UDP
+        conf = 0.85
+        if _blocked_ports(env, "router") or _blocked_ports(env, "isp"):
+            conf = 0.6  # the located blocking explains it better
+        return Hit(
+            conf,
+            ev,
+            msg("No UDP answer from the STUN servers while TCP works: UDP is blocked"),
+            effect="offline",
+        )
+    mapping = f.text("nat.mapping")
+    classic = f.text("nat.rfc3489")
+    filtering = f.text("nat.filtering") or "?"
+    if mapping == "APDM" or (mapping is None and classic in ("Symmetric",)):
+        conf = 0.65 if f.flag("upnp.present") is True else 0.75
+        return Hit(
+            conf,
+            ev,
+            msg(
+                "The NAT is symmetric ({mapping} mapping, {filtering} filtering): a new port "
+                "for every destination",
+                mapping=mapping or classic or "?",
+                filtering=filtering,
+            ),
+        )
+    if mapping == "ADM":
+        return Hit(
+            0.5,
+            ev,
+            msg(
+                "The NAT maps per destination address ({mapping} mapping, {filtering} filtering)",
+                mapping=mapping,
+                filtering=filtering,
+            ),
+        )
+    return None
+
+
+def _mapping_expires(env: Env) -> tuple[float, float] | None:
+    life = env.facts.num("nat.mapping_lifetime_s")
+    hb = env.facts.num("nat.heartbeat_interval_s") or env.site.profile.heartbeat_interval_s
+    if life is not None and life < hb:
+        return life, hb
+    return None
+
+
+def _mapping_expiry(env: Env, _d: Device | None) -> Hit | None:
+    found = _mapping_expires(env)
+    if found is None:
+        return None
+    life, hb = found
+    return Hit(
+        0.85,
+        detail=msg(
+            "The NAT forgot a UDP mapping after {lifetime} s; devices send a heartbeat every "
+            "{heartbeat} s",
+            lifetime=life,
+            heartbeat=hb,
+        ),
+    )
+
+
+def _cgnat(env: Env, _d: Device | None) -> Hit | None:
+    f = env.facts
+    mapped = _ip_of(f.text("nat.mapped_address"))
+    wan = env.site.network.wan_address or f.text("upnp.external_ip")
+    public = f.text("wan.public_ip") or mapped
+    if f.flag("nat.cgnat") is True or _in_cgnat(wan) or _in_cgnat(public):
+        shown = wan if _in_cgnat(wan) else (public or mapped or "?")
+        return Hit(
+            0.9,
+            detail=msg(
+                "The site's address {address} is not a public address: the operator shares "
+                "it (CGNAT)",
+                address=shown,
+            ),
+        )
+    if f.flag("nat.double_nat") is True:
+        return Hit(
+            0.8,
+            detail=msg(
+                "Two NATs in a row: the router's WAN address {wan} differs from the public "
+                "address {public}",
+                wan=wan or "?",
+                public=public or "?",
+            ),
+        )
+    return None
+
+
+def _low_bandwidth(env: Env, _d: Device | None) -> Hit | None:
+    up, need = env.facts.num("bw.upload_mbps"), _needed_upload(env)
+    if up is None or need is None or need <= 0 or up >= need:
+        return None
+    if _internet_up(env) is False:
+        return None  # nothing passes: the speed test failing is the outage, not the bandwidth
+    conf = 0.75 + 0.15 * (1 - up / need)
+    if _wan_idle_bad(env):
+        conf -= 0.2  # loss or latency on the link explain the slow transfer better
+    return Hit(
+        conf,
+        env.facts.pick(("bw.upload_mbps", "bw.needed_upload_mbps", "bw.download_mbps"), ""),
+        msg(
+            "Upload {upload} Mbit/s; the streams need {needed} Mbit/s",
+            upload=round(up, 2),
+            needed=round(need, 2),
+        ),
+    )
+
+
+def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
+    f = env.facts
+    t = env.site.thresholds
+    if _internet_up(env) is False:
+        return None  # nothing passes: link outage, not loss
+    items: list[tuple[float, Message]] = []
+    loss = f.num("wan.loss_pct")
+    if loss is not None and loss > t.loss_pct:
+        items.append(
+            (
+                loss / t.loss_pct,
+                msg(
+                    "Packet loss to the internet is {value} % (threshold {limit} %)",
+                    value=loss,
+                    limit=t.loss_pct,
+                ),
+            )
+        )
+    rtt = f.num("wan.rtt_ms")
+    if rtt is not None and rtt > t.rtt_ms:
+        items.append(
+            (
+                rtt / t.rtt_ms,
+                msg(
+                    "Round-trip time to the internet is {value} ms (threshold {limit} ms)",
+                    value=rtt,
+                    limit=t.rtt_ms,
+                ),
+            )
+        )
+    jitter = f.num("wan.jitter_ms")
+    if jitter is not None and jitter > t.jitter_ms:
+        items.append(
+            (
+                jitter / t.jitter_ms,
+                msg(
+                    "Jitter to the internet is {value} ms (threshold {limit} ms)",
+                    value=jitter,
+                    limit=t.jitter_ms,
+                ),
+            )
+        )
+    bloat = f.num("bw.bufferbloat_ms")
+    bloated = bloat is not None and bloat > t.bufferbloat_ms
+    evidence = f.pick(
+        ("wan.loss_pct", "wan.rtt_ms", "wan.jitter_ms", "bw.idle_rtt_ms", "bw.loaded_rtt_ms"), ""
+    ) + f.pick(("bw.bufferbloat_ms",), "")
+    if not items and not bloated:
+        return None
+    if not items:
+        assert bloat is not None
+        detail = msg(
+            "Latency grows by {value} ms under load (threshold {limit} ms)",
+            value=bloat,
+            limit=t.bufferbloat_ms,
+        )
+        # Queueing on a link too slow for the streams is the slow link's symptom.
+        return Hit(0.45 if _upload_short(env) else 0.6, evidence, detail)
+    ratio, detail = max(items, key=lambda x: x[0])
+    conf = 0.7 + 0.2 * min(1.0, ratio - 1.0)
+    return Hit(
+        conf,
+        evidence,
+        detail,
+        effect="offline" if loss is not None and loss >= 50 else "degraded",
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "device-no-power",
+        _device_no_power,
+        ("device.reachable", "device.arp_macs", "device.icmp_loss_pct", "device.ports"),
+        0.85,
+        name="silent-on-lan",
+    ),
+    Rule(
+        "vlan-misconfig",
+        _vlan_misconfig,
+        ("vlan.device_vid", "vlan.device_l2_unreachable", "vlan.tags_seen", "lldp.neighbor"),
+        0.9,
+        name="tagged-elsewhere",
+    ),
+    Rule("ip-conflict", _ip_conflict, ("device.arp_macs", "device.ip_conflict"), 0.9),
+    Rule("device-password-changed", _password_changed, ("device.auth",), 0.9),
+    Rule(
+        "device-p2p-disabled",
+        _p2p_disabled,
+        (
+            "device.settings",
+            "device.reachable",
+            "device.platform_online",
+            "device.platform_last_seen_s",
+        ),
+        0.7,
+        applies_to=P2P_VIA,
+    ),
+    Rule(
+        "device-net-config",
+        _net_config,
+        ("device.settings", "device.gateway_ok"),
+        0.85,
+    ),
+    Rule(
+        "radio-link-interference",
+        _radio_link,
+        ("device.icmp_loss_pct", "device.jitter_ms", "wan.gateway_reachable"),
+        0.8,
+    ),
+    Rule(
+        "ip-access-broken",
+        _ip_access_broken,
+        ("ddns.resolved", "ddns.matches_public", "wan.public_ip"),
+        0.85,
+        applies_to=IP_VIA,
+    ),
+    Rule("share-expired", _share_expired, (), 1.0, applies_to=("shared",), name="past"),
+    Rule("share-expired", _share_expires_soon, (), 0.3, applies_to=("shared",), name="soon"),
+    Rule("share-not-possible", _share_not_possible, (), 0.2, applies_to=("p2p",)),
+    Rule(
+        "p2p-relogin-delay",
+        _relogin_delay,
+        ("device.platform_online",),
+        0.8,
+        applies_to=P2P_VIA,
+    ),
+    Rule("phone-side", _phone_side, (), 0.6, phase=2),
+    Rule(
+        "link-outage",
+        _link_outage,
+        ("wan.gateway_reachable", "wan.gateway_rtt_ms", "wan.internet_reachable", "p2p.reachable"),
+        0.9,
+        scope="site",
+    ),
+    Rule(
+        "data-plan-exhausted",
+        _data_plan,
+        ("wan.captive_portal", "wan.http_redirect", "wan.only_dns_passes"),
+        0.9,
+        scope="site",
+    ),
+    Rule(
+        "p2p-server-unavailable",
+        _server_unavailable,
+        ("p2p.reachable", "p2p.error", "wan.internet_reachable"),
+        0.85,
+        scope="site",
+    ),
+    Rule(
+        "router-port-blocking",
+        _blocking("router"),
+        ("port.open", "port.blocked_at", "port.blocked_hop"),
+        0.88,
+        scope="site",
+    ),
+    Rule(
+        "isp-p2p-blocking",
+        _blocking("isp"),
+        ("port.open", "port.blocked_at", "port.blocked_hop"),
+        0.88,
+        scope="site",
+    ),
+    Rule(
+        "dns-failure",
+        _dns_failure,
+        ("dns.site.rcode", "dns.independent.rcode", "dns.mismatch", "dns.site.slow"),
+        0.9,
+        scope="site",
+    ),
+    Rule(
+        "nat-unfriendly",
+        _nat_unfriendly,
+        ("nat.udp_blocked", "nat.mapping", "nat.filtering", "nat.rfc3489"),
+        0.75,
+        scope="site",
+    ),
+    Rule(
+        "nat-mapping-expiry",
+        _mapping_expiry,
+        ("nat.mapping_lifetime_s", "nat.heartbeat_interval_s"),
+        0.85,
+        scope="site",
+    ),
+    Rule(
+        "cgnat",
+        _cgnat,
+        ("nat.cgnat", "nat.double_nat", "nat.mapped_address", "wan.public_ip", "upnp.external_ip"),
+        0.9,
+        scope="site",
+    ),
+    Rule(
+        "low-bandwidth",
+        _low_bandwidth,
+        ("bw.upload_mbps", "bw.needed_upload_mbps"),
+        0.85,
+        scope="site",
+    ),
+    Rule(
+        "wan-loss-latency",
+        _wan_loss_latency,
+        ("wan.loss_pct", "wan.rtt_ms", "wan.jitter_ms", "bw.bufferbloat_ms"),
+        0.7,
+        scope="site",
+    ),
+)
