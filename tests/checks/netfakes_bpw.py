@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -108,3 +109,127 @@ def context(site: Site, check_id: str, root: bool = False, budget_s: float = 10.
         deadline=time.monotonic() + budget_s,
         world=World(is_root=lambda: root),
     )
+
+
+class SpeedServer:
+    """A speed-test endpoint on loopback with a known throughput (bytes/s per direction).
+
+    ``GET /download?bytes=N`` sends at ``down_bps``; ``POST /upload`` (chunked or
+    Content-Length) is read at ``up_bps`` and answered ``{"bytes", "seconds"}``; ``GET /ping``
+    answers 204 after ``ping_delay_s`` plus ``loaded_delay_s`` while a transfer runs.
+    """
+
+    def __init__(
+        self,
+        down_bps: float,
+        up_bps: float,
+        loaded_delay_s: float = 0.0,
+        json_upload: bool = True,
+    ) -> None:
+        self.down_bps, self.up_bps = down_bps, up_bps
+        self.loaded_delay_s = loaded_delay_s
+        self.json_upload = json_upload
+        self.active = 0
+        self.hosts: list[str] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> SpeedServer:
+        self.server = await asyncio.start_server(self._conn, LOOPBACK, 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _conn(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        sock = w.get_extra_info("socket")
+        # A small receive buffer: the paced reader is the bottleneck, not megabytes of loopback
+        # buffers (a real link's queue is bounded the same way).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        try:
+            while True:
+                line = await r.readline()
+                if not line:
+                    return
+                _method, target, _ = line.decode().split(" ", 2)
+                headers: dict[str, str] = {}
+                while (h := await r.readline()) not in (b"\r\n", b""):
+                    k, _, v = h.decode().partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                self.hosts.append(headers.get("host", ""))
+                if target.startswith("/ping"):
+                    await asyncio.sleep(self.loaded_delay_s if self.active else 0.0)
+                    w.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                    await w.drain()
+                elif target.startswith("/download"):
+                    n = int(target.partition("bytes=")[2])
+                    w.write(f"HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n".encode())
+                    self.active += 1
+                    try:
+                        await self._paced_write(w, n)
+                    finally:
+                        self.active -= 1
+                    return
+                elif target.startswith("/upload"):
+                    self.active += 1
+                    try:
+                        total, secs = await self._paced_read(r, headers)
+                    finally:
+                        self.active -= 1
+                    body = (
+                        json.dumps({"bytes": total, "seconds": secs}).encode()
+                        if self.json_upload
+                        else b"thanks"
+                    )
+                    w.write(
+                        f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+                    )
+                    await w.drain()
+        except (ConnectionError, ValueError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return
+        finally:
+            w.close()
+
+    async def _paced_write(self, w: asyncio.StreamWriter, n: int) -> None:
+        chunk = 8192
+        t0 = time.monotonic()
+        sent = 0
+        while sent < n:
+            w.write(b"x" * min(chunk, n - sent))
+            sent += min(chunk, n - sent)
+            await w.drain()
+            ahead = sent / self.down_bps - (time.monotonic() - t0)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+
+    async def _paced_read(
+        self, r: asyncio.StreamReader, headers: dict[str, str]
+    ) -> tuple[int, float]:
+        t0 = time.monotonic()
+        total = 0
+
+        async def take(k: int) -> None:
+            nonlocal total
+            while k:
+                data = await r.read(min(k, 8192))
+                if not data:
+                    raise ConnectionError
+                k -= len(data)
+                total += len(data)
+                ahead = total / self.up_bps - (time.monotonic() - t0)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+
+        if "chunked" in headers.get("transfer-encoding", ""):
+            while True:
+                size = int((await r.readline()).split(b";")[0].strip(), 16)
+                if size == 0:
+                    await r.readline()
+                    break
+                await take(size)
+                await r.readline()
+        else:
+            await take(int(headers.get("content-length", "0")))
+        return total, time.monotonic() - t0

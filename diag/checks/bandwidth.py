@@ -1,0 +1,341 @@
+"""Bandwidth: download and upload to the profile's speed-test endpoint, latency under load.
+
+Speed-test endpoint API (the lab's ``diag/lab/emulators/speedtest.py``): ``GET /download?bytes=N``
+streams N bytes, ``POST /upload`` reads the body and answers ``{"bytes": n, "seconds": t}``, ``GET
+/ping`` answers 204 at once.
+
+Each direction is one time-bounded transfer instead of a guess at a size: a short warm-up opens the
+TCP window and drains any token-bucket burst of a shaped link, then the measured phase runs for a
+fixed time (``MEASURE_S``, longer with ``--deep``) and is cut there, however fast the link is. So a
+2 Mbit/s LTE uplink and a 100 Mbit/s fibre both take the same ~1-2 s, well inside 5 s per
+direction. While each direction is loaded, ``/ping`` on a second connection measures the latency
+the load adds (bufferbloat). The name is resolved through the site resolver, never the system's.
+The upload is compared with what the site's streams need: the sum of every device's
+``streams_kbps`` × ``thresholds.upload_headroom``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from diag.checks import probe
+from diag.checks.base import Check, Context, profile_need
+from diag.i18n import Message, msg
+from diag.model import Fact, Metric, Outcome, Site, Status
+
+# Warm-up before each measured phase, s: long enough for TCP slow start to reach the rate of a
+# 100 Mbit/s link at lab/LAN RTTs and to drain a shaper's burst bucket, short enough to be cheap.
+WARMUP_S = 0.3
+# Measured phase per direction, s: at 2 Mbit/s 1 s is ~170 full packets, enough for ±5%.
+MEASURE_S = 1.0
+# With --deep the measured phase is longer: a fairer number on a jittery radio link.
+DEEP_MEASURE_S = 3.0
+# Connecting and getting the first byte must not take longer than this, s: a dead endpoint
+# must leave the other direction and the run some time.
+CONNECT_TIMEOUT_S = 2.0
+# One /ping is waited for at most this long, s: beyond it the sample counts as this value.
+PING_TIMEOUT_S = 2.0
+# Latency samples under load are taken this often, s (10 per second is enough for a median).
+PING_INTERVAL_S = 0.1
+IDLE_PINGS = 5
+# Upload body chunk, bytes: large enough for few syscalls, small enough to stop on time.
+UPLOAD_CHUNK = 64 * 1024
+# Unsent bytes the kernel may hold for the upload socket (TCP_NOTSENT_LOWAT), bytes: without it
+# the send buffer grows to megabytes, the client's count runs ahead of the wire and stopping the
+# upload on time leaves seconds of data still to drain on a slow uplink.
+NOTSENT_LOWAT = 128 * 1024
+TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)  # Linux constant, not always exposed
+# Ask for more than any link moves in the measured time (1 GiB, the lab server's limit); the
+# transfer is cut by time, not by size.
+DOWNLOAD_BYTES = 1 << 30
+
+_PAYLOAD = bytes(range(256)) * (UPLOAD_CHUNK // 256)
+
+
+@dataclass
+class Transfer:
+    """Bytes moved in the measured phase and how long it took."""
+
+    bytes: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def mbps(self) -> float | None:
+        if self.error is not None or self.seconds <= 0 or self.bytes <= 0:
+            return None
+        return round(self.bytes * 8 / self.seconds / 1e6, 3)
+
+
+@dataclass
+class Pinger:
+    """Samples ``GET /ping`` RTTs (ms) on its own connection until stopped."""
+
+    client: httpx.AsyncClient
+    url: str
+    samples: list[float] = field(default_factory=list)
+
+    async def once(self) -> float | None:
+        t0 = time.monotonic()
+        try:
+            r = await self.client.get(self.url, timeout=PING_TIMEOUT_S)
+        except httpx.TimeoutException:
+            return PING_TIMEOUT_S * 1000
+        except httpx.HTTPError:
+            return None
+        if r.status_code >= 400:
+            return None
+        return round((time.monotonic() - t0) * 1000, 3)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            t0 = time.monotonic()
+            rtt = await self.once()
+            if rtt is not None:
+                self.samples.append(rtt)
+            left = PING_INTERVAL_S - (time.monotonic() - t0)
+            if left > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), left)
+                except TimeoutError:
+                    pass
+
+
+def needed_upload_mbps(site: Site) -> float:
+    """What the streams need: sum of every device's stream bitrates × headroom, Mbit/s."""
+    kbps = sum(sum(d.streams_kbps) for d in site.devices)
+    return round(kbps * site.thresholds.upload_headroom / 1000, 3)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to connect (an IP) and what to call it (Host header, TLS name)."""
+
+    base: str
+    host_header: str
+    sni: str | None
+
+
+async def endpoint(site: Site, url: str) -> Endpoint:
+    """The speed-test URL with its host resolved through the site resolver."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    addrs = await probe.resolve(host, probe.site_resolver(site))
+    netloc = addrs[0] if ":" not in addrs[0] else f"[{addrs[0]}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    host_header = parts.netloc.rpartition("@")[2]
+    return Endpoint(base, host_header, host if parts.scheme == "https" else None)
+
+
+async def download(
+    client: httpx.AsyncClient, ep: Endpoint, measure_s: float, on_phase: Callable[[], None]
+) -> Transfer:
+    """One GET of a huge object, read for warm-up + ``measure_s`` and cut there."""
+    ext = {"sni_hostname": ep.sni} if ep.sni else {}
+    req = client.build_request(
+        "GET",
+        f"{ep.base}/download",
+        params={"bytes": DOWNLOAD_BYTES},
+        headers={"Host": ep.host_header},
+        extensions=ext,
+    )
+    try:
+        resp = await client.send(req, stream=True)
+    except httpx.HTTPError as exc:
+        return Transfer(error=f"connect: {type(exc).__name__}")
+    try:
+        if resp.status_code != 200:
+            return Transfer(error=f"http-{resp.status_code}")
+        start = time.monotonic()
+        warm_end = start + WARMUP_S
+        end = warm_end + measure_s
+        counted = 0
+        t_first: float | None = None
+        t_last = start
+        async for chunk in resp.aiter_raw(64 * 1024):
+            now = time.monotonic()
+            if now >= warm_end:
+                if t_first is None:
+                    # The phase starts at this chunk's arrival; its own bytes came before it.
+                    t_first = now
+                    on_phase()
+                else:
+                    counted += len(chunk)
+                t_last = now
+            if now >= end:
+                break
+        if t_first is None:
+            return Transfer(error="short-transfer")
+        return Transfer(counted, t_last - t_first)
+    except httpx.HTTPError as exc:
+        return Transfer(error=f"read: {type(exc).__name__}")
+    finally:
+        await resp.aclose()
+
+
+async def _body(seconds: float, sent: list[int]) -> AsyncIterator[bytes]:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sent[0] += len(_PAYLOAD)
+        yield _PAYLOAD
+
+
+async def upload_once(client: httpx.AsyncClient, ep: Endpoint, seconds: float) -> Transfer:
+    """A chunked POST generated for ``seconds``; the server's own count and time are preferred
+    (the client's count includes what still sits in socket buffers)."""
+    ext = {"sni_hostname": ep.sni} if ep.sni else {}
+    sent = [0]
+    t0 = time.monotonic()
+    try:
+        resp = await client.post(
+            f"{ep.base}/upload",
+            content=_body(seconds, sent),
+            headers={"Host": ep.host_header, "Content-Type": "application/octet-stream"},
+            extensions=ext,
+        )
+    except httpx.HTTPError as exc:
+        return Transfer(error=f"upload: {type(exc).__name__}")
+    elapsed = time.monotonic() - t0
+    if resp.status_code != 200:
+        return Transfer(error=f"http-{resp.status_code}")
+    try:
+        data = json.loads(resp.content)
+        n, secs = int(data["bytes"]), float(data["seconds"])
+        if n > 0 and secs > 0:
+            return Transfer(n, secs)
+    except (ValueError, KeyError, TypeError):
+        pass  # a server without the JSON answer: the client's own count and time
+    return Transfer(sent[0], elapsed)
+
+
+async def _loaded(
+    pinger: Pinger, work: Callable[[Callable[[], None]], Awaitable[Transfer]]
+) -> tuple[Transfer, list[float]]:
+    """Runs a transfer and samples latency during its measured phase only."""
+    stop = asyncio.Event()
+    start_idx: list[int] = []
+
+    def on_phase() -> None:
+        start_idx.append(len(pinger.samples))
+
+    task = asyncio.create_task(pinger.run(stop))
+    try:
+        result = await work(on_phase)
+    finally:
+        stop.set()
+        await task
+    return result, pinger.samples[start_idx[0] if start_idx else 0 :]
+
+
+class BandwidthCheck(Check):
+    id = "bandwidth"
+    title = msg("Bandwidth and latency under load")
+    needs = (profile_need("speedtest_url"),)
+    # Measured after the internet path and the ports: a loaded link would distort their RTT
+    # and loss numbers, and a dead path (wan) is known before minutes are spent here.
+    depends_on = ("wan", "ports")
+    timeout_s = 15.0
+
+    def targets(self, site: Site) -> tuple[str, ...]:
+        return (site.profile.speedtest_url,) if site.profile.speedtest_url else ()
+
+    async def run(self, ctx: Context) -> Outcome:
+        site = ctx.site
+        url = site.profile.speedtest_url or ""
+        need = needed_upload_mbps(site)
+        facts: list[Fact] = [Fact("bw.needed_upload_mbps", need, "Mbit/s")]
+        measure = DEEP_MEASURE_S if ctx.deep else MEASURE_S
+        # Two directions, each warm-up + measured phase, plus idle pings must fit the budget.
+        measure = max(0.3, min(measure, (ctx.remaining() - 1.5) / 2 - WARMUP_S))
+        try:
+            ep = await endpoint(site, url)
+        except probe.ResolveError as exc:
+            facts.append(Fact("bw.error", f"dns: {exc.reason}"))
+            return Outcome("fail", msg("speed-test server name did not resolve"), {}, tuple(facts))
+        verify: bool | str = site.profile.ca_file or True
+        timeout = httpx.Timeout(CONNECT_TIMEOUT_S, read=CONNECT_TIMEOUT_S)
+        bulk_transport = httpx.AsyncHTTPTransport(
+            verify=verify,
+            socket_options=[(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)],
+        )
+        async with (
+            httpx.AsyncClient(timeout=timeout, transport=bulk_transport, trust_env=False) as bulk,
+            httpx.AsyncClient(timeout=timeout, verify=verify, trust_env=False) as pings,
+        ):
+            pinger = Pinger(pings, f"{ep.base}/ping")
+            pinger.client.headers["Host"] = ep.host_header
+            idle: list[float] = []
+            for _ in range(IDLE_PINGS):
+                rtt = await pinger.once()
+                if rtt is None:
+                    break
+                idle.append(rtt)
+            if not idle:
+                facts.append(Fact("bw.error", "unreachable"))
+                return Outcome("fail", msg("speed-test server does not answer"), {}, tuple(facts))
+            # The first ping paid for the TCP handshake; the median ignores it.
+            idle_rtt = round(statistics.median(idle[1:] or idle), 3)
+            facts.append(Fact("bw.idle_rtt_ms", idle_rtt, "ms"))
+            ctx.progress(0.1, msg("measuring download"))
+            down, down_rtts = await _loaded(pinger, lambda ph: download(bulk, ep, measure, ph))
+            ctx.progress(0.5, msg("measuring upload"))
+
+            async def up(on_phase: Callable[[], None]) -> Transfer:
+                warm = await upload_once(bulk, ep, WARMUP_S)
+                if warm.error:
+                    return warm
+                on_phase()
+                return await upload_once(bulk, ep, measure)
+
+            upl, up_rtts = await _loaded(pinger, up)
+        metrics: dict[str, Metric] = {"needed_upload": Metric(need, "Mbit/s")}
+        for name, t in (("download", down), ("upload", upl)):
+            if t.mbps is not None:
+                facts.append(Fact(f"bw.{name}_mbps", t.mbps, "Mbit/s"))
+                metrics[name] = Metric(t.mbps, "Mbit/s")
+            else:
+                facts.append(Fact(f"bw.{name}_error", t.error or "no-data"))
+        loaded = [statistics.median(r) for r in (down_rtts, up_rtts) if r]
+        metrics["idle_rtt"] = Metric(idle_rtt, "ms")
+        bloat: float | None = None
+        if loaded:
+            loaded_rtt = round(max(loaded), 3)
+            bloat = round(max(0.0, loaded_rtt - idle_rtt), 3)
+            facts.append(Fact("bw.loaded_rtt_ms", loaded_rtt, "ms"))
+            facts.append(Fact("bw.bufferbloat_ms", bloat, "ms"))
+            metrics["loaded_rtt"] = Metric(loaded_rtt, "ms")
+            metrics["bufferbloat"] = Metric(bloat, "ms")
+        facts.append(Fact("bw.measure_s", round(measure, 3), "s"))
+        status, summary = _verdict(site, down.mbps, upl.mbps, need, bloat)
+        return Outcome(status, summary, metrics, tuple(facts))
+
+
+def _verdict(
+    site: Site, down: float | None, up: float | None, need: float, bloat: float | None
+) -> tuple[Status, Message]:
+    if up is None or down is None:
+        return "fail", msg("the speed test did not complete")
+    text = msg(
+        "download {down} Mbit/s, upload {up} Mbit/s (streams need {need} Mbit/s)",
+        down=down,
+        up=up,
+        need=need,
+    )
+    if need > 0 and up < need:
+        return "fail", msg("upload too slow for the streams: {detail}", detail=text)
+    if bloat is not None and bloat > site.thresholds.bufferbloat_ms:
+        return "warn", msg(
+            "latency grows by {bloat} ms under load: {detail}", bloat=bloat, detail=text
+        )
+    return "ok", text
