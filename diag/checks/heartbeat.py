@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import ssl
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -440,10 +441,23 @@ class HeartbeatCheck(Check):
         sem = asyncio.Semaphore(DEVICE_CONCURRENCY)
         api_client: httpx.AsyncClient | None = None
         if site.profile.status_api_url:
-            verify: Any = site.profile.ca_file or True
-            api_client = httpx.AsyncClient(
-                timeout=API_TIMEOUT_S, verify=verify, trust_env=False, follow_redirects=False
-            )
+            verify: Any = True
+            if site.profile.ca_file:
+                try:
+                    verify = ssl.create_default_context(cafile=site.profile.ca_file)
+                except (OSError, ssl.SSLError):
+                    # The CA bundle is unreadable: a local problem, not the platform's verdict.
+                    verify = None
+            if verify is None:
+                facts.extend(
+                    Fact("device.platform_error", "ca-file", target=d.name)
+                    for d in devices
+                    if d.serial
+                )
+            else:
+                api_client = httpx.AsyncClient(
+                    timeout=API_TIMEOUT_S, verify=verify, trust_env=False, follow_redirects=False
+                )
         done = 0
 
         async def one(d: Device) -> list[Fact]:
