@@ -385,7 +385,7 @@ class Dashboard(Screen[None]):
 
             write_html(run, str(html_path), lang)
         except NotImplementedError:
-            html_path, html_error = None, "not built yet"
+            html_path, html_error = None, N_("not built yet")
         except Exception as exc:
             html_path, html_error = None, _err(exc)
         self.post_message(self.Exported(ExportResult(json_path, html_path, html_error)))
@@ -400,7 +400,12 @@ class Dashboard(Screen[None]):
         if res.html_path is not None:
             lines.append(t(msg("HTML: {path}", path=str(res.html_path)), lang))
         else:
-            lines.append(t(msg("HTML not written ({why}); JSON only", why=res.html_error), lang))
+            lines.append(
+                t(
+                    msg("HTML not written ({why}); JSON only", why=t(res.html_error or "", lang)),
+                    lang,
+                )
+            )
         if self.running:
             lines.append(t(N_("partial: checks were still running"), lang))
         self.notify("\n".join(lines), title=t(N_("Exported"), lang), timeout=10)

@@ -116,11 +116,12 @@ class ChecksPanel(DataTable[Text]):
     def _build(self) -> None:
         keep = self.selected_check
         self.clear(columns=True)
-        self.add_column(" ", key="glyph", width=1)
-        self.add_column(t(N_("Check"), self.lang), key="id", width=10)
+        # The spinner or result glyph leads the check's id; the second column is the status
+        # word once done, the progress bar while running; then elapsed time, then the summary.
+        self.add_column(t(N_("Check"), self.lang), key="id", width=12)
         self.add_column(t(N_("Status"), self.lang), key="status", width=9)
         self.add_column(t(N_("Time"), self.lang), key="time", width=6)
-        self.add_column(t(N_("Progress"), self.lang), key="info")
+        self.add_column(t(N_("Summary"), self.lang), key="info")
         for row in self.rows_by_id.values():
             self.add_row(*self._cells(row), key=row.check_id)
         if keep is not None:
@@ -161,28 +162,28 @@ class ChecksPanel(DataTable[Text]):
             return fmt_seconds(max(0.0, self._clock() - row.started))
         return ""
 
-    def _cells(self, row: CheckRow) -> tuple[Text, Text, Text, Text, Text]:
+    def _cells(self, row: CheckRow) -> tuple[Text, Text, Text, Text]:
         lang = self.lang
         res = row.result
         if res is not None:
-            glyph = Text(STATUS_GLYPH[res.status], style=STATUS_STYLE[res.status])
-            status = Text(t(STATUS_WORD[res.status], lang), style=STATUS_STYLE[res.status])
+            style = STATUS_STYLE[res.status]
+            name = Text(STATUS_GLYPH[res.status] + " ", style=style)
+            status = Text(t(STATUS_WORD[res.status], lang), style=style)
             info = Text(t(res.summary, lang))
         elif row.phase == "running":
-            glyph = Text(SPINNER[self._frame % len(SPINNER)], style="bold cyan")
-            status = Text(t(PHASE_WORD["running"], lang), style="cyan")
+            name = Text(SPINNER[self._frame % len(SPINNER)] + " ", style="bold cyan")
             if row.fraction is not None:
-                bar = f"{progress_bar(row.fraction)} {row.fraction:.0%}"
-                note = f" {t(row.note, lang)}" if row.note is not None else ""
-                info = Text(bar + note)
+                status = Text(f"{progress_bar(row.fraction, 4)}{row.fraction:>4.0%}", style="cyan")
             else:
-                info = Text(t(row.note, lang) if row.note is not None else "")
+                status = Text(t(PHASE_WORD["running"], lang), style="cyan")
+            info = Text(t(row.note, lang) if row.note is not None else "")
         else:
-            glyph = Text("·" if row.phase == "queued" else "×", style="dim")
+            name = Text("· " if row.phase == "queued" else "× ", style="dim")
             status = Text(t(PHASE_WORD[row.phase], lang), style="dim")
             info = Text(t(row.title, lang) if row.title is not None else "", style="dim")
+        name.append(row.check_id)
         time = Text(self._elapsed(row), justify="right")
-        return glyph, Text(row.check_id), status, time, info
+        return name, status, time, info
 
     def _refresh_row(self, check_id: str) -> None:
         row = self.rows_by_id.get(check_id)
@@ -191,9 +192,7 @@ class ChecksPanel(DataTable[Text]):
         if check_id not in self.rows:
             self.add_row(*self._cells(row), key=check_id)
             return
-        for key, cell in zip(
-            ("glyph", "id", "status", "time", "info"), self._cells(row), strict=True
-        ):
+        for key, cell in zip(("id", "status", "time", "info"), self._cells(row), strict=True):
             self.update_cell(check_id, key, cell)
 
     def _on_tick(self) -> None:

@@ -89,7 +89,10 @@ class DetailPane(VerticalScroll):
             out.append(t(N_("You marked: the app shows this device grey."), lang) + "\n", "bold")
         causes = list(verdict.causes) if verdict is not None else []
         self._causes(out, causes, N_("Why"))
-        site = [c for c in site_causes if c.confidence >= SHOWN_CONFIDENCE]
+        # The diagnosis attaches the site causes that explain this device's state to its own
+        # list; the rest are shown once, below, so nothing is listed twice.
+        own = {c.id for c in causes}
+        site = [c for c in site_causes if c.confidence >= SHOWN_CONFIDENCE and c.id not in own]
         if site:
             self._causes(out, site, N_("Site-wide"))
         if verdict is not None and not any(

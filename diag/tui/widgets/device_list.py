@@ -25,7 +25,7 @@ from diag.tui.present import (
     t,
 )
 
-COLUMNS = ("icon", "name", "via", "state", "seen")
+COLUMNS = ("icon", "name", "via", "state")
 
 
 class DeviceList(DataTable[Text]):
@@ -47,22 +47,27 @@ class DeviceList(DataTable[Text]):
         if self.is_mounted:
             self._build()
 
+    def on_resize(self) -> None:
+        self._build()
+
     def _build(self) -> None:
         keep = self.cursor_row
         self.clear(columns=True)
-        width = max((len(d.name) for d in self.devices), default=8)
-        self.add_column(" ", key="icon", width=1)
-        # Names longer than 18 cells are cut by the table; the detail pane shows them whole.
-        self.add_column(t(N_("Device"), self.lang), key="name", width=min(max(width, 6), 18))
+        longest = max((len(d.name) for d in self.devices), default=8)
+        # The other columns take 26 cells with their padding, plus 1 for the scrollbar.
+        room = self.size.width - 27 if self.size.width else 15
+        # Icon and the installer's mark ("G": the app shows it grey) share the first column.
+        self.add_column(" ", key="icon", width=2)
+        # Longer names are cut to the room there is; the detail pane shows them whole.
+        self.add_column(t(N_("Device"), self.lang), key="name", width=max(6, min(longest, room)))
         self.add_column(t(N_("Added"), self.lang), key="via", width=4)
-        self.add_column(t(N_("State"), self.lang), key="state", width=11)
-        self.add_column(t(N_("App"), self.lang), key="seen", width=1)
+        self.add_column(t(N_("State"), self.lang), key="state", width=12)
         for d in self.devices:
             self.add_row(*self._cells(d), key=d.name)
         if self.row_count:
             self.move_cursor(row=min(keep, self.row_count - 1))
 
-    def _cells(self, d: Device) -> tuple[Text, Text, Text, Text, Text]:
+    def _cells(self, d: Device) -> tuple[Text, Text, Text, Text]:
         v = self.verdicts.get(d.name)
         colour = VIA_COLOUR[d.added_via]
         if v is None:
@@ -75,8 +80,9 @@ class DeviceList(DataTable[Text]):
             state = Text(t(STATE_WORD[v.state], self.lang), style=STATE_STYLE[v.state])
         name = Text(d.name, style="bold" if v is not None and v.state != "online" else "")
         via = Text(t(VIA_TAG[d.added_via], self.lang), style=colour)
-        seen = Text("G", style=f"reverse {GREY}") if self.grey.get(d.name) else Text("")
-        return icon, name, via, state, seen
+        if self.grey.get(d.name):
+            icon.append("G", style="reverse")
+        return icon, name, via, state
 
     @property
     def selected_device(self) -> str | None:

@@ -1,0 +1,341 @@
+"""The dashboard driven with Pilot on fake checks: every key, streaming results, clean quitting."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fakechecks import FakeCheck, fake_registry, reachability, site_facts
+from screen import region_text, screen_text
+from textual.pilot import Pilot
+
+from diag.checks.base import registry_from
+from diag.model import Site
+from diag.reports import json as rjson
+from diag.tui.app import DiagApp
+from diag.tui.screens.dashboard import Dashboard
+from diag.tui.screens.help import HelpScreen
+from diag.tui.widgets.checks_panel import ChecksPanel
+
+SIZE = (80, 24)
+
+
+async def wait_until(pilot: Pilot[int], cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out; screen:\n" + screen_text(pilot.app))
+        await pilot.pause(0.02)
+
+
+def dash(app: DiagApp) -> Dashboard:
+    return app.dashboard
+
+
+def detail(app: DiagApp) -> str:
+    return region_text(app, dash(app).detail)
+
+
+def row_phase(app: DiagApp, check_id: str) -> str:
+    return dash(app).checks.rows_by_id[check_id].phase
+
+
+def finished(app: DiagApp) -> bool:
+    d = dash(app)
+    return not d.running and bool(d.checks.rows_by_id)
+
+
+async def test_first_paint_before_checks_finish_then_results_stream_in(site: Site) -> None:
+    gate = threading.Event()
+    reg = fake_registry(site, offline=["Yard camera"], delay_s=0.05, gate=gate)
+    app = DiagApp(site, registry=reg)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            text = screen_text(app)
+            # The screen is up with every device before any check has finished.
+            for d in site.devices:
+                assert d.name[:12] in text
+            assert "checking" in text
+            # wan finishes first: its facts reach the header while heartbeat is still held.
+            await wait_until(pilot, lambda: "wan" in dash(app).results)
+            assert row_phase(app, "heartbeat") == "running"
+            text = screen_text(app)
+            assert "Port Restricted Cone (EIM/APDF)" in text
+            assert "203.0.113.7" in text
+            hb_line = next(ln for ln in text.splitlines() if "heartbeat" in ln)
+            assert any(ch in hb_line for ch in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+            assert "checking: 2/3 checks done" in text
+            assert dash(app).running
+            # Then the heartbeat arrives: the silent device turns grey with its cause.
+            gate.set()
+            await wait_until(pilot, lambda: finished(app))
+            verdicts = dash(app).verdicts
+            assert verdicts["Yard camera"].icon == "grey"
+            assert verdicts["NVR office"].icon == "colour"
+            await pilot.press("down", "down")  # Yard camera
+            await pilot.pause()
+            assert "○" in screen_text(app)
+            assert "Checks 3/3" in screen_text(app)
+            text = detail(app)
+            assert "Device has no power or its cable is faulty" in text
+            assert "device-no-power" in text
+    finally:
+        gate.set()
+
+
+async def test_progress_and_elapsed_time_shown_while_running(site: Site) -> None:
+    gate = threading.Event()
+    slow = FakeCheck("heartbeat", delay_s=0.4, steps=2, gate=gate, facts=reachability(site))
+    app = DiagApp(site, registry=registry_from(slow))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(
+                pilot, lambda: dash(app).checks.rows_by_id["heartbeat"].fraction == 0.5
+            )
+            await pilot.pause(0.3)
+            text = screen_text(app)
+            line = next(ln for ln in text.splitlines() if "heartbeat" in ln)
+            assert "50%" in line and "██░░" in line
+            assert any(ch in line for ch in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+            # Elapsed time ticks: the shown seconds grow while the check runs.
+            first = float(line.split("50%")[1].split("s")[0])
+            await pilot.pause(0.5)
+            text = screen_text(app)
+            line = next(ln for ln in text.splitlines() if "heartbeat" in ln)
+            assert float(line.split("50%")[1].split("s")[0]) > first
+    finally:
+        gate.set()
+
+
+async def test_r_reruns_every_check(site: Site) -> None:
+    reg = fake_registry(site, delay_s=0.02)
+    app = DiagApp(site, registry=reg)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        assert [reg[c].runs for c in reg.ids] == [1, 1, 1]  # type: ignore[attr-defined]
+        await pilot.press("r")
+        await wait_until(pilot, lambda: finished(app))
+        assert [reg[c].runs for c in reg.ids] == [2, 2, 2]  # type: ignore[attr-defined]
+
+
+async def test_shift_r_and_enter_rerun_only_the_selected_check(site: Site) -> None:
+    reg = fake_registry(site, delay_s=0.02)
+    app = DiagApp(site, registry=reg)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("tab")  # to the checks panel
+        assert isinstance(app.focused, ChecksPanel)
+        order = list(dash(app).checks.rows_by_id)
+        await pilot.press(*["down"] * order.index("dns"))
+        assert dash(app).checks.selected_check == "dns"
+        await pilot.press("R")
+        await wait_until(pilot, lambda: finished(app))
+        runs = {c: reg[c].runs for c in reg.ids}  # type: ignore[attr-defined]
+        assert runs == {"dns": 2, "heartbeat": 1, "wan": 1}
+        # The other results are kept: the devices keep their verdicts.
+        assert set(dash(app).results) == {"dns", "heartbeat", "wan"}
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: finished(app) and reg["dns"].runs == 3)  # type: ignore[attr-defined]
+        assert reg["wan"].runs == 1  # type: ignore[attr-defined]
+
+
+async def test_e_exports_json_and_says_html_is_missing(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import diag.reports.html
+
+    def not_built(*_a: object, **_k: object) -> None:
+        raise NotImplementedError("the HTML report is not built yet")
+
+    monkeypatch.setattr(diag.reports.html, "write", not_built)
+    app = DiagApp(site, registry=fake_registry(site, offline=["Yard camera"]), export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("e")
+        await wait_until(pilot, lambda: dash(app).last_export is not None)
+        res = dash(app).last_export
+        assert res is not None and res.html_path is None and res.json_path is not None
+        data = json.loads(res.json_path.read_text())
+        assert rjson.validate(data) == []
+        yard = next(d for d in data["devices"] if d["name"] == "Yard camera")
+        assert yard["icon"] == "grey"
+        assert {c["id"] for c in data["checks"]} == {"dns", "heartbeat", "wan"}
+        notes = [n.message for n in app._notifications]
+        assert any(str(res.json_path) in n and "JSON only" in n for n in notes)
+
+
+async def test_e_exports_both_and_shows_both_paths(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import diag.reports.html
+
+    def fake_html(run: object, path: str, lang: str = "en") -> None:
+        Path(path).write_text("<html>report</html>")
+
+    monkeypatch.setattr(diag.reports.html, "write", fake_html)
+    app = DiagApp(site, registry=fake_registry(site), export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("e")
+        await wait_until(pilot, lambda: dash(app).last_export is not None)
+        res = dash(app).last_export
+        assert res is not None and res.html_path is not None and res.json_path is not None
+        assert res.html_path.read_text() == "<html>report</html>"
+        assert res.json_path.parent == tmp_path
+        note = app._notifications
+        assert any(
+            str(res.html_path) in n.message and str(res.json_path) in n.message for n in note
+        )
+
+
+async def test_l_switches_language_live(site: Site) -> None:
+    app = DiagApp(site, registry=fake_registry(site, offline=["Yard camera"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        before = screen_text(app)
+        assert "offline" in before and "polski" in before
+        await pilot.press("l")
+        assert app.lang == "pl" and dash(app).lang == "pl"
+        text = screen_text(app)
+        assert "English" in text  # the key now offers the way back
+        assert "niedostępn" in text  # Yard camera's state in Polish
+        assert "Urządzenia" in text and "Testy" in text
+        await pilot.press("l")
+        assert app.lang == "en"
+        assert "offline" in screen_text(app)
+
+
+async def test_g_marks_grey_and_feeds_the_diagnosis(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import diag.diagnosis
+
+    seen: list[dict[str, bool | None]] = []
+    real = diag.diagnosis.diagnose
+
+    def spy(s: Site, *a: object, **k: object) -> object:
+        seen.append({d.name: d.app_shows_grey for d in s.devices})
+        return real(s, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(diag.diagnosis, "diagnose", spy)
+    app = DiagApp(site, registry=fake_registry(site))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        assert dash(app).verdicts["Gate camera"].icon == "colour"
+        await pilot.press("down")  # Gate camera
+        await pilot.press("g")
+        assert seen[-1]["Gate camera"] is True
+        assert dash(app).verdicts["Gate camera"].icon == "grey"
+        gate_line = next(ln for ln in screen_text(app).splitlines() if "Gate camera" in ln[:30])
+        assert "○G" in gate_line
+        assert "You marked: the app shows this device grey." in detail(app)
+        # A re-run keeps the observation.
+        await pilot.press("r")
+        await wait_until(pilot, lambda: finished(app))
+        assert seen[-1]["Gate camera"] is True
+        await pilot.press("g")
+        assert seen[-1]["Gate camera"] is False
+        assert dash(app).verdicts["Gate camera"].icon == "colour"
+
+
+async def test_question_mark_opens_help_and_escape_closes_it(site: Site) -> None:
+    app = DiagApp(site, registry=fake_registry(site))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        assert "re-run all checks" in text and "P2P" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, Dashboard)
+        await pilot.press("l", "question_mark")
+        assert "ponownie" in screen_text(app)
+        await pilot.press("q")  # closes help, does not quit
+        assert isinstance(app.screen, Dashboard)
+        assert app.is_running
+
+
+async def test_q_quits_at_once_and_cancels_the_run(site: Site) -> None:
+    gate = threading.Event()
+    reg = fake_registry(site, delay_s=0.01, gate=gate)
+    app = DiagApp(site, registry=reg)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: row_phase(app, "heartbeat") == "running")
+            t0 = time.monotonic()
+            await pilot.press("q")
+            await pilot.pause()
+        assert time.monotonic() - t0 < 1.0
+        assert app.return_code == 0
+        # The run's thread has ended although the check's probe is still stuck in its thread.
+        deadline = time.monotonic() + 2.0
+        while any(t.name == "diag-tui-run" for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "run thread still alive after quit"
+            time.sleep(0.02)
+    finally:
+        gate.set()
+
+
+async def test_a_check_that_blocks_its_loop_does_not_freeze_the_screen(site: Site) -> None:
+    hog = FakeCheck("heartbeat", delay_s=2.0, steps=1, blocking=True, facts=reachability(site))
+    app = DiagApp(site, registry=registry_from(hog, FakeCheck("wan", facts=site_facts())))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: row_phase(app, "heartbeat") == "running")
+        t0 = time.monotonic()
+        await pilot.press("down", "l")
+        await pilot.pause()
+        assert time.monotonic() - t0 < 0.5
+        assert app.lang == "pl"
+        assert dash(app).running
+
+
+async def test_rerun_while_running_drops_the_old_runs_results(site: Site) -> None:
+    gate = threading.Event()
+    held = FakeCheck("heartbeat", gate=gate, facts=reachability(site, ["Yard camera"]))
+    app = DiagApp(site, registry=registry_from(held, FakeCheck("wan", facts=site_facts())))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: row_phase(app, "heartbeat") == "running")
+            first = dash(app).checks.run_id
+            held.gate = None  # the next run's heartbeat is not held
+            held.facts = tuple(reachability(site))
+            await pilot.press("r")
+            assert dash(app).checks.run_id == first + 1
+            await wait_until(pilot, lambda: finished(app))
+            gate.set()  # the first run's probe ends now; its result must be ignored
+            await pilot.pause(0.2)
+            assert dash(app).verdicts["Yard camera"].icon == "colour"
+            assert held.runs == 2
+    finally:
+        gate.set()
+
+
+async def test_a_crashing_check_is_an_error_row_not_a_crash(site: Site) -> None:
+    boom = FakeCheck("ports", raises=RuntimeError("socket exploded"))
+    app = DiagApp(site, registry=registry_from(boom, FakeCheck("wan", facts=site_facts())))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("tab")
+        order = list(dash(app).checks.rows_by_id)
+        await pilot.press(*["down"] * order.index("ports"))
+        assert "error" in screen_text(app)
+        assert "check crashed: RuntimeError: socket exploded" in detail(app)
+        assert dash(app).checks.rows_by_id["wan"].result is not None
+
+
+async def test_tab_moves_between_devices_and_checks_details_follow(site: Site) -> None:
+    app = DiagApp(site, registry=fake_registry(site))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        assert "added by P2P to an account" in detail(app)
+        await pilot.press("tab")
+        text = detail(app)
+        first = next(iter(dash(app).checks.rows_by_id))
+        assert f"{first} — Fake check {first}" in text
+        assert "rtt = 12.5 ms" in text
+        await pilot.press("shift+tab")
+        assert "added by P2P to an account" in detail(app)
