@@ -1,0 +1,200 @@
+"""The lab's scenarios as data: each names the cause it injects and the knobs it turns.
+
+A scenario is a row of ``SCENARIOS``: a name, the cause id of SPEC section 2 it injects (None for
+``healthy`` and the NAT behaviours that are not a fault), a one-line description, the device it
+breaks (if any) and a set of ``Faults`` overrides. Scenarios compose: ``compose(["a", "b"])``
+applies both rows' overrides, so two faults can be injected at once. ``diag.lab.plan`` turns the
+resulting ``Faults`` into namespaces, addresses, nftables rules, tc qdiscs and processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from diag.i18n import N_
+
+NatMode = Literal["port-restricted", "none", "full-cone", "restricted", "symmetric", "udp-blocked"]
+NAT_MODES: tuple[NatMode, ...] = get_args(NatMode)
+DeviceFault = Literal[
+    "no-power", "p2p-disabled", "net-config", "password-changed", "ip-conflict", "vlan", "radio"
+]
+DEVICE_FAULTS: tuple[DeviceFault, ...] = get_args(DeviceFault)
+
+# The healthy site's internet link, kbit/s: a decent fixed line (or good LTE). The lab's default
+# streams (sum about 10 Mbit/s) fit into the upload with the default 1.25 headroom.
+HEALTHY_UPLOAD_KBIT = 20_000
+HEALTHY_DOWNLOAD_KBIT = 50_000
+# low-bandwidth: a weak LTE cell, far below the streams' several Mbit/s.
+WEAK_UPLOAD_KBIT = 1_000
+# nat-mapping-expiry: the router forgets UDP mappings after this many seconds, well below the lab's
+# heartbeat interval (diag.lab.plan.HEARTBEAT_INTERVAL_S = 10 s).
+SHORT_UDP_TIMEOUT_S = 4
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Everything a scenario can change in the lab; the defaults are the healthy site."""
+
+    nat: NatMode = "port-restricted"
+    cgnat: bool = False
+    router_blocks_platform: bool = False
+    isp_blocks_platform: bool = False
+    wan_down: bool = False
+    upload_kbit: int = HEALTHY_UPLOAD_KBIT
+    download_kbit: int = HEALTHY_DOWNLOAD_KBIT
+    # netem on the WAN link, each direction: one-way delay and jitter (ms), loss (%).
+    wan_delay_ms: int = 0
+    wan_jitter_ms: int = 0
+    wan_loss_pct: float = 0.0
+    captive_portal: bool = False
+    platform_down: bool = False
+    dns_isp_lies: bool = False
+    udp_timeout_s: int | None = None
+    ddns_stale: bool = False
+    # device name -> the faults injected into it
+    devices: Mapping[str, frozenset[DeviceFault]] = field(default_factory=dict)
+
+    def device_faults(self, name: str) -> frozenset[DeviceFault]:
+        return self.devices.get(name, frozenset())
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    cause: str | None
+    description: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    # The device this scenario breaks, with the fault (None: a site-wide fault).
+    device: str | None = None
+    device_fault: DeviceFault | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "cause": self.cause,
+            "description": self.description,
+            "device": self.device,
+        }
+
+
+def _s(
+    name: str,
+    cause: str | None,
+    description: str,
+    device: tuple[str, DeviceFault] | None = None,
+    **overrides: Any,
+) -> Scenario:
+    return Scenario(
+        name,
+        cause,
+        description,
+        overrides,
+        device[0] if device else None,
+        device[1] if device else None,
+    )
+
+
+# fmt: off
+SCENARIOS: tuple[Scenario, ...] = (
+    _s("healthy", None, N_("a working site: port-restricted NAT, every device online")),
+    # NAT behaviours (RFC 4787); the last two are the only ones that hurt direct P2P.
+    _s("nat-none", None, N_("no NAT: the site LAN is routed with public addresses"), nat="none"),
+    _s("nat-full-cone", None, N_("full cone NAT (EIM + EIF)"), nat="full-cone"),
+    _s("nat-restricted", None, N_("restricted cone NAT (EIM + ADF)"), nat="restricted"),
+    _s("nat-port-restricted", None, N_("port-restricted cone NAT (EIM + APDF)")),
+    _s("nat-symmetric", "nat-unfriendly", N_("symmetric NAT (APDM)"), nat="symmetric"),
+    _s("nat-udp-blocked", "nat-unfriendly", N_("the router drops all UDP except DNS"),
+       nat="udp-blocked"),
+    _s("nat-cgnat", "cgnat", N_("carrier-grade NAT: router WAN in 100.64.0.0/10"), cgnat=True),
+    # One scenario per network-visible cause of SPEC section 2.
+    _s("device-no-power", "device-no-power", N_("ipc2 is off: link down, nothing answers"),
+       device=("ipc2", "no-power")),
+    _s("device-p2p-disabled", "device-p2p-disabled",
+       N_("ipc3 has its P2P service switched off"), device=("ipc3", "p2p-disabled")),
+    _s("device-net-config", "device-net-config",
+       N_("the NVR's gateway and DNS are wrong: it cannot reach the internet"),
+       device=("nvr", "net-config")),
+    _s("device-password-changed", "device-password-changed",
+       N_("the NVR's password was changed: the site's credentials are rejected"),
+       device=("nvr", "password-changed")),
+    _s("ip-conflict", "ip-conflict", N_("a second host answers ARP for ipc3's address"),
+       device=("ipc3", "ip-conflict")),
+    _s("router-port-blocking", "router-port-blocking",
+       N_("the router drops the platform's P2P ports (UDP 32100, TCP 443): probes die at hop 1"),
+       router_blocks_platform=True),
+    _s("vlan-misconfig", "vlan-misconfig",
+       N_("ipc2's switch port is in VLAN 20; the laptop's trunk port sees its tagged frames"),
+       device=("ipc2", "vlan")),
+    _s("isp-p2p-blocking", "isp-p2p-blocking",
+       N_("the operator drops the platform's P2P ports: probes die at hop 2"),
+       isp_blocks_platform=True),
+    _s("link-outage", "link-outage", N_("the internet link is down: the router answers, nothing "
+       "beyond"), wan_down=True),
+    _s("low-bandwidth", "low-bandwidth", N_("upload shaped to 1 Mbit/s, below the streams' need"),
+       upload_kbit=WEAK_UPLOAD_KBIT),
+    _s("wan-loss-latency", "wan-loss-latency",
+       N_("the internet link loses 5 % each way, with 100 ms ± 40 ms delay each way"),
+       wan_delay_ms=100, wan_jitter_ms=40, wan_loss_pct=5.0),
+    _s("radio-link-interference", "radio-link-interference",
+       N_("ipc3's radio bridge loses 25 % of packets each way"), device=("ipc3", "radio")),
+    _s("data-plan-exhausted", "data-plan-exhausted",
+       N_("mobile data used up: HTTP goes to the operator's portal, only DNS passes"),
+       captive_portal=True),
+    _s("p2p-server-unavailable", "p2p-server-unavailable",
+       N_("the platform's servers are down; the rest of the internet works"),
+       platform_down=True),
+    _s("dns-failure", "dns-failure",
+       N_("the operator's resolver lies about the platform names; the independent one is right"),
+       dns_isp_lies=True),
+    _s("nat-unfriendly", "nat-unfriendly", N_("symmetric NAT: direct P2P cannot work"),
+       nat="symmetric"),
+    _s("nat-mapping-expiry", "nat-mapping-expiry",
+       N_("the router forgets UDP mappings after 4 s, before the 10 s heartbeat"),
+       udp_timeout_s=SHORT_UDP_TIMEOUT_S),
+    _s("cgnat", "cgnat", N_("double NAT: the router's WAN is behind the operator's CGNAT"),
+       cgnat=True),
+    _s("ip-access-broken", "ip-access-broken",
+       N_("ipc1's DDNS name points to a stale address and its port forward is gone"),
+       ddns_stale=True),
+)
+# fmt: on
+BY_NAME: Mapping[str, Scenario] = {s.name: s for s in SCENARIOS}
+# The device an IP-added scenario is about (ip-access-broken has no device fault of its own).
+IP_DEVICE = "ipc1"
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+def parse_names(value: str | Sequence[str]) -> list[str]:
+    """Scenario names from ``"a,b"`` or a list; unknown names raise ``ScenarioError``."""
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else list(value)
+    names = [n for n in names if n] or ["healthy"]
+    for n in names:
+        if n not in BY_NAME:
+            raise ScenarioError(f"unknown scenario {n!r}; see `diag lab list`")
+    return names
+
+
+def compose(names: Iterable[str]) -> Faults:
+    """The ``Faults`` of several scenarios applied in order (later ones win on a conflict)."""
+    faults = Faults()
+    devices: dict[str, set[DeviceFault]] = {}
+    for name in names:
+        sc = BY_NAME[name]
+        faults = dataclasses.replace(faults, **sc.overrides)
+        if sc.device and sc.device_fault:
+            devices.setdefault(sc.device, set()).add(sc.device_fault)
+    return dataclasses.replace(faults, devices={k: frozenset(v) for k, v in devices.items()})
+
+
+def devices_needed(names: Iterable[str]) -> set[str]:
+    """The device names the scenarios refer to (they must exist in the lab)."""
+    out = {BY_NAME[n].device for n in names if BY_NAME[n].device}
+    if any(BY_NAME[n].overrides.get("ddns_stale") for n in names):
+        out.add(IP_DEVICE)
+    return {d for d in out if d}
