@@ -1,0 +1,335 @@
+"""Heartbeat and vlan on real sockets in a small LAN of network namespaces built here (root).
+
+Independent of the full site lab: a bridge, a laptop, devices that answer, one that is off, two
+hosts sharing an address, one behind a lossy filter (nftables drops 30 % of echo requests: the
+lab kernel has no netem), a host missing from the config, and a "device in VLAN 20" that only
+speaks 802.1Q-tagged (the kernel here has no VLAN filtering: a packet socket plays the tagged
+device) plus an LLDP sender on the switch port facing the laptop. Everything runs inside the
+namespaces; the namespaces are removed at the end, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+PY = sys.executable
+LAPTOP_MAC = "02:00:5e:00:53:64"
+
+TAGGED_DEVICE = r"""
+import socket, struct, sys, time
+sys.path.insert(0, {root!r})
+from diag.checks import lan
+mac = open("/sys/class/net/eth0/address").read().strip()
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(lan.ETH_P_ALL))
+s.setsockopt(lan.SOL_PACKET, lan.PACKET_AUXDATA, 1)
+s.bind(("eth0", lan.ETH_P_ALL))
+me = "198.18.0.23"
+next_hello = 0.0
+while True:
+    if time.monotonic() >= next_hello:
+        # A camera in VLAN 20 keeps asking for its gateway (nobody answers it there).
+        s.send(lan.build_arp_request(lan.mac_bytes(mac), me, "198.18.0.1", 20))
+        next_hello = time.monotonic() + 0.5
+    for frame, vid, _ in lan.recv_frames(s, 0.05):
+        l2 = lan.parse_frame(frame, vid)
+        if l2 is None or l2.vid != 20 or l2.ethertype != lan.ETH_P_ARP:
+            continue
+        a = lan.parse_arp(l2.payload)
+        if a is None or a.op != 1 or a.target_ip != me:
+            continue
+        peer = lan.mac_bytes(a.sender_mac)
+        eth = peer + lan.mac_bytes(mac) + struct.pack("!HHH", 0x8100, 20, 0x0806)
+        body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, lan.mac_bytes(mac),
+                           socket.inet_aton(me), peer, socket.inet_aton(a.sender_ip))
+        s.send(eth + body)
+"""
+
+LLDP_SENDER = r"""
+import socket, struct, time
+def tlv(t, v): return struct.pack("!H", (t << 9) | len(v)) + v
+mac = bytes.fromhex(open("/sys/class/net/{port}/address").read().strip().replace(":", ""))
+oui = b"\x00\x80\xc2"
+pdu = (tlv(1, b"\x04" + mac) + tlv(2, b"\x05swp1") + tlv(3, b"\x00\x78") + tlv(5, b"lab-switch")
+       + tlv(127, oui + b"\x01" + struct.pack("!H", 1))
+       + tlv(127, oui + b"\x03" + struct.pack("!HB", 20, 7) + b"cameras") + tlv(0, b""))
+frame = bytes.fromhex("0180c200000e") + mac + b"\x88\xcc" + pdu
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("{port}", 0))
+while True:
+    s.send(frame)
+    time.sleep(0.3)
+"""
+
+SITE = """
+[site]
+name = "mini lan"
+profile = "loopback"
+[network]
+gateway = "198.18.0.1"
+interface = "eth0"
+[[devices]]
+name = "web"
+kind = "nvr"
+added_via = "p2p"
+address = "198.18.0.21"
+ports = {{ http = 80 }}
+[[devices]]
+name = "twin"
+kind = "ipc"
+added_via = "p2p"
+address = "198.18.0.22"
+ports = {{ rtsp = 554 }}
+[[devices]]
+name = "vlan20"
+kind = "ipc"
+added_via = "p2p"
+address = "198.18.0.23"
+ports = {{ http = 80 }}
+[[devices]]
+name = "off"
+kind = "ipc"
+added_via = "p2p"
+address = "198.18.0.24"
+ports = {{ http = 80 }}
+[[devices]]
+name = "radio"
+kind = "ipc"
+added_via = "p2p"
+address = "198.18.0.25"
+ports = {{ rtsp = 554 }}
+"""
+
+RUN = r"""
+import asyncio, json, sys, time
+from diag.config import load_site
+from diag.checks.base import registry_from
+from diag.checks.heartbeat import HeartbeatCheck
+from diag.checks.vlan import VlanCheck
+from diag.runner import Runner, plan
+site = load_site(sys.argv[1])
+checks = [c for c in (HeartbeatCheck(), VlanCheck()) if c.id in sys.argv[2].split(",")]
+reg = registry_from(*checks)
+p = plan(site, reg, [c.id for c in checks], root=True)
+res = asyncio.run(Runner(reg, deadline_s=20).run(site, p))
+out = {r.check_id: {"status": r.status, "duration_s": r.duration_s,
+       "summary": r.summary.render("en"),
+       "facts": [[f.key, f.target, f.value] for f in r.facts]} for r in res}
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class MiniLan:
+    prefix: str
+    tmp: Path
+    namespaces: list[str] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def ns(self, role: str) -> str:
+        return f"{self.prefix}-{role}"
+
+    def sh(self, *cmd: str, ns: str | None = None) -> str:
+        full = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
+        return subprocess.run(full, check=True, capture_output=True, text=True, timeout=30).stdout
+
+    def bg(self, ns: str, *cmd: str) -> None:
+        self.procs.append(
+            subprocess.Popen(
+                ["ip", "netns", "exec", ns, *cmd],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
+    def python(self, ns: str, code: str, *args: str, timeout: float = 60) -> str:
+        script = self.tmp / f"s-{uuid.uuid4().hex[:6]}.py"
+        script.write_text(code, encoding="utf-8")
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.ns(ns), PY, str(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(Path(__file__).parents[2]),
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait(5)
+        for n in self.namespaces:
+            subprocess.run(["ip", "netns", "del", n], capture_output=True, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def minilan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniLan]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    lan_ = MiniLan(f"diagt-{uuid.uuid4().hex[:5]}", tmp_path_factory.mktemp("minilan"))
+    try:
+        sw = lan_.ns("sw")
+        hosts = {
+            "laptop": "198.18.0.100",
+            "d1": "198.18.0.21",
+            "d2": "198.18.0.22",
+            "c2": "198.18.0.22",
+            "v20": None,
+            "d5": "198.18.0.25",
+            "u": "198.18.0.50",
+        }
+        for role in ["sw", *hosts]:
+            lan_.sh("ip", "netns", "add", lan_.ns(role))
+            lan_.namespaces.append(lan_.ns(role))
+        lan_.sh("ip", "link", "add", "br0", "type", "bridge", ns=sw)
+        lan_.sh("ip", "link", "set", "br0", "up", ns=sw)
+        for i, (role, ip) in enumerate(hosts.items()):
+            ns = lan_.ns(role)
+            port = f"p-{role}"
+            lan_.sh("ip", "link", "add", port, "netns", sw, "type", "veth", "peer", "name", "eth0",
+                    "netns", ns)  # fmt: skip
+            lan_.sh("ip", "link", "set", port, "master", "br0", "up", ns=sw)
+            if role == "laptop":
+                lan_.sh("ip", "link", "set", "eth0", "address", LAPTOP_MAC, ns=ns)
+            else:
+                lan_.sh("ip", "link", "set", "eth0", "address", f"02:00:5e:00:54:{i:02x}", ns=ns)
+            lan_.sh("ip", "link", "set", "lo", "up", ns=ns)
+            lan_.sh("ip", "link", "set", "eth0", "up", ns=ns)
+            if ip:
+                lan_.sh("ip", "addr", "add", f"{ip}/24", "dev", "eth0", ns=ns)
+        lan_.bg(lan_.ns("d1"), PY, "-m", "http.server", "80", "--bind", "198.18.0.21")
+        lan_.sh(
+            "nft",
+            "add table inet t; add chain inet t in { type filter hook input priority 0; }; "
+            "add rule inet t in icmp type echo-request numgen random mod 100 < 30 drop",
+            ns=lan_.ns("d5"),
+        )
+        root = str(Path(__file__).parents[2])
+        script = lan_.tmp / "tagged.py"
+        script.write_text(TAGGED_DEVICE.format(root=root), encoding="utf-8")
+        lan_.bg(lan_.ns("v20"), PY, str(script))
+        lldp = lan_.tmp / "lldp.py"
+        lldp.write_text(LLDP_SENDER.replace("{port}", "p-laptop"), encoding="utf-8")
+        lan_.bg(sw, PY, str(lldp))
+        (lan_.tmp / "site.toml").write_text(SITE.format(), encoding="utf-8")
+        # The HTTP server must be listening before the checks run.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            probe = subprocess.run(
+                ["ip", "netns", "exec", lan_.ns("d1"), "ss", "-ltn"], capture_output=True, text=True
+            )
+            if "198.18.0.21:80" in probe.stdout:
+                break
+            time.sleep(0.1)
+        yield lan_
+    finally:
+        lan_.close()
+
+
+@pytest.fixture(scope="module")
+def run_both(minilan: MiniLan) -> dict[str, Any]:
+    out = minilan.python("laptop", RUN, str(minilan.tmp / "site.toml"), "heartbeat,vlan")
+    return dict(json.loads(out))
+
+
+def facts(result: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    return {(k, t): v for k, t, v in result["facts"]}
+
+
+def test_heartbeat_sees_each_device_as_it_is(run_both: dict[str, Any]) -> None:
+    hb = run_both["heartbeat"]
+    f = facts(hb)
+    assert f[("device.reachable", "web")] is True
+    assert f[("device.ports", "web")] == {"http": True}
+    assert f[("device.auth", "web")] == "no-credentials"
+    assert f[("device.arp_macs", "web")] == ["02:00:5e:00:54:01"]
+    assert f[("device.ip_conflict", "web")] is False
+    assert f[("device.icmp_loss_pct", "web")] == 0.0
+    assert 0 <= f[("device.rtt_ms", "web")] < 50
+
+    assert f[("device.ip_conflict", "twin")] is True
+    assert sorted(f[("device.arp_macs", "twin")]) == ["02:00:5e:00:54:02", "02:00:5e:00:54:03"]
+
+    assert f[("device.reachable", "off")] is False
+    assert f[("device.arp_macs", "off")] == []
+    assert f[("device.icmp_loss_pct", "off")] == 100.0
+
+    # Only a tagged frame answers for it: not reachable from the laptop's VLAN.
+    assert f[("device.reachable", "vlan20")] is False
+
+    assert f[("device.reachable", "radio")] is True
+    assert 0 < f[("device.icmp_loss_pct", "radio")] < 100
+
+    assert f[("lan.unknown_hosts", "")] == [{"ip": "198.18.0.50", "mac": "02:00:5e:00:54:06"}]
+    assert f[("lan.swept", "")] == ["198.18.0.0/24"]
+    assert f[("lan.icmp", "")] == "raw"
+    assert hb["status"] == "fail"
+    # One /24 sweep (two passes), 20 pings and the TCP probes, all at once.
+    assert hb["duration_s"] < 3.0, hb["duration_s"]
+
+
+def test_vlan_sees_the_tagged_device_and_the_lldp_neighbour(run_both: dict[str, Any]) -> None:
+    v = run_both["vlan"]
+    f = facts(v)
+    assert f[("vlan.tags_seen", "")] == [{"vid": 20, "macs": ["02:00:5e:00:54:04"]}]
+    assert f[("vlan.device_vid", "vlan20")] == 20
+    assert f[("vlan.device_l2_unreachable", "vlan20")] is True
+    assert f[("vlan.device_l2_unreachable", "web")] is False
+    assert f[("vlan.device_l2_unreachable", "off")] is True
+    assert ("vlan.device_vid", "off") not in f
+    n = f[("lldp.neighbor", "")]
+    assert n["system"] == "lab-switch" and n["port"] == "swp1"
+    assert n["pvid"] == 1 and n["vlans"] == [20] and n["vlan_names"] == {"20": "cameras"}
+    assert v["status"] == "warn"
+    assert v["duration_s"] < 3.0
+
+
+def test_arp_scan_alone_finds_every_host(minilan: MiniLan) -> None:
+    code = textwrap.dedent(
+        """
+        import json
+        from diag.checks import lan
+        i = next(x for x in lan.local_interfaces() if x.name == "eth0")
+        targets, swept, _ = lan.sweep_targets(i, [])
+        scan = lan.arp_scan(i, targets)
+        print(json.dumps({"found": sorted(scan.by_ip()), "s": scan.duration_s, "sent": scan.sent}))
+        """
+    )
+    out = json.loads(minilan.python("laptop", code))
+    assert out["found"] == [
+        "198.18.0.21",
+        "198.18.0.22",
+        "198.18.0.25",
+        "198.18.0.50",
+    ]
+    # 253 asked, 249 silent asked again.
+    assert out["sent"] == 253 + 249
+    assert out["s"] < 1.5
+
+
+def test_unprivileged_icmp_fallback(minilan: MiniLan) -> None:
+    minilan.sh("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647", ns=minilan.ns("laptop"))
+    code = textwrap.dedent(
+        """
+        import asyncio, json
+        from diag.checks import lan
+        s = asyncio.run(lan.ping("198.18.0.21", 5, 0.02, 0.5, root=False))
+        print(json.dumps([s.mode, s.loss_pct, s.rtt_ms]))
+        """
+    )
+    mode, loss, rtt = json.loads(minilan.python("laptop", code))
+    assert mode == "unprivileged" and loss == 0.0 and rtt is not None
