@@ -1,11 +1,386 @@
-"""The self-contained HTML report (placeholder until the report module lands)."""
+"""The self-contained HTML report: grey devices first, then device cards, the network, all checks.
+
+One file with inline CSS and charts as SVG data URIs, no external request of any kind (a
+Content-Security-Policy meta tag forbids them too), readable by support in a minute and printable.
+Every string from outside (device names, banners, DNS answers, server labels) reaches the page
+through Jinja2 with autoescaping on; nothing here marks data as safe. The words come in English or
+Polish: the template calls ``t("English text")`` and the strings live in ``reports.po``.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from diag.model import Run
+from diag.diagnosis.catalog import ADDED_VIA_LABELS, CATALOG, description_of, icon_colour, title_of
+from diag.i18n import N_, msg, normalize_lang
+from diag.i18n import render as render_msg
+from diag.model import Cause, CheckResult, Fact, Run, Thresholds, Verdict
+
+TEMPLATES = Path(__file__).parent / "templates"
+# Causes below this confidence are notes: shown small, after the real causes.
+STRONG = 0.5
+# A fact value longer than this is cut in the evidence tables (a hostile banner can be megabytes).
+MAX_VALUE_CHARS = 300
+
+_STATE = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
+_KIND = {"ipc": N_("camera"), "nvr": N_("recorder")}
+_STATUS = {"ok": N_("ok"), "warn": N_("warning"), "fail": N_("failed"), "skip": N_("skipped"),
+           "error": N_("error")}  # fmt: skip
+
+
+@functools.cache
+def _env() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def fmt_value(value: Any, unit: str = "") -> str:
+    """A fact or metric value as short text with its unit."""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif value is None:
+        text = "–"
+    elif isinstance(value, float):
+        text = f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
+    elif isinstance(value, list):
+        text = ", ".join(fmt_value(v) for v in value) or "–"
+    elif isinstance(value, dict):
+        text = "; ".join(f"{k}: {fmt_value(v)}" for k, v in value.items()) or "–"
+    else:
+        text = str(value)
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[: MAX_VALUE_CHARS - 1] + "…"
+    return f"{text} {unit}".rstrip() if unit and value is not None else text
+
+
+def _fact_view(f: Fact, t: Callable[[str], str]) -> dict[str, str]:
+    value = fmt_value(f.value, f.unit)
+    if isinstance(f.value, bool):
+        value = t(N_("yes")) if f.value else t(N_("no"))
+    return {"key": f.key, "target": f.target, "value": value}
+
+
+def _cause_view(c: Cause, lang: str, t: Callable[[str], str]) -> dict[str, Any]:
+    info = CATALOG.get(c.id)
+    desc = description_of(c.id)
+    return {
+        "id": c.id,
+        "title": title_of(c.id).render(lang),
+        "detail": c.detail.render(lang) if c.detail else "",
+        "description": desc.render(lang) if desc else "",
+        "confidence": c.confidence,
+        "pct": f"{c.confidence:.0%}",
+        "strong": c.confidence >= STRONG,
+        "checklist": bool(info and info.checklist),
+        "scope": info.scope if info else "device",
+        "evidence": [_fact_view(f, t) for f in c.evidence],
+        "fix": [m.render(lang) for m in c.fix],
+    }
+
+
+def _device_view(v: Verdict, lang: str, t: Callable[[str], str]) -> dict[str, Any]:
+    causes = [_cause_view(c, lang, t) for c in v.causes]
+    strong = [c for c in causes if c["strong"]]
+    return {
+        "name": v.device,
+        "kind": v.kind,
+        "kind_label": t(_KIND.get(v.kind, v.kind)),
+        "added_via": v.added_via,
+        "via_label": t(ADDED_VIA_LABELS.get(v.added_via, v.added_via)),
+        "state": v.state,
+        "state_label": t(_STATE[v.state]),
+        "icon": v.icon,
+        "colour": icon_colour(v.added_via, v.icon == "grey"),
+        "causes": strong,
+        "notes": [c for c in causes if not c["strong"]],
+        "top": strong[0] if strong else None,
+    }
+
+
+def _facts(checks: Sequence[CheckResult]) -> dict[str, list[Fact]]:
+    out: dict[str, list[Fact]] = {}
+    for r in checks:
+        for f in r.facts:
+            out.setdefault(f.key, []).append(f)
+    return out
+
+
+def _first(facts: Mapping[str, list[Fact]], key: str, target: str = "") -> Any:
+    return next((f.value for f in facts.get(key, []) if f.target == target), None)
+
+
+def _network_view(run: Run, lang: str, t: Callable[[str], str]) -> dict[str, Any]:
+    facts = _facts(run.checks)
+
+    def row(label: str, key: str, unit: str = "") -> dict[str, str] | None:
+        found = [f for f in facts.get(key, []) if f.target == ""]
+        if not found:
+            return None
+        f = found[0]
+        return {
+            "label": t(label),
+            "value": _fact_view(Fact(f.key, f.value, unit or f.unit), t)["value"],
+        }
+
+    nat_rows = [
+        row(N_("NAT present"), "nat.present"),
+        row(N_("Mapping (RFC 4787)"), "nat.mapping"),
+        row(N_("Filtering (RFC 4787)"), "nat.filtering"),
+        row(N_("Classic type (RFC 3489)"), "nat.rfc3489"),
+        row(N_("UDP blocked"), "nat.udp_blocked"),
+        row(N_("Public address (STUN)"), "nat.mapped_address"),
+        row(N_("Local address"), "nat.local_address"),
+        row(N_("Hairpinning"), "nat.hairpinning"),
+        row(N_("NAT ALG rewrites addresses"), "nat.alg"),
+        row(N_("UDP mapping lifetime"), "nat.mapping_lifetime_s"),
+        row(N_("Heartbeat interval"), "nat.heartbeat_interval_s"),
+        row(N_("Carrier-grade NAT"), "nat.cgnat"),
+        row(N_("Double NAT"), "nat.double_nat"),
+        row(N_("UPnP IGD"), "upnp.present"),
+        row(N_("NAT-PMP"), "natpmp.present"),
+        row(N_("PCP"), "pcp.present"),
+        row(N_("Router's external address (UPnP)"), "upnp.external_ip"),
+    ]
+    wan_rows = [
+        row(N_("Gateway answers"), "wan.gateway_reachable"),
+        row(N_("Gateway round trip"), "wan.gateway_rtt_ms"),
+        row(N_("Internet reachable"), "wan.internet_reachable"),
+        row(N_("Packet loss"), "wan.loss_pct"),
+        row(N_("Round trip"), "wan.rtt_ms"),
+        row(N_("Jitter"), "wan.jitter_ms"),
+        row(N_("Captive portal"), "wan.captive_portal"),
+        row(N_("Redirected to"), "wan.http_redirect"),
+        row(N_("Only DNS passes"), "wan.only_dns_passes"),
+        row(N_("Public address"), "wan.public_ip"),
+        row(N_("Download"), "bw.download_mbps"),
+        row(N_("Upload"), "bw.upload_mbps"),
+        row(N_("Upload the streams need"), "bw.needed_upload_mbps"),
+        row(N_("Latency added under load"), "bw.bufferbloat_ms"),
+    ]
+    dns_rows = []
+    for f in facts.get("dns.site.rcode", []):
+        name = f.target
+        dns_rows.append(
+            {
+                "name": name,
+                "site": fmt_value(f.value),
+                "site_answer": fmt_value(_first(facts, "dns.site.answer", name)),
+                "site_ms": fmt_value(_first(facts, "dns.site.time_ms", name), "ms"),
+                "independent": fmt_value(_first(facts, "dns.independent.rcode", name)),
+                "independent_answer": fmt_value(_first(facts, "dns.independent.answer", name)),
+                "bad": _first(facts, "dns.mismatch", name) is True
+                or (
+                    f.value != "NOERROR"
+                    and _first(facts, "dns.independent.rcode", name) == "NOERROR"
+                ),
+            }
+        )
+    port_rows = []
+    for f in facts.get("port.open", []):
+        at = _first(facts, "port.blocked_at", f.target)
+        port_rows.append(
+            {
+                "target": f.target,
+                "open": f.value is True,
+                "state": t(N_("open")) if f.value is True else t(N_("blocked")),
+                "rtt": fmt_value(_first(facts, "port.rtt_ms", f.target), "ms"),
+                "where": t(_WHERE.get(str(at), N_("unknown"))) if f.value is not True else "",
+                "hop": fmt_value(_first(facts, "port.blocked_hop", f.target))
+                if f.value is not True
+                else "",
+            }
+        )
+    p2p_rows = []
+    for f in facts.get("p2p.reachable", []):
+        p2p_rows.append(
+            {
+                "label": f.target,
+                "ok": f.value is True,
+                "state": t(N_("answers")) if f.value is True else t(N_("no answer")),
+                "rtt": fmt_value(_first(facts, "p2p.rtt_ms", f.target), "ms"),
+                "error": fmt_value(_first(facts, "p2p.error", f.target))
+                if f.value is not True
+                else "",
+                "public": fmt_value(_first(facts, "p2p.public_address", f.target)),
+            }
+        )
+    resolvers = {
+        "site": fmt_value(_first(facts, "dns.resolver.site")),
+        "independent": fmt_value(_first(facts, "dns.resolver.independent")),
+    }
+    lldp = _first(facts, "lldp.neighbor")
+    vlan_rows = []
+    tags = _first(facts, "vlan.tags_seen")
+    if isinstance(tags, list):
+        for tag in tags:
+            if isinstance(tag, dict):
+                vlan_rows.append(
+                    {"vid": fmt_value(tag.get("vid")), "macs": fmt_value(tag.get("macs"))}
+                )
+    return {
+        "nat": [r for r in nat_rows if r],
+        "wan": [r for r in wan_rows if r],
+        "dns": dns_rows,
+        "resolvers": resolvers,
+        "ports": port_rows,
+        "p2p": p2p_rows,
+        "lldp": fmt_value(lldp) if lldp is not None else "",
+        "vlans": vlan_rows,
+        "charts": _charts(run, facts, lang, t),
+    }
+
+
+_WHERE = {
+    "router": N_("at the site's router"),
+    "isp": N_("in the operator's network"),
+    "beyond": N_("beyond the operator (at the server)"),
+    "unknown": N_("unknown"),
+}
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _charts(
+    run: Run, facts: Mapping[str, list[Fact]], lang: str, t: Callable[[str], str]
+) -> list[dict[str, str]]:
+    from diag.reports import charts
+
+    out: list[dict[str, str]] = []
+    # Latency: gateway, internet, each platform server, and the link under load.
+    bars: list[charts.Bar] = []
+
+    def add(label: str, value: Any, limit: float | None = None) -> None:
+        n = _num(value)
+        if n is not None:
+            colour = charts.BAD if limit is not None and n > limit else charts.OK
+            bars.append(charts.Bar(label, n, colour))
+
+    add(t(N_("Gateway")), _first(facts, "wan.gateway_rtt_ms"))
+    limits = Thresholds()
+    add(t(N_("Internet")), _first(facts, "wan.rtt_ms"), limits.rtt_ms)
+    for f in facts.get("p2p.rtt_ms", []):
+        add(f.target, f.value, limits.rtt_ms)
+    idle = _num(_first(facts, "bw.idle_rtt_ms"))
+    add(t(N_("Idle (speed test)")), idle)
+    # Under load is bad when it adds more than the bufferbloat threshold to the idle latency.
+    add(
+        t(N_("Under load")),
+        _first(facts, "bw.loaded_rtt_ms"),
+        (idle or 0.0) + limits.bufferbloat_ms,
+    )
+    if bars:
+        title = t(N_("Round-trip time"))
+        out.append({"title": title, "src": charts.bar_chart(bars, "ms", title)})
+    # Bandwidth: measured against what the streams need.
+    need = _num(_first(facts, "bw.needed_upload_mbps"))
+    up = _num(_first(facts, "bw.upload_mbps"))
+    down = _num(_first(facts, "bw.download_mbps"))
+    bw: list[charts.Bar] = []
+    if down is not None:
+        bw.append(charts.Bar(t(N_("Download")), down, charts.OK))
+    if up is not None:
+        bad = need is not None and up < need
+        bw.append(charts.Bar(t(N_("Upload")), up, charts.BAD if bad else charts.OK))
+    if need is not None:
+        bw.append(charts.Bar(t(N_("Streams need")), need, charts.MUTED))
+    if bw:
+        title = t(N_("Bandwidth"))
+        out.append(
+            {
+                "title": title,
+                "src": charts.bar_chart(bw, "Mbit/s", title, need, t(N_("needed"))),
+            }
+        )
+    # The LAN: loss to each device (radio links and bad cables show here).
+    loss = [
+        (f.target, n)
+        for f in facts.get("device.icmp_loss_pct", [])
+        if (n := _num(f.value)) is not None
+    ]
+    if loss:
+        title = t(N_("Packet loss to each device on the LAN"))
+        dev_bars = [
+            charts.Bar(name, n, charts.BAD if n > 2 else charts.OK, f"{n:.0f} %")
+            for name, n in loss
+        ]
+        out.append({"title": title, "src": charts.bar_chart(dev_bars, "%", title)})
+    return out
+
+
+def _check_view(r: CheckResult, lang: str, t: Callable[[str], str]) -> dict[str, Any]:
+    return {
+        "id": r.check_id,
+        "status": r.status,
+        "status_label": t(_STATUS.get(r.status, r.status)),
+        "summary": r.summary.render(lang),
+        "metrics": [
+            {"name": k, "value": fmt_value(m.value, m.unit)} for k, m in sorted(r.metrics.items())
+        ],
+        "duration": f"{r.duration_s:.2f} s",
+    }
+
+
+def context(run: Run, lang: str) -> dict[str, Any]:
+    """Everything the template shows, as plain strings and lists (rendered in ``lang``)."""
+    lang = normalize_lang(lang)
+
+    def t(text: str, **args: Any) -> str:
+        return render_msg(msg(text, **args), lang)
+
+    devices = [_device_view(v, lang, t) for v in run.devices]
+    for i, d in enumerate(devices, 1):
+        d["anchor"] = f"device-{i}"
+    order = {"offline": 0, "degraded": 1, "online": 2}
+    attention = sorted(
+        (d for d in devices if d["icon"] == "grey" or d["state"] != "online"),
+        key=lambda d: (order[d["state"]], d["name"]),
+    )
+    site_causes = [_cause_view(c, lang, t) for c in run.site_causes]
+    counts = {
+        s: sum(1 for d in devices if d["state"] == s) for s in ("online", "degraded", "offline")
+    }
+    return {
+        "lang": lang,
+        "t": t,
+        "site": run.site,
+        "started": run.started_at.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
+        "duration": f"{run.duration_s:.1f} s",
+        "version": run.tool_version,
+        "worst": run.worst_state,
+        "worst_label": t(_STATE[run.worst_state]),
+        "counts": counts,
+        "grey_count": sum(1 for d in devices if d["icon"] == "grey"),
+        "attention": attention,
+        "devices": sorted(devices, key=lambda d: (order[d["state"]], d["name"])),
+        "site_causes": [c for c in site_causes if c["strong"]],
+        "site_notes": [c for c in site_causes if not c["strong"]],
+        "network": _network_view(run, lang, t),
+        "checks": [_check_view(r, lang, t) for r in run.checks],
+        "state_labels": {k: t(v) for k, v in _STATE.items()},
+    }
+
+
+def render(run: Run, lang: str = "en") -> str:
+    """The whole report as one HTML document."""
+    return str(_env().get_template("report.html").render(**context(run, lang)))
 
 
 def write(run: Run, path: str | Path, lang: str = "en") -> None:
-    raise NotImplementedError("the HTML report is not built yet")
+    """Writes atomically (temp file + rename) so a half-written report is never mailed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(render(run, lang), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,116 @@
+"""Charts for the HTML report: matplotlib (Agg) figures as self-contained SVG data URIs.
+
+matplotlib is imported lazily, on the first chart, so that ``diag monitor`` (cron) and the TUI never
+pay for it. Figures are built with the object API (``matplotlib.figure.Figure``), not pyplot: no
+global state, safe in any thread. Text stays text in the SVG (``svg.fonttype = none``), which keeps
+each chart to a few kB. The report embeds a chart as ``<img src="data:image/svg+xml;base64,...">``:
+labels come from outside (server names), and an SVG shown through ``<img>`` can never run script,
+whatever a label contains.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Palette shared with the report's CSS.
+OK = "#1e9e5a"
+WARN = "#d98a00"
+BAD = "#d64545"
+INK = "#27313d"
+MUTED = "#8a94a0"
+GRID = "#e3e7ec"
+
+_configured = False
+
+
+def _mpl() -> Any:
+    global _configured
+    import matplotlib
+
+    if not _configured:
+        matplotlib.use("Agg", force=True)
+        matplotlib.rcParams.update(
+            {
+                "svg.fonttype": "none",
+                # Stable element ids: the same run renders to the same bytes.
+                "svg.hashsalt": "diag",
+                "font.family": ["DejaVu Sans", "sans-serif"],
+                "font.size": 9,
+                "axes.edgecolor": GRID,
+                "axes.labelcolor": INK,
+                "xtick.color": INK,
+                "ytick.color": INK,
+            }
+        )
+        _configured = True
+    from matplotlib.figure import Figure
+
+    return Figure
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    colour: str = OK
+    # Shown after the bar; None: the value with the chart's unit.
+    note: str | None = None
+
+
+def _to_data_uri(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def bar_chart(
+    bars: Sequence[Bar],
+    unit: str,
+    title: str,
+    limit: float | None = None,
+    limit_label: str = "",
+) -> str:
+    """Horizontal bars (one per label) with an optional threshold line; an SVG data URI."""
+    Figure = _mpl()
+    height = 0.7 + 0.32 * max(1, len(bars))
+    fig = Figure(figsize=(6.4, height))
+    ax = fig.add_subplot()
+    labels = [_short(b.label) for b in bars]
+    values = [max(0.0, b.value) for b in bars]
+    ys = list(range(len(bars)))
+    ax.barh(ys, values, color=[b.colour for b in bars], height=0.6)
+    ax.set_yticks(ys, labels)
+    ax.invert_yaxis()
+    top = max([*values, limit or 0.0, 1e-9])
+    ax.set_xlim(0, top * 1.22)
+    for y, b, v in zip(ys, bars, values, strict=True):
+        ax.text(
+            v + top * 0.01,
+            y,
+            b.note if b.note is not None else f"{_num(b.value)} {unit}",
+            va="center",
+            fontsize=8,
+            color=INK,
+        )
+    if limit is not None:
+        ax.axvline(limit, color=BAD, linestyle="--", linewidth=1)
+        ax.text(limit, len(bars) - 0.45, limit_label, color=BAD, fontsize=8, ha="center", va="top")
+    ax.set_title(title, loc="left", fontsize=10, color=INK)
+    ax.set_xlabel(unit)
+    ax.grid(axis="x", color=GRID, linewidth=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return _to_data_uri(fig)
+
+
+def _num(v: float) -> str:
+    return f"{v:.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.1f}"
+
+
+def _short(label: str, width: int = 28) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
