@@ -228,7 +228,8 @@ def joined(*parts: Message | str) -> Message:
 
 def dns_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> HeaderItem:
     label = N_("DNS")
-    rcodes = facts.get("dns.site.rcode", [])
+    # One answer per name: two checks may both report a name, count it once.
+    rcodes = list({f.target: f for f in reversed(facts.get("dns.site.rcode", []))}.values())
     if not rcodes:
         value, lvl = _pending(running)
         return HeaderItem(label, value, lvl)

@@ -109,6 +109,7 @@ class Dashboard(Screen[None]):
         self.focus_kind: Literal["device", "check"] = "device"
         self.last_export: ExportResult | None = None
         self.diagnosis_error: str | None = None
+        self._ready = False
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -134,6 +135,8 @@ class Dashboard(Screen[None]):
         return self.query_one(DetailPane)
 
     def on_mount(self) -> None:
+        # is_mounted only turns true after this handler; the children exist already.
+        self._ready = True
         self.devices.focus()
         frozen = self.config.frozen
         if frozen is not None:
@@ -148,8 +151,7 @@ class Dashboard(Screen[None]):
         self._refresh_all()
 
     def watch_lang(self) -> None:
-        if self.is_mounted:
-            self._refresh_all()
+        self._refresh_all()
 
     # -- running --------------------------------------------------------------------------------
 
@@ -238,7 +240,7 @@ class Dashboard(Screen[None]):
     def status_line(self) -> Words:
         if self.diagnosis_error:
             return msg("diagnosis failed: {error}", error=self.diagnosis_error)
-        rows = self.checks.rows_by_id.values() if self.is_mounted else ()
+        rows = self.checks.rows_by_id.values() if self._ready else ()
         total = len(rows)
         done = sum(1 for r in rows if r.result is not None)
         if self.running:
@@ -248,7 +250,7 @@ class Dashboard(Screen[None]):
         offline = sum(1 for v in self.verdicts.values() if v.state == "offline")
         degraded = sum(1 for v in self.verdicts.values() if v.state == "degraded")
         took = fmt_seconds(self.finished_in or 0.0)
-        when = self.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = self.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
         return msg(
             "{when}, {took}: {offline} offline, {degraded} degraded",
             when=when,
@@ -258,7 +260,7 @@ class Dashboard(Screen[None]):
         )
 
     def _refresh_all(self) -> None:
-        if not self.is_mounted:
+        if not self._ready:
             return
         lang = self.lang
         self.query_one(SiteHeader).show(self.status_line(), self._ordered_results(), self.running)

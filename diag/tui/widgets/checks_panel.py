@@ -193,7 +193,7 @@ class ChecksPanel(DataTable[Text]):
             self.add_row(*self._cells(row), key=check_id)
             return
         for key, cell in zip(("id", "status", "time", "info"), self._cells(row), strict=True):
-            self.update_cell(check_id, key, cell)
+            self.update_cell(check_id, key, cell, update_width=key == "info")
 
     def _on_tick(self) -> None:
         self._frame += 1

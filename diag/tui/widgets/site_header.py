@@ -38,6 +38,9 @@ class SiteHeader(Static):
         if self.is_mounted:
             self.redraw()
 
+    def on_resize(self) -> None:
+        self.redraw()
+
     def show(self, status: Message, results: Iterable[CheckResult], running: bool) -> None:
         self.status, self.results, self.running = status, tuple(results), running
         self.set_class(running, "-running")
@@ -46,11 +49,17 @@ class SiteHeader(Static):
 
     def redraw(self) -> None:
         lang = self.lang
-        out = Text(no_wrap=False)
-        out.append("diag", style="bold reverse")
-        out.append(f" {self.site.name}", style="bold")
+        title = Text("diag", style="bold reverse")
+        title.append(f" {self.site.name}", style="bold")
         if self.status is not None:
-            out.append(f" · {t(self.status, lang)}")
+            title.append(f" · {t(self.status, lang)}")
+        # The first line never wraps: the facts below must keep their two lines at 80 columns.
+        width = self.content_region.width
+        if width and title.cell_len > width:
+            title.truncate(width - 1)
+            title.append("…")
+        out = Text()
+        out.append_text(title)
         out.append("\n")
         items = site_summary(self.site, self.results, self.running)
         for i, item in enumerate(items):
