@@ -102,7 +102,8 @@ def cmd_checks(args: argparse.Namespace) -> int:
     for cid in reg.ids:
         chk = reg[cid]
         needs = ", ".join(chk.needs) or "-"
-        print(f"{cid:<{width}}  {render(chk.title)}  [{render(msg('needs: {n}', n=needs))}]")
+        label = render(msg("needs: {n}", n=needs))
+        print(f"{cid:<{width}}  {render(chk.title)}  [{label}]")
     for e in reg.errors:
         text = msg("failed to load ({value}): {error}", value=e.value, error=e.error)
         print(f"{e.name:<{width}}  {render(text)}", file=sys.stderr)
