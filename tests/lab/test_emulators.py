@@ -17,6 +17,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -329,6 +330,30 @@ def test_relay_banner_and_echo(platform: dict[str, Any]) -> None:
         assert got == b"ping over relay"
 
 
+def test_relay_echo_is_bounded(platform: dict[str, Any]) -> None:
+    from diag.lab.emulators.platform import RELAY_ECHO_LIMIT
+
+    with socket.create_connection((LO, platform["relay"]), timeout=5) as s:
+        s.settimeout(5)
+        assert s.recv(100).startswith(b"DIAGP2P1 RELAY READY")
+        payload = os.urandom(RELAY_ECHO_LIMIT + RELAY_ECHO_LIMIT // 2)
+
+        def sender() -> None:
+            with contextlib.suppress(OSError):  # the relay may close before it has all of it
+                s.sendall(payload)
+
+        t = threading.Thread(target=sender)
+        t.start()
+        got = b""
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(1 << 16):
+                got += chunk
+        t.join(5)
+    # echoed up to the bound, then closed
+    assert len(got) == RELAY_ECHO_LIMIT
+    assert got == payload[:RELAY_ECHO_LIMIT]
+
+
 def test_api_health_verified_against_the_lab_ca(
     platform: dict[str, Any], pki: dict[str, Path]
 ) -> None:
@@ -410,6 +435,43 @@ def test_parser_round_trips_valid_messages(verb: str, toks: list[str], seq: int)
     # one field too many or too few is not a message
     assert parse_datagram(data + b" extra") is None
     assert parse_datagram(data.replace(MAGIC.encode(), b"DIAGP2P2")) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000))
+def test_http_head_parser_never_crashes(data: bytes) -> None:
+    import asyncio
+
+    from diag.lab.emulators import BadRequest, read_head
+
+    async def parse() -> None:
+        reader = asyncio.StreamReader(limit=READ_LIMIT)
+        reader.feed_data(data)
+        reader.feed_eof()
+        with contextlib.suppress(BadRequest, EOFError):
+            req = await read_head(reader, (LO, 1))
+            assert req.method.isupper() and req.path
+
+    asyncio.run(parse())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_auth_param_parser_never_crashes(text: str) -> None:
+    from diag.lab.emulators.device import parse_auth_params
+
+    params = parse_auth_params(text)
+    assert all(k == k.lower() for k in params)
+
+
+def test_auth_param_parser_reads_quoted_values() -> None:
+    from diag.lab.emulators.device import parse_auth_params
+
+    got = parse_auth_params(r'username="ad\"min", realm="IP Camera", nc=00000001, qop=auth')
+    assert got == {"username": 'ad"min', "realm": "IP Camera", "nc": "00000001", "qop": "auth"}
+
+
+READ_LIMIT = 1 << 16
 
 
 def test_parse_hostport() -> None:
@@ -638,8 +700,14 @@ def test_device_heartbeats_make_it_online_at_the_platform_then_offline(
     took = wait_until(lambda: status()["online"] is False, 5, "device offline at the platform")
     assert took <= HB_TIMEOUT + 1.0
     assert status()["last_heartbeat_s_ago"] >= HB_TIMEOUT
-    dump = json.loads(platform["dump"].read_text())
-    assert serial in {d["serial"] for d in dump["devices"]}
+
+    def dumped() -> dict[str, Any]:
+        data = json.loads(platform["dump"].read_text())
+        return {d["serial"]: d for d in data["devices"]}.get(serial, {})
+
+    # the state dump follows, also when nothing arrives any more
+    wait_until(lambda: dumped().get("online") is False, 3, "offline in the state dump")
+    assert dumped()["logins"] == 1
 
 
 def test_device_goes_offline_and_logs_in_again_when_the_platform_returns(

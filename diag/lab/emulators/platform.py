@@ -54,9 +54,13 @@ MAX_LOGIN_QUEUE = 10_000
 RELAY_ECHO_LIMIT = 1 << 20
 # A relay connection with no traffic for this long is closed; probes are done within seconds (s).
 RELAY_IDLE_S = 60.0
+# After the echo bound, input is read and dropped this long before the close (s).
+RELAY_LINGER_S = 2.0
 RELAY_BANNER = b"DIAGP2P1 RELAY READY\r\n"
 # The state dump is rewritten at most this often while heartbeats stream in (s).
 DUMP_DEBOUNCE_S = 0.2
+# ... and at least this often, so that "online" turns false in the file when heartbeats stop (s).
+DUMP_REFRESH_S = 1.0
 
 
 @dataclass
@@ -215,6 +219,11 @@ class Platform:
         loop = asyncio.get_running_loop()
         self._dump_handle = loop.call_later(DUMP_DEBOUNCE_S, self.write_dump)
 
+    async def dump_refresher(self) -> None:
+        while True:
+            await asyncio.sleep(DUMP_REFRESH_S)
+            self.schedule_dump()
+
     def write_dump(self) -> None:
         self._dump_handle = None
         if self.dump_path is None:
@@ -245,6 +254,11 @@ class Platform:
                 writer.write(data)
                 await writer.drain()
                 echoed += len(data)
+            if echoed >= RELAY_ECHO_LIMIT:
+                # A clean FIN, then drop what is still in flight for a moment: closing with
+                # unread data would reset the connection and lose the echo the client awaits.
+                writer.write_eof()
+                await asyncio.wait_for(self._discard(reader), RELAY_LINGER_S)
         except (TimeoutError, ConnectionError, OSError):
             pass
         finally:
@@ -252,6 +266,11 @@ class Platform:
             with contextlib.suppress(Exception):
                 writer.close()
                 await asyncio.wait_for(writer.wait_closed(), 2.0)
+
+    @staticmethod
+    async def _discard(reader: asyncio.StreamReader) -> None:
+        while await reader.read(65536):
+            pass
 
     # HTTPS status API -----------------------------------------------------------------------------
 
@@ -320,7 +339,9 @@ class Platform:
                 )
             )
             api_note = str(a.api_port)
-        worker = asyncio.create_task(self.login_worker())
+        tasks = [asyncio.create_task(self.login_worker())]
+        if self.dump_path is not None:
+            tasks.append(asyncio.create_task(self.dump_refresher()))
         log(
             COMPONENT,
             "ready",
@@ -335,7 +356,8 @@ class Platform:
         try:
             await stop.wait()
         finally:
-            worker.cancel()
+            for task in tasks:
+                task.cancel()
             for srv in servers:
                 srv.close()
             if proto.transport is not None:
