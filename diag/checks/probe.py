@@ -18,7 +18,6 @@ import contextlib
 import errno
 import ipaddress
 import itertools
-import re
 import secrets
 import socket
 import struct
@@ -27,20 +26,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import dns.asyncresolver
-import dns.exception
 import dns.message
-import dns.nameserver
 import dns.rcode
 import dns.rdatatype
-import dns.resolver
 
 from diag.model import Site
 
 # A resolver answers in tens of ms; 2 s covers a slow operator resolver on LTE without letting a
 # dead one eat the check's whole budget.
 RESOLVE_TIMEOUT_S = 2.0
-DNS_PORT = 53
 # A STUN binding request's magic cookie (RFC 5389 section 6).
 STUN_COOKIE = 0x2112A442
 
@@ -59,18 +53,6 @@ class ResolveError(Exception):
         self.reason = reason
 
 
-def parse_resolver(spec: str) -> tuple[str, int]:
-    """``IP``, ``IPv4:PORT`` or ``[IPv6]:PORT`` -> (ip, port); ValueError when malformed."""
-    host, port = spec, DNS_PORT
-    m = re.fullmatch(r"\[([^\]]+)\]:(\d+)", spec) or re.fullmatch(r"([0-9.]+):(\d+)", spec)
-    if m:
-        host, port = m.group(1), int(m.group(2))
-    ipaddress.ip_address(host)
-    if not 1 <= port <= 65535:
-        raise ValueError(f"{port} is not a port number")
-    return host, port
-
-
 def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -79,38 +61,28 @@ def is_ip(value: str) -> bool:
     return True
 
 
-def make_resolver(spec: str, timeout_s: float = RESOLVE_TIMEOUT_S) -> dns.asyncresolver.Resolver:
-    """A dnspython resolver for ``spec``: ``system`` (the laptop's resolv.conf) or an address."""
-    if spec == "system":
-        # dnspython reads resolv.conf itself: the laptop's configured resolver, not getaddrinfo
-        # (which would add nsswitch, mDNS and caches the cameras do not have).
-        res = dns.asyncresolver.Resolver()
-    else:
-        ip, port = parse_resolver(spec)
-        res = dns.asyncresolver.Resolver(configure=False)
-        res.nameservers = [dns.nameserver.Do53Nameserver(ip, port)]
-    res.lifetime = timeout_s
-    res.timeout = timeout_s
-    res.cache = None
-    return res
-
-
 async def resolve(name: str, resolver_spec: str, timeout_s: float = RESOLVE_TIMEOUT_S) -> list[str]:
-    """IPv4 addresses of ``name`` from one resolver (sorted); an IP literal is returned as is."""
+    """IPv4 addresses of ``name`` from one resolver (sorted); an IP literal is returned as is.
+
+    ``resolver_spec`` is ``system`` (the first nameserver of the laptop's resolv.conf, asked
+    directly) or ``ip`` / ``ip:port``. Uses the dns check's resolver so every check sees names
+    the same way; raises ``ResolveError`` with the rcode (or TIMEOUT/ERROR/NODATA).
+    """
+    from diag.checks.dns import Resolver, system_resolver
+
     if is_ip(name):
         return [name]
-    res = make_resolver(resolver_spec, timeout_s)
+    spec = system_resolver() if resolver_spec == "system" else resolver_spec
+    if spec is None:
+        raise ResolveError(name, "ERROR no resolver")
     try:
-        ans = await res.resolve(name, "A", search=False, raise_on_no_answer=False)
-    except dns.resolver.NXDOMAIN:
-        raise ResolveError(name, "NXDOMAIN") from None
-    except dns.resolver.NoNameservers:
-        raise ResolveError(name, "SERVFAIL") from None
-    except dns.exception.Timeout:
-        raise ResolveError(name, "TIMEOUT") from None
-    except (dns.exception.DNSException, OSError, ValueError) as exc:
-        raise ResolveError(name, f"ERROR {type(exc).__name__}") from None
-    addrs = sorted({r.address for r in ans.rrset or () if hasattr(r, "address")})
+        res = Resolver(spec, attempt_timeouts=(timeout_s * 0.4, timeout_s * 0.6))
+    except ValueError:
+        raise ResolveError(name, "ERROR bad resolver") from None
+    ans = await res.query(name, "A")
+    if ans.rcode != "NOERROR":
+        raise ResolveError(name, ans.rcode)
+    addrs = sorted(a for a in ans.addresses if ":" not in a)
     if not addrs:
         raise ResolveError(name, "NODATA")
     return addrs
@@ -333,46 +305,12 @@ async def tcp_connect(
     return Answer("open", rtt)
 
 
-# --- ICMP echo -------------------------------------------------------------------------------
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return int(~s & 0xFFFF)
-
-
-def _icmp_socket() -> tuple[socket.socket, bool] | None:
-    """An ICMP socket: unprivileged (kernel ping socket) when allowed, else raw (root), else None.
-
-    Returns (socket, raw): raw sockets see the IP header and every ICMP packet of the host.
-    """
-    try:
-        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), False
-    except OSError:
-        pass
-    try:
-        return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), True
-    except OSError:
-        return None
-
-
-def icmp_available() -> bool:
-    got = _icmp_socket()
-    if got is None:
-        return False
-    got[0].close()
-    return True
-
-
 @dataclass(frozen=True)
-class PingResult:
-    """Per-probe RTTs in ms (None: lost), in sending order."""
+class Series:
+    """Per-probe RTTs in ms (None: lost), in sending order, and what the answers said."""
 
     rtts: tuple[float | None, ...] = ()
+    infos: tuple[str, ...] = ()
     available: bool = True
 
     @property
@@ -386,11 +324,108 @@ class PingResult:
         return round(100.0 * (len(self.rtts) - len(self.answered)) / len(self.rtts), 2)
 
 
-async def icmp_ping(address: str, count: int, interval_s: float, timeout_s: float) -> PingResult:
-    """``count`` ICMP echos ``interval_s`` apart, each waited for up to ``timeout_s``."""
-    got = _icmp_socket()
+async def udp_series(
+    address: str, port: int, kind: str, count: int, interval_s: float, timeout_s: float
+) -> Series:
+    """``count`` probes of ``kind`` on one socket, ``interval_s`` apart; each answer is matched
+    to its own probe (own nonce), so loss, RTT and jitter come out per probe. Waits
+    ``timeout_s`` after the last one for stragglers."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        transport, proto = await loop.create_datagram_endpoint(
+            _UdpClient, remote_addr=(address, port), family=family
+        )
+    except OSError:
+        return Series(rtts=(None,) * count)
+    probes: list[tuple[UdpProbe, float]] = []
+    rtts: dict[int, float] = {}
+    infos: list[str] = []
+
+    async def receive() -> None:
+        while len(rtts) < count:
+            item = await proto.queue.get()
+            if isinstance(item, OSError):
+                continue  # ICMP errors: the probe counts as lost
+            now = time.monotonic()
+            for i, (p, t_sent) in enumerate(probes):
+                if i in rtts:
+                    continue
+                got = p.accept(item)
+                if got is not None:
+                    rtts[i] = round((now - t_sent) * 1000, 3)
+                    infos.append(got)
+                    break
+
+    rx = asyncio.create_task(receive())
+    try:
+        for i in range(count):
+            p = udp_probe_for(kind)
+            probes.append((p, time.monotonic()))
+            transport.sendto(p.payload)
+            if i < count - 1:
+                await asyncio.sleep(interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(rx), timeout_s)
+    finally:
+        rx.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rx
+        transport.close()
+    return Series(tuple(rtts.get(i) for i in range(count)), tuple(infos))
+
+
+# --- ICMP echo -------------------------------------------------------------------------------
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return int(~s & 0xFFFF)
+
+
+def _icmp_socket(allow_raw: bool = True) -> tuple[socket.socket, bool] | None:
+    """An ICMP socket: unprivileged (kernel ping socket) when allowed, else raw (root), else None.
+
+    Returns (socket, raw): raw sockets see the IP header and every ICMP packet of the host.
+    """
+    try:
+        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), False
+    except OSError:
+        pass
+    if not allow_raw:
+        return None
+    try:
+        return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), True
+    except OSError:
+        return None
+
+
+def icmp_available(allow_raw: bool = True) -> bool:
+    got = _icmp_socket(allow_raw)
     if got is None:
-        return PingResult(available=False)
+        return False
+    got[0].close()
+    return True
+
+
+PingResult = Series
+
+
+async def icmp_ping(
+    address: str, count: int, interval_s: float, timeout_s: float, allow_raw: bool = True
+) -> Series:
+    """``count`` ICMP echos ``interval_s`` apart, each waited for up to ``timeout_s``.
+
+    ``allow_raw``: fall back to a raw socket (root) when unprivileged ping sockets are not
+    allowed (``net.ipv4.ping_group_range``); the caller passes ``World.is_root()``.
+    """
+    got = _icmp_socket(allow_raw)
+    if got is None:
+        return Series(available=False)
     sock, raw = got
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
@@ -439,7 +474,7 @@ async def icmp_ping(address: str, count: int, interval_s: float, timeout_s: floa
     finally:
         loop.remove_reader(sock.fileno())
         sock.close()
-    return PingResult(tuple(rtts.get(s) for s in range(count)))
+    return Series(tuple(rtts.get(s) for s in range(count)))
 
 
 def jitter_ms(rtts: Sequence[float]) -> float | None:

@@ -1,0 +1,371 @@
+"""Internet path: the gateway and beyond, loss/RTT/jitter, captive portal, public address vs DDNS.
+
+All probes run at once, each bounded by its own short timeout, so a dead link costs ~1.5 s:
+- the gateway (``network.gateway`` or this namespace's default route): ICMP echo (unprivileged
+  ping socket or raw), else a TCP connect to its port 80 (an RST proves it is there too);
+- the platform: a series of UDP hellos (one nonce each) gives loss, RTT and jitter, and the
+  public address the platform saw; without a hello server, ICMP echo to the first P2P server;
+- other internet hosts of the profile: a STUN binding, TCP connects to the TCP servers;
+- DNS: the site resolver and an independent resolver asked for a profile name, so "only DNS
+  passes" (a walled garden of a used-up data plan) can be told from a dead link;
+- the captive-portal probe URL, fetched without following redirects: a redirect or other content
+  than ``captive_probe_expect`` (or 204) means a portal is in the way;
+- DDNS: every IP-added device's ``public_host`` resolved through the site resolver and the
+  independent one, compared with the public address.
+Names are resolved through the site resolver only (dnspython), never the system's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from diag.checks import probe
+from diag.checks.base import Check, Context
+from diag.i18n import Message, msg
+from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site, Status
+
+T = TypeVar("T")
+
+# Every single probe waits at most this long, s: an internet host answers in < 0.5 s even over
+# a loaded LTE link; a dead link must not cost more than this (all probes run at once).
+PROBE_TIMEOUT_S = 1.2
+# Gateway: a few echos, 50 ms apart (a LAN answers in < 5 ms; 3 tolerate one lost echo).
+GATEWAY_PINGS = 3
+# Platform series: 20 hellos 25 ms apart = 0.5 s of sending; 5% loss resolution (100 with --deep).
+SERIES_COUNT = 20
+DEEP_SERIES_COUNT = 100
+SERIES_INTERVAL_S = 0.025
+# The captive probe is one small HTTP exchange; a portal answers at LAN/operator speed.
+HTTP_TIMEOUT_S = 2.0
+# A resolver answers in tens of ms; DNS problems themselves are the dns check's job.
+DNS_TIMEOUT_S = 1.5
+
+
+@dataclass(frozen=True)
+class Captive:
+    """What the captive-portal probe saw: ``captive`` None when nothing answered."""
+
+    captive: bool | None
+    redirect: str | None = None
+    status: int | None = None
+    error: str | None = None
+
+
+def judge_captive(status: int, location: str | None, body: bytes, expect: str | None) -> Captive:
+    """A captive portal or walled garden from one HTTP answer (pure).
+
+    204 or the expected content: the internet is there. A redirect, or any other content (a
+    portal that answers 200 with its own page): something is in the way.
+    """
+    if 300 <= status < 400:
+        return Captive(True, location or "", status)
+    if status == 204:
+        return Captive(False, status=status)
+    if status == 200 and expect is not None and body.strip() == expect.strip().encode():
+        return Captive(False, status=status)
+    if status == 200 and expect is None and not body.strip():
+        return Captive(False, status=status)
+    return Captive(True, status=status)
+
+
+async def fetch_captive(site: Site, url: str) -> Captive:
+    """GET the probe URL (host resolved by the site resolver), never following redirects."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        addrs = await probe.resolve(host, probe.site_resolver(site), DNS_TIMEOUT_S)
+    except probe.ResolveError as exc:
+        return Captive(None, error=f"dns: {exc.reason}")
+    netloc = addrs[0] + (f":{parts.port}" if parts.port else "")
+    target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    ext = {"sni_hostname": host} if parts.scheme == "https" else {}
+    verify: bool | str = site.profile.ca_file or True
+    try:
+        async with httpx.AsyncClient(
+            timeout=HTTP_TIMEOUT_S, verify=verify, follow_redirects=False, trust_env=False
+        ) as client:
+            r = await client.get(
+                target, headers={"Host": parts.netloc.rpartition("@")[2]}, extensions=ext
+            )
+            body = r.content[:4096]
+    except httpx.HTTPError as exc:
+        return Captive(None, error=type(exc).__name__)
+    return judge_captive(
+        r.status_code, r.headers.get("location"), body, site.profile.captive_probe_expect
+    )
+
+
+def ddns_devices(site: Site) -> list[Device]:
+    """Devices the app dials by address or name from outside (pure)."""
+    return [d for d in site.devices if d.added_via == "ip" and d.public_host]
+
+
+def public_ip_of(address: str) -> str:
+    """``ip:port`` / ``[v6]:port`` -> ip."""
+    ip, _, _port = address.rpartition(":")
+    return ip.strip("[]") if ip else address
+
+
+async def _quiet(aw: Awaitable[T]) -> T | BaseException:
+    try:
+        return await aw
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return exc
+
+
+class WanCheck(Check):
+    id = "wan"
+    title = msg("Internet path")
+    timeout_s = 8.0
+
+    async def run(self, ctx: Context) -> Outcome:
+        site = ctx.site
+        prof = site.profile
+        resolver = probe.site_resolver(site)
+        facts: list[Fact] = []
+        gateway = site.network.gateway or probe.default_gateway()
+        count = DEEP_SERIES_COUNT if ctx.deep else SERIES_COUNT
+        root = ctx.world.is_root()
+
+        # Hosts of the profile, resolved once through the site resolver.
+        hello = next(
+            (s for s in prof.p2p_servers if s.protocol == "udp" and s.probe == "hello"), None
+        )
+        tcp_servers = [s for s in prof.p2p_servers if s.protocol in ("tcp", "https", "http")]
+        hosts = sorted({s.host for s in prof.p2p_servers} | {s.host for s in prof.stun_servers})
+        got = await asyncio.gather(
+            *(_quiet(probe.resolve(h, resolver, DNS_TIMEOUT_S)) for h in hosts)
+        )
+        addr = {h: r[0] for h, r in zip(hosts, got, strict=True) if isinstance(r, list) and r}
+        ctx.progress(0.2, msg("probing the gateway and the internet"))
+
+        tasks: dict[str, Awaitable[Any]] = {}
+        if gateway:
+            tasks["gateway"] = self._gateway(gateway, root)
+        if hello is not None and hello.host in addr:
+            tasks["series"] = probe.udp_series(
+                addr[hello.host], hello.port, "hello", count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S
+            )
+        elif prof.p2p_servers and prof.p2p_servers[0].host in addr:
+            tasks["series"] = probe.icmp_ping(
+                addr[prof.p2p_servers[0].host], count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S, root
+            )
+        for st in prof.stun_servers[:1]:
+            if st.host in addr:
+                tasks["stun"] = probe.udp_exchange(
+                    addr[st.host], st.port, lambda: probe.udp_probe_for("stun"), PROBE_TIMEOUT_S
+                )
+        for i, s in enumerate(tcp_servers):
+            if s.host in addr:
+                tasks[f"tcp{i}"] = probe.tcp_connect(addr[s.host], s.port, PROBE_TIMEOUT_S)
+        name = next(iter(prof.dns_names), None) or next(
+            (h for h in hosts if not probe.is_ip(h)), None
+        )
+        dns_specs = {"site": resolver}
+        if prof.independent_resolvers:
+            dns_specs["independent"] = prof.independent_resolvers[0]
+        if name:
+            for label, spec in dns_specs.items():
+                tasks[f"dns-{label}"] = probe.resolve(name, spec, DNS_TIMEOUT_S)
+        if prof.captive_probe_url:
+            tasks["captive"] = fetch_captive(site, prof.captive_probe_url)
+        ddns = ddns_devices(site)
+        for d in ddns:
+            for label, spec in dns_specs.items():
+                tasks[f"ddns-{label}-{d.name}"] = probe.resolve(
+                    d.public_host or "", spec, DNS_TIMEOUT_S
+                )
+        keys = list(tasks)
+        values = await asyncio.gather(*(_quiet(tasks[k]) for k in keys))
+        res: dict[str, Any] = dict(zip(keys, values, strict=True))
+        ctx.progress(0.9)
+
+        metrics: dict[str, Metric] = {}
+        # Gateway.
+        gw_ok: bool | None = None
+        if gateway:
+            g = res["gateway"]
+            gw_ok = isinstance(g, tuple) and g[0]
+            facts.append(Fact("wan.gateway", gateway))
+            facts.append(Fact("wan.gateway_reachable", bool(gw_ok)))
+            if isinstance(g, tuple) and g[1] is not None:
+                facts.append(Fact("wan.gateway_rtt_ms", g[1], "ms"))
+                metrics["gateway_rtt"] = Metric(g[1], "ms")
+
+        # The platform series: loss, RTT, jitter, public address.
+        series = res.get("series")
+        public: str | None = None
+        public_source: str | None = None
+        reached: list[str] = []
+        if isinstance(series, probe.Series) and series.available:
+            target = (
+                f"{hello.host}:{hello.port}/udp hello"
+                if hello is not None and "series" in tasks and hello.host in addr
+                else f"{prof.p2p_servers[0].host} icmp"
+            )
+            facts.append(Fact("wan.series_target", target))
+            loss = series.loss_pct
+            facts.append(Fact("wan.loss_pct", loss, "%"))
+            metrics["loss"] = Metric(loss, "%")
+            ok = series.answered
+            if ok:
+                reached.append("platform")
+                rtt = round(statistics.median(ok), 3)
+                facts.append(Fact("wan.rtt_ms", rtt, "ms"))
+                metrics["rtt"] = Metric(rtt, "ms")
+                jit = probe.jitter_ms(ok)
+                if jit is not None:
+                    facts.append(Fact("wan.jitter_ms", jit, "ms"))
+                    metrics["jitter"] = Metric(jit, "ms")
+            addrs = [i for i in series.infos if i]
+            if addrs:
+                public, public_source = public_ip_of(addrs[-1]), "hello"
+        stun = res.get("stun")
+        if isinstance(stun, probe.Answer) and stun.ok:
+            reached.append("stun")
+            if public is None and stun.info:
+                public, public_source = public_ip_of(stun.info), "stun"
+        for i, _s in enumerate(tcp_servers):
+            a = res.get(f"tcp{i}")
+            if isinstance(a, probe.Answer) and a.ok:
+                reached.append("tcp")
+
+        # Captive portal.
+        cap = res.get("captive")
+        captive: bool | None = None
+        if isinstance(cap, Captive):
+            if cap.captive is None:
+                facts.append(Fact("wan.captive_probe_error", cap.error or "error"))
+            else:
+                captive = cap.captive
+                facts.append(Fact("wan.captive_portal", cap.captive))
+                if cap.redirect is not None:
+                    facts.append(Fact("wan.http_redirect", cap.redirect[:300]))
+                if cap.captive is False:
+                    reached.append("http")
+
+        # DNS: does any resolver beyond the gateway answer?
+        dns_passes = False
+        for label, spec in dns_specs.items():
+            r = res.get(f"dns-{label}")
+            if r is None:
+                continue
+            answered = isinstance(r, list) or (
+                isinstance(r, probe.ResolveError) and r.reason in ("NXDOMAIN", "NODATA")
+            )
+            facts.append(Fact(f"wan.dns_{label}_answers", answered))
+            # A resolver on the gateway itself answers from its cache even with the link down.
+            if answered and probe_host(spec) != gateway:
+                dns_passes = True
+
+        internet = bool(reached)
+        facts.append(Fact("wan.internet_reachable", internet))
+        reached_list: list[JSONValue] = [*sorted(set(reached))]
+        facts.append(Fact("wan.reached", reached_list))
+        facts.append(Fact("wan.only_dns_passes", dns_passes and not internet))
+        if public is not None:
+            facts.append(Fact("wan.public_ip", public))
+            facts.append(Fact("wan.public_ip_source", public_source))
+
+        # DDNS names of IP-added devices.
+        mismatched: list[str] = []
+        for d in ddns:
+            site_ans = res.get(f"ddns-site-{d.name}")
+            ind_ans = res.get(f"ddns-independent-{d.name}")
+            site_addrs = site_ans if isinstance(site_ans, list) else None
+            ind_addrs = ind_ans if isinstance(ind_ans, list) else None
+            if site_addrs is not None:
+                facts.append(Fact("ddns.resolved", site_addrs, target=d.name))
+            elif isinstance(site_ans, probe.ResolveError):
+                facts.append(Fact("ddns.error", site_ans.reason, target=d.name))
+            if ind_addrs is not None:
+                facts.append(Fact("ddns.resolved_independent", ind_addrs, target=d.name))
+            known = set(site_addrs or ()) | set(ind_addrs or ())
+            if public is not None and known:
+                match = public in known
+                facts.append(Fact("ddns.matches_public", match, target=d.name))
+                if not match:
+                    mismatched.append(d.name)
+
+        status, summary = _verdict(
+            site, gw_ok, internet, captive, dns_passes, res.get("series"), mismatched, public
+        )
+        return Outcome(status, summary, metrics, tuple(facts))
+
+    async def _gateway(self, gateway: str, root: bool) -> tuple[bool, float | None]:
+        ping = await probe.icmp_ping(gateway, GATEWAY_PINGS, 0.05, PROBE_TIMEOUT_S, root)
+        if ping.available:
+            ok = ping.answered
+            return bool(ok), (round(statistics.median(ok), 3) if ok else None)
+        # No ICMP socket allowed: a TCP handshake or an RST from port 80 proves the router is up.
+        a = await probe.tcp_connect(gateway, 80, PROBE_TIMEOUT_S)
+        if a.status in ("open", "refused"):
+            return True, a.rtt_ms
+        return False, None
+
+
+def probe_host(spec: str) -> str:
+    """The IP of a resolver spec (``ip`` / ``ip:port`` / ``system``)."""
+    if spec == "system":
+        from diag.checks.dns import system_resolver
+
+        spec = system_resolver() or ""
+    try:
+        from diag.config import parse_resolver
+
+        return parse_resolver(spec)[0]
+    except ValueError:
+        return spec
+
+
+def _verdict(
+    site: Site,
+    gw_ok: bool | None,
+    internet: bool,
+    captive: bool | None,
+    dns_passes: bool,
+    series: object,
+    mismatched: list[str],
+    public: str | None,
+) -> tuple[Status, Message]:
+    th = site.thresholds
+    if gw_ok is False:
+        return "fail", msg("the gateway does not answer")
+    if captive:
+        return "fail", msg("a captive portal or walled garden intercepts web traffic")
+    if not internet:
+        if dns_passes:
+            return "fail", msg("only DNS passes: the internet is blocked beyond it")
+        return "fail", msg("no internet host answers beyond the gateway")
+    if isinstance(series, probe.Series) and series.rtts:
+        loss = series.loss_pct or 0.0
+        ok = series.answered
+        rtt = statistics.median(ok) if ok else None
+        jit = probe.jitter_ms(ok)
+        if (
+            loss > th.loss_pct
+            or (rtt is not None and rtt > th.rtt_ms)
+            or (jit is not None and jit > th.jitter_ms)
+        ):
+            return "warn", msg(
+                "internet path degraded: loss {loss}%, RTT {rtt} ms, jitter {jitter} ms",
+                loss=loss,
+                rtt=round(rtt, 1) if rtt is not None else "-",
+                jitter=round(jit, 1) if jit is not None else "-",
+            )
+    if mismatched:
+        return "warn", msg(
+            "DDNS name does not point at the public address {ip}: {devices}",
+            ip=public or "?",
+            devices=", ".join(mismatched),
+        )
+    return "ok", msg("internet reachable, public address {ip}", ip=public or "?")
