@@ -304,7 +304,7 @@ def test_hello_returns_the_callers_address(platform: dict[str, Any]) -> None:
 
 
 def test_heartbeat_without_login_gets_relogin_then_ack_after_login(
-    platform: dict[str, Any],
+    platform: dict[str, Any], pki: dict[str, Path]
 ) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((LO, 0))
@@ -317,6 +317,16 @@ def test_heartbeat_without_login_gets_relogin_then_ack_after_login(
         assert s.recv(512) == b"DIAGP2P1 OK RAW-1"
         s.sendto(b"DIAGP2P1 HB RAW-1 7", dst)
         assert s.recv(512).decode() == f"DIAGP2P1 ACK RAW-1 7 {LO}:{port}"
+        # the same session from another source port: what a NAT that forgot the mapping does
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s2:
+            s2.bind((LO, 0))
+            s2.settimeout(2)
+            s2.sendto(b"DIAGP2P1 HB RAW-1 8", dst)
+            port2 = s2.getsockname()[1]
+            assert s2.recv(512).decode() == f"DIAGP2P1 ACK RAW-1 8 {LO}:{port2}"
+    got = api(platform, pki, "/api/v1/devices/RAW-1").json()
+    assert got["public_address"] == f"{LO}:{port2}"
+    assert got["address_changes"] == 1 and got["logins"] == 1
 
 
 def test_relay_banner_and_echo(platform: dict[str, Any]) -> None:

@@ -71,6 +71,9 @@ class DeviceRecord:
     last_login: float | None = None  # time.monotonic()
     last_heartbeat: float | None = None  # time.monotonic()
     public_address: str | None = None
+    # How often the device's public address changed between datagrams of one session: a NAT that
+    # forgets mappings faster than the heartbeat interval gives the device a new port each time.
+    address_changes: int = 0
 
 
 class Registry:
@@ -114,6 +117,9 @@ class Registry:
                 rec.logged_in = False
             return False
         rec.last_heartbeat = self.now()
+        if rec.public_address is not None and rec.public_address != addr:
+            rec.address_changes += 1
+            log(COMPONENT, "address-changed", serial=serial, old=rec.public_address, new=addr)
         rec.public_address = addr
         return True
 
@@ -125,6 +131,7 @@ class Registry:
             "last_heartbeat_s_ago": ago,
             "public_address": rec.public_address,
             "logins": rec.logins,
+            "address_changes": rec.address_changes,
         }
 
 
