@@ -34,11 +34,24 @@ class Message:
         return render(self, lang)
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "args": dict(self.args)}
+        """``{"text", "args"}``; an argument that is itself a message nests as ``{"$msg": ...}``
+        so that it re-renders in another language after a round trip."""
+        return {"text": self.text, "args": {k: _arg_to_json(v) for k, v in self.args.items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Message:
-        return cls(str(data["text"]), dict(data.get("args") or {}))
+        args = data.get("args") or {}
+        return cls(str(data["text"]), {str(k): _arg_from_json(v) for k, v in args.items()})
+
+
+def _arg_to_json(value: Any) -> Any:
+    return {"$msg": value.to_json()} if isinstance(value, Message) else value
+
+
+def _arg_from_json(value: Any) -> Any:
+    if isinstance(value, Mapping) and set(value) == {"$msg"} and isinstance(value["$msg"], Mapping):
+        return Message.from_json(value["$msg"])
+    return value
 
 
 def msg(text: str, **args: Any) -> Message:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,19 @@ SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "run.schema.json"
 
 
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: a non-finite measurement is written as null (not measured)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    return value
+
+
 def _fact(f: Fact) -> dict[str, Any]:
-    return {"key": f.key, "value": f.value, "unit": f.unit, "target": f.target}
+    return {"key": f.key, "value": _finite(f.value), "unit": f.unit, "target": f.target}
 
 
 def _cause(c: Cause, lang: str) -> dict[str, Any]:
@@ -47,10 +59,10 @@ def _check(r: CheckResult, lang: str) -> dict[str, Any]:
         "status": r.status,
         "summary": r.summary.render(lang),
         "summary_msg": r.summary.to_json(),
-        "metrics": {k: {"value": m.value, "unit": m.unit} for k, m in r.metrics.items()},
+        "metrics": {k: {"value": _finite(m.value), "unit": m.unit} for k, m in r.metrics.items()},
         "facts": [_fact(f) for f in r.facts],
         "targets": list(r.targets),
-        "duration_s": r.duration_s,
+        "duration_s": max(0.0, r.duration_s),
     }
 
 
@@ -85,7 +97,11 @@ def run_to_dict(run: Run, lang: str | None = None) -> dict[str, Any]:
 
 
 def dumps(run: Run, lang: str | None = None) -> str:
-    return json.dumps(run_to_dict(run, lang), indent=2, ensure_ascii=False, default=str)
+    # allow_nan=False: _finite() removed them; should one slip through, fail loudly, not write
+    # a file other JSON parsers reject.
+    return json.dumps(
+        run_to_dict(run, lang), indent=2, ensure_ascii=False, default=str, allow_nan=False
+    )
 
 
 def write(run: Run, path: str | Path, lang: str | None = None) -> None:
