@@ -1,0 +1,42 @@
+"""``diag report --from RUN.json --html FILE [--lang pl]``: render a saved run as the HTML report.
+
+The JSON is validated against the run schema first (``diag.reports.json.load``), so a truncated or
+foreign file gets a clear message and exit code 2 instead of a traceback. Causes, fixes and
+summaries are stored as messages, so a run saved in English renders in Polish and vice versa.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from", dest="from_", required=True, metavar="RUN.json", help="a run saved by --json"
+    )
+    parser.add_argument("--html", required=True, metavar="FILE", help="where to write the report")
+    parser.add_argument(
+        "--lang", choices=("en", "pl"), default=None, help="language (default: the run's)"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from diag.reports import html
+    from diag.reports import json as rjson
+
+    try:
+        run = rjson.load(args.from_)
+    except ValueError as exc:
+        print(f"diag report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    lang = args.lang or run.lang
+    try:
+        html.write(run, args.html, lang)
+    except OSError as exc:
+        print(f"diag report: cannot write {args.html}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"HTML: {args.html}")
+    return EXIT_OK
