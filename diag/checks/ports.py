@@ -31,7 +31,16 @@ WALK_TIMEOUT_S = 1.0
 # costs the same whatever the count (sent at once).
 WALK_MAX_TTL = 8
 
+# A port that has not answered after this long (s) is probably blocked: start importing scapy
+# for the walk while the probes run out their timeout. A healthy platform answers far sooner.
+WARM_AFTER_S = 0.3
+
 Transport = Literal["tcp", "udp"]
+
+
+def _import_scapy() -> None:
+    import scapy.layers.inet
+    import scapy.sendrecv  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,15 @@ class PortsCheck(Check):
                 r = resolved[hosts.index(t.host)]
                 reason = r.reason if isinstance(r, probe.ResolveError) else "ERROR"
                 facts.append(Fact("port.resolve_error", reason, target=t.key))
-        results = await asyncio.gather(*(_probe(t, address[t.host], timeout) for t in probed))
+        probing = asyncio.ensure_future(
+            asyncio.gather(*(_probe(t, address[t.host], timeout) for t in probed))
+        )
+        done, _ = await asyncio.wait({probing}, timeout=WARM_AFTER_S)
+        warm: asyncio.Future[None] | None = None
+        if not done and ctx.world.is_root():
+            # Some port is slow to answer, so a walk is likely: import scapy (~1 s) meanwhile.
+            warm = asyncio.ensure_future(ctx.run_blocking(_import_scapy))
+        results = await probing
         answers = {t.key: a for t, a in zip(probed, results, strict=True)}
         for t in probed:
             a = answers[t.key]
@@ -137,7 +154,7 @@ class PortsCheck(Check):
 
         where: dict[str, str] = {}
         if blocked:
-            where = await self._locate(ctx, probed, answers, blocked, address, facts)
+            where = await self._locate(ctx, probed, answers, blocked, address, facts, warm)
 
         n_open = len(probed) - len(blocked)
         metrics = {
@@ -163,6 +180,7 @@ class PortsCheck(Check):
         blocked: list[PortTarget],
         address: dict[str, str],
         facts: list[Fact],
+        warm: asyncio.Future[None] | None,
     ) -> dict[str, str]:
         """TTL walks of the blocked ports and a passing reference -> port.blocked_* facts."""
         where: dict[str, str] = {}
@@ -185,6 +203,8 @@ class PortsCheck(Check):
         ]
         ctx.progress(0.6, msg("locating the hop that drops {n} ports", n=len(blocked)))
         try:
+            if warm is not None:
+                await warm
             walks = await ctx.run_blocking(
                 probe.ttl_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
             )
@@ -225,7 +245,11 @@ class PortsCheck(Check):
 
 def _path(hops: Sequence[probe.Hop]) -> list[JSONValue]:
     """Responders by TTL up to the last one that answered (None: silent hop)."""
-    path: list[JSONValue] = [h.responder if h.kind != "silent" else None for h in hops]
+    path: list[JSONValue] = []
+    for h in hops:
+        path.append(h.responder if h.kind != "silent" else None)
+        if h.kind in ("reply", "rejected"):
+            break  # the destination (or a filter) answered: later TTLs only repeat it
     while path and path[-1] is None:
         path.pop()
     return path

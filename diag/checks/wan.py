@@ -151,19 +151,25 @@ class WanCheck(Check):
         tasks: dict[str, Awaitable[Any]] = {}
         if gateway:
             tasks["gateway"] = self._gateway(gateway, root)
+        series_names: dict[str, str] = {}
         if hello is not None and hello.host in addr:
             tasks["series"] = probe.udp_series(
                 addr[hello.host], hello.port, "hello", count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S
             )
+            series_names["series"] = f"{hello.host}:{hello.port}/udp hello"
         elif prof.p2p_servers and prof.p2p_servers[0].host in addr:
             tasks["series"] = probe.icmp_ping(
                 addr[prof.p2p_servers[0].host], count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S, root
             )
+            series_names["series"] = f"{prof.p2p_servers[0].host} icmp"
         for st in prof.stun_servers[:1]:
             if st.host in addr:
-                tasks["stun"] = probe.udp_exchange(
-                    addr[st.host], st.port, lambda: probe.udp_probe_for("stun"), PROBE_TIMEOUT_S
+                # A second series to another internet host: when the platform's port is
+                # blocked its series measures the block, not the link.
+                tasks["stun"] = probe.udp_series(
+                    addr[st.host], st.port, "stun", count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S
                 )
+                series_names["stun"] = f"{st.host}:{st.port}/udp stun"
         for i, s in enumerate(tcp_servers):
             if s.host in addr:
                 tasks[f"tcp{i}"] = probe.tcp_connect(addr[s.host], s.port, PROBE_TIMEOUT_S)
@@ -201,24 +207,33 @@ class WanCheck(Check):
                 facts.append(Fact("wan.gateway_rtt_ms", g[1], "ms"))
                 metrics["gateway_rtt"] = Metric(g[1], "ms")
 
-        # The platform series: loss, RTT, jitter, public address.
-        series = res.get("series")
+        # Loss, RTT, jitter: the platform series when the platform answered at all, else the
+        # STUN series; the public address from the platform's WELCOME, else from STUN.
         public: str | None = None
         public_source: str | None = None
         reached: list[str] = []
-        if isinstance(series, probe.Series) and series.available:
-            target = (
-                f"{hello.host}:{hello.port}/udp hello"
-                if hello is not None and "series" in tasks and hello.host in addr
-                else f"{prof.p2p_servers[0].host} icmp"
-            )
-            facts.append(Fact("wan.series_target", target))
+        runs: dict[str, probe.Series] = {
+            k: v
+            for k in ("series", "stun")
+            if isinstance(v := res.get(k), probe.Series) and v.available
+        }
+        for k, label in (("series", "platform"), ("stun", "stun")):
+            if k in runs and runs[k].answered:
+                reached.append(label)
+                addrs = [i for i in runs[k].infos if i]
+                if addrs and public is None:
+                    public, public_source = public_ip_of(addrs[-1]), label
+        if public_source == "platform":
+            public_source = "hello"
+        chosen = next((k for k in runs if runs[k].answered), next(iter(runs), None))
+        series = runs.get(chosen) if chosen else None
+        if series is not None and chosen is not None:
+            facts.append(Fact("wan.series_target", series_names[chosen]))
             loss = series.loss_pct
             facts.append(Fact("wan.loss_pct", loss, "%"))
             metrics["loss"] = Metric(loss, "%")
             ok = series.answered
             if ok:
-                reached.append("platform")
                 rtt = round(statistics.median(ok), 3)
                 facts.append(Fact("wan.rtt_ms", rtt, "ms"))
                 metrics["rtt"] = Metric(rtt, "ms")
@@ -226,14 +241,6 @@ class WanCheck(Check):
                 if jit is not None:
                     facts.append(Fact("wan.jitter_ms", jit, "ms"))
                     metrics["jitter"] = Metric(jit, "ms")
-            addrs = [i for i in series.infos if i]
-            if addrs:
-                public, public_source = public_ip_of(addrs[-1]), "hello"
-        stun = res.get("stun")
-        if isinstance(stun, probe.Answer) and stun.ok:
-            reached.append("stun")
-            if public is None and stun.info:
-                public, public_source = public_ip_of(stun.info), "stun"
         for i, _s in enumerate(tcp_servers):
             a = res.get(f"tcp{i}")
             if isinstance(a, probe.Answer) and a.ok:
@@ -297,7 +304,7 @@ class WanCheck(Check):
                     mismatched.append(d.name)
 
         status, summary = _verdict(
-            site, gw_ok, internet, captive, dns_passes, res.get("series"), mismatched, public
+            site, gw_ok, internet, captive, dns_passes, series, mismatched, public
         )
         return Outcome(status, summary, metrics, tuple(facts))
 
