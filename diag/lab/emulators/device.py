@@ -391,6 +391,7 @@ class Heartbeat:
         msg = parse_datagram(data)
         if msg is None or msg.args[0] != self.cfg.serial:
             return
+        self._last_error = ""  # the path works again: log the next error when it comes
         if msg.verb == "OK" and self.phase == "login":
             self.phase, self.pending, self.missed, self.acked = "hb", False, 0, False
             self.logins += 1
