@@ -970,6 +970,41 @@ def test_portal_redirects_everything_to_the_login_page(workdir: Path) -> None:
         assert r.status_code == 302 and r.headers["location"] == custom
 
 
+def test_sigterm_with_busy_connections_exits_at_once(pki: dict[str, Path], workdir: Path) -> None:
+    """The lab stops emulators while clients are mid-transfer: exit at once, cleanly, quietly."""
+    st_port = free_port()
+    ports = {"udp": free_port(socket.SOCK_DGRAM), "relay": free_port(), "api": free_port()}
+    procs = [
+        Proc("speedtest", ["--bind", LO, "--port", str(st_port)], workdir / "busy-st.log"),
+        Proc("platform", platform_args(pki, ports, 0.05, 1.0), workdir / "busy-plat.log"),
+    ]
+    socks = []
+    try:
+        for proc in procs:
+            proc.wait_ready()
+        slow = socket.create_connection((LO, st_port), timeout=3)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.sendall(b"GET /download?bytes=100000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        slow.recv(100)  # the download runs, and the client reads no more of it
+        half = socket.create_connection((LO, st_port), timeout=3)
+        half.sendall(b"POST /upload HTTP/1.1\r\nContent-Length: 1000000\r\n\r\nabc")
+        relay = socket.create_connection((LO, ports["relay"]), timeout=3)
+        api_half = socket.create_connection((LO, ports["api"]), timeout=3)  # no TLS hello
+        socks = [slow, half, relay, api_half]
+        time.sleep(0.2)
+        for proc in procs:
+            start = time.monotonic()
+            rc = proc.stop()
+            took = time.monotonic() - start
+            assert rc == 0 and took < 1.0, (rc, took)
+            assert "error" not in proc.text().split(" stopped", 1)[1], proc.text()
+    finally:
+        for proc in procs:
+            proc.stop()
+        for s in socks:
+            s.close()
+
+
 def test_emulators_start_fast(workdir: Path) -> None:
     """The lab starts many emulators: each must be listening well within a second."""
     port = free_port()

@@ -294,9 +294,30 @@ async def send(
 Handler = Callable[[Request, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
 
 
-def http_connection(component: str, handler: Handler) -> Callable[..., Awaitable[None]]:
+Connection = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def connection(inner: Connection) -> Connection:
+    """Wraps a ``start_server`` callback so that shutting down aborts its connection at once.
+
+    On SIGTERM the loop cancels connection tasks; a cancelled task would wait for a slow client
+    to take the rest of a download, and Python 3.11's stream callback logs an error for every
+    cancelled one. Aborting the transport and returning normally ends both.
+    """
+
+    async def wrapper(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await inner(reader, writer)
+        except asyncio.CancelledError:
+            writer.transport.abort()
+
+    return wrapper
+
+
+def http_connection(component: str, handler: Handler) -> Connection:
     """A ``start_server`` callback serving keep-alive HTTP/1.1 with ``handler``; never raises."""
 
+    @connection
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _peer(writer)
         try:
@@ -326,6 +347,11 @@ def http_connection(component: str, handler: Handler) -> Callable[..., Awaitable
 
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        # Shutting down: a graceful close would wait for a slow client to take buffered data.
+        writer.transport.abort()
+        return
     with contextlib.suppress(Exception):
         writer.close()
         # A TLS close_notify or a peer that stopped reading must not hold the task forever.

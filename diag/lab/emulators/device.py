@@ -38,6 +38,7 @@ from diag.lab.emulators import (
     BadRequest,
     Request,
     close_writer,
+    connection,
     discard_body,
     fmt_addr,
     http_connection,
@@ -745,7 +746,9 @@ class Device:
             )
         ]
         if cfg.rtsp_port:
-            servers.append(await asyncio.start_server(self.rtsp, cfg.bind, cfg.rtsp_port))
+            servers.append(
+                await asyncio.start_server(connection(self.rtsp), cfg.bind, cfg.rtsp_port)
+            )
         self.start_heartbeat()
         log(
             COMPONENT,

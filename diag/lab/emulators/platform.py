@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import ssl
@@ -31,6 +30,8 @@ from typing import cast
 
 from diag.lab.emulators import (
     Request,
+    close_writer,
+    connection,
     discard_body,
     fmt_addr,
     http_connection,
@@ -270,9 +271,7 @@ class Platform:
             pass
         finally:
             log(COMPONENT, "relay-close", peer=peer, echoed=echoed)
-            with contextlib.suppress(Exception):
-                writer.close()
-                await asyncio.wait_for(writer.wait_closed(), 2.0)
+            await close_writer(writer)
 
     @staticmethod
     async def _discard(reader: asyncio.StreamReader) -> None:
@@ -334,7 +333,7 @@ class Platform:
         self.udp = proto
         servers: list[asyncio.Server] = []
         if a.relay_port:
-            servers.append(await asyncio.start_server(self.relay, a.bind, a.relay_port))
+            servers.append(await asyncio.start_server(connection(self.relay), a.bind, a.relay_port))
         api_note = "disabled"
         if a.api_port and a.cert and a.key:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
