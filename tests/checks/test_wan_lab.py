@@ -1,0 +1,73 @@
+"""The wan check on the lab: healthy, link outage, used-up data plan (captive portal), a lossy
+link, and a stale DDNS name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+PUBLIC = "203.0.113.2"
+
+
+def wan(lab: Any) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    run = lab.diag_run(only=["wan"])
+    c = next(c for c in run["checks"] if c["id"] == "wan")
+    return c, {(f["key"], f["target"]): f["value"] for f in c["facts"]}
+
+
+def test_healthy(lab_factory: Any) -> None:
+    c, f = wan(lab_factory("healthy"))
+    assert c["status"] == "ok", c["summary"]
+    assert f[("wan.gateway_reachable", "")] is True
+    assert f[("wan.internet_reachable", "")] is True
+    assert f[("wan.loss_pct", "")] == 0
+    assert f[("wan.captive_portal", "")] is False
+    assert f[("wan.only_dns_passes", "")] is False
+    assert f[("wan.public_ip", "")] == PUBLIC
+    assert f[("ddns.matches_public", "ipc1")] is True
+    assert c["duration_s"] < 1.5
+
+
+def test_link_outage(lab_factory: Any) -> None:
+    c, f = wan(lab_factory("link-outage"))
+    assert c["status"] == "fail"
+    assert f[("wan.gateway_reachable", "")] is True
+    assert f[("wan.internet_reachable", "")] is False
+    assert f[("wan.only_dns_passes", "")] is False
+    assert ("wan.public_ip", "") not in f
+    assert c["duration_s"] < 5.0
+
+
+def test_data_plan_exhausted(lab_factory: Any) -> None:
+    c, f = wan(lab_factory("data-plan-exhausted"))
+    assert c["status"] == "fail"
+    assert f[("wan.captive_portal", "")] is True
+    assert f[("wan.http_redirect", "")].startswith("http://198.51.100.90/")
+    assert f[("wan.only_dns_passes", "")] is True
+    assert f[("wan.internet_reachable", "")] is False
+
+
+def test_wan_loss(lab_factory: Any) -> None:
+    # 5 % each way; over 20 probes the expectation is ~2 lost. The lab's kernel may lack netem,
+    # so only loss is asserted, not delay.
+    lab = lab_factory("wan-loss-latency")
+    losses = []
+    for _ in range(3):
+        c, f = wan(lab)
+        losses.append(f[("wan.loss_pct", "")])
+        if f[("wan.loss_pct", "")] > 2.0:
+            break
+    assert max(losses) > 2.0, losses
+    assert c["status"] == "warn"
+    assert f[("wan.internet_reachable", "")] is True
+
+
+def test_ip_access_broken(lab_factory: Any) -> None:
+    c, f = wan(lab_factory("ip-access-broken"))
+    assert c["status"] == "warn"
+    assert f[("wan.public_ip", "")] == PUBLIC
+    assert f[("ddns.resolved", "ipc1")] == ["203.0.113.99"]
+    assert f[("ddns.matches_public", "ipc1")] is False
