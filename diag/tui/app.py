@@ -8,6 +8,7 @@ daemons, so nothing keeps the process alive after the screen is gone.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -17,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
 from diag.checks.base import Registry, World
-from diag.i18n import LANGS, normalize_lang
+from diag.i18n import LANGS, catalog, normalize_lang
 from diag.model import Run, Site
 from diag.runner import DEFAULT_DEADLINE_S
 from diag.tui.screens.dashboard import Dashboard, DashboardConfig
@@ -74,6 +75,9 @@ class DiagApp(App[int]):
         return screen
 
     def on_mount(self) -> None:
+        # Reading the Polish catalogues takes ~0.1 s: do it now, off the screen's thread, so the
+        # first press of ``l`` is as quick as the others. functools.cache makes it a one-off.
+        threading.Thread(target=_warm_catalogues, name="diag-tui-i18n", daemon=True).start()
         dashboard = Dashboard(self.config)
         dashboard.set_reactive(Dashboard.lang, self.lang)
         self.install_screen(dashboard, "dashboard")
@@ -94,3 +98,8 @@ class DiagApp(App[int]):
         # Cancelling is immediate: the checks run on their own loop in a daemon thread.
         self.workers.cancel_all()
         self.exit(0)
+
+
+def _warm_catalogues() -> None:
+    for lang in LANGS:
+        catalog(lang)

@@ -192,8 +192,17 @@ class ChecksPanel(DataTable[Text]):
         if check_id not in self.rows:
             self.add_row(*self._cells(row), key=check_id)
             return
+        done = row.result is not None
         for key, cell in zip(("id", "status", "time", "info"), self._cells(row), strict=True):
-            self.update_cell(check_id, key, cell, update_width=key == "info")
+            old = self.get_cell(check_id, key)
+            if isinstance(old, Text) and (old.plain, old.style, old.spans) == (
+                cell.plain,
+                cell.style,
+                cell.spans,
+            ):
+                continue  # each update repaints the whole table: skip unchanged cells
+            # Widening the summary column re-lays the screen out: only when a result lands.
+            self.update_cell(check_id, key, cell, update_width=key == "info" and done)
 
     def _on_tick(self) -> None:
         self._frame += 1

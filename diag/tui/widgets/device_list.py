@@ -99,4 +99,12 @@ class DeviceList(DataTable[Text]):
             return
         for d in self.devices:
             for key, cell in zip(COLUMNS, self._cells(d), strict=True):
+                # Each update invalidates the table's render cache: skip what has not changed,
+                # a 64-device site would otherwise repaint 256 cells per finished check.
+                if _same(self.get_cell(d.name, key), cell):
+                    continue
                 self.update_cell(d.name, key, cell)
+
+
+def _same(a: object, b: Text) -> bool:
+    return isinstance(a, Text) and a.plain == b.plain and a.style == b.style and a.spans == b.spans

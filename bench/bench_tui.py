@@ -1,0 +1,231 @@
+"""Dashboard benchmark: time to first paint, and key-press repaint latency during a 64-device run.
+
+Run: ``.venv/bin/python bench/bench_tui.py`` (``--json`` for machine use). Nothing touches the
+network: the checks are fakes that sleep and report facts, as in tests/tui.
+
+The dashboard runs for real, in a pseudo-terminal at 80x24 as over SSH (not Textual's headless
+driver, whose test helpers wait for the whole process to go idle), and the bench reads what it
+draws, byte for byte:
+
+1. First paint: from starting the process (interpreter and imports included) until the key bar
+   has been drawn; the checks take seconds, so no result can have arrived by then.
+2. Key press -> repaint: while the 64-device run is in progress (eight checks streaming progress
+   and results), ``l`` switches the language back and forth: the heaviest key, it redraws every
+   table. Each press is timed from writing the key to the terminal until the key bar's new
+   label (``English`` / ``polski``) has come out of it. ``?`` (help, a new screen) likewise.
+
+Targets (issue 6): first paint < 1 s, repaint < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import json
+import os
+import pty
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "tui"))
+
+FIRST_PAINT_TARGET_S = 1.0
+REPAINT_TARGET_S = 0.100
+N_DEVICES = 64
+# The fake checks take up to this long, s: long enough that every key press lands mid-run.
+CHECK_S = 12.0
+# Waiting for a frame longer than this means the dashboard is stuck, s.
+FRAME_TIMEOUT_S = 10.0
+
+
+def bench_site() -> Any:
+    from diag.config import load_site
+    from diag.model import Device
+
+    site = load_site(ROOT / "tests" / "tui" / "site.toml")
+    vias = ("ip", "p2p", "p2p-account", "shared")
+    devices = tuple(
+        Device(
+            f"{'NVR' if i % 8 == 0 else 'Camera'} {i:02d}",
+            "nvr" if i % 8 == 0 else "ipc",
+            vias[i % 4],  # type: ignore[arg-type]
+            address=f"127.0.1.{i + 1}",
+            public_host="127.0.0.1" if i % 4 == 0 else None,
+            serial=f"SN{i:04d}",
+            streams_kbps=(2048,),
+        )
+        for i in range(N_DEVICES)
+    )
+    return dataclasses.replace(site, devices=devices)
+
+
+def bench_registry(site: Any, check_s: float) -> Any:
+    from fakechecks import FakeCheck, reachability, site_facts
+
+    from diag.checks.base import registry_from
+    from diag.model import Fact
+
+    offline = [d.name for d in site.devices[::9]]
+    # Eight checks with 20 progress steps each: a steady stream of messages during the run.
+    checks = [
+        FakeCheck("wan", delay_s=check_s * 0.3, steps=20, facts=site_facts()),
+        FakeCheck("heartbeat", delay_s=check_s, steps=40, facts=reachability(site, offline)),
+    ]
+    for i, name in enumerate(("dns", "p2p", "stun", "ports", "vlan", "bandwidth")):
+        facts = [Fact(f"bench.{name}", j, target=d.name) for j, d in enumerate(site.devices)]
+        checks.append(FakeCheck(name, delay_s=check_s * (0.4 + 0.1 * i), steps=20, facts=facts))
+    return registry_from(*checks)
+
+
+def serve() -> int:
+    """The child: the real dashboard on the 64-device site with slow fake checks."""
+    from diag.tui.app import DiagApp
+
+    site = bench_site()
+    app = DiagApp(site, registry=bench_registry(site, CHECK_S))
+    app.run()
+    return 0
+
+
+class Term:
+    """The dashboard in a pseudo-terminal; collects everything it writes."""
+
+    def __init__(self, cols: int = 80, rows: int = 24) -> None:
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
+        env.pop("NO_COLOR", None)
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve"],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.out = b""
+
+    def wait_for(self, needle: bytes, since: int) -> float:
+        """Reads until ``needle`` appears in the output after offset ``since``; the time then."""
+        deadline = time.perf_counter() + FRAME_TIMEOUT_S
+        while needle not in self.out[since:]:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise TimeoutError(f"{needle!r} not drawn within {FRAME_TIMEOUT_S} s")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    self.out += os.read(self.master, 65536)
+                except OSError:
+                    raise TimeoutError("the dashboard exited") from None
+        return time.perf_counter()
+
+    def drain(self, seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while (left := end - time.perf_counter()) > 0:
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    self.out += os.read(self.master, 65536)
+                except OSError:
+                    return
+
+    def press(self, key: bytes, expect: bytes) -> float:
+        mark = len(self.out)
+        t0 = time.perf_counter()
+        os.write(self.master, key)
+        return self.wait_for(expect, mark) - t0
+
+    def close(self) -> None:
+        try:
+            os.write(self.master, b"q")
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()  # only the child this bench started
+            self.proc.wait()
+        os.close(self.master)
+
+
+def measure() -> dict[str, Any]:
+    term = Term()
+    try:
+        first_paint = term.wait_for(b"quit", 0) - term.t0
+        term.drain(1.0)  # let the run get going: progress streaming from all eight checks
+        running_at_start = b"Checks 0/8" in term.out or b"Checks 1/8" in term.out
+        toggle = [(b"l", b"English"), (b"l", b"polski")] * 15
+        key_times = []
+        for key, expect in toggle:
+            key_times.append(term.press(key, expect))
+            term.drain(0.1)  # a person presses at most ~10 keys a second
+        help_times = []
+        for _ in range(5):
+            help_times.append(term.press(b"?", b"Device icons"))
+            term.drain(0.1)
+            os.write(term.master, b"q")  # closes the help
+            term.drain(0.2)
+        term.drain(0.05)
+        elapsed = time.perf_counter() - term.t0
+        still_running = elapsed < CHECK_S
+    finally:
+        term.close()
+    all_times = sorted(key_times + help_times)
+    return {
+        "first_paint_s": round(first_paint, 3),
+        "checks_running_after_first_paint": running_at_start,
+        "presses": len(all_times),
+        "median_ms": round(statistics.median(all_times) * 1000, 1),
+        "p95_ms": round(all_times[int(len(all_times) * 0.95) - 1] * 1000, 1),
+        "max_ms": round(all_times[-1] * 1000, 1),
+        "help_median_ms": round(statistics.median(help_times) * 1000, 1),
+        "run_in_progress_during_presses": still_running,
+        "devices": N_DEVICES,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve()
+    runs = [measure() for _ in range(args.runs)]
+    worst_paint = max(r["first_paint_s"] for r in runs)
+    worst_p95 = max(r["p95_ms"] for r in runs)
+    worst_max = max(r["max_ms"] for r in runs)
+    ok = (
+        worst_paint < FIRST_PAINT_TARGET_S
+        and worst_p95 < REPAINT_TARGET_S * 1000
+        and all(r["run_in_progress_during_presses"] for r in runs)
+    )
+    if args.json:
+        print(json.dumps({"runs": runs, "ok": ok}, indent=2))
+    else:
+        print(f"{'run':>3}  {'first paint':>11}  {'median':>8}  {'p95':>8}  {'max':>8}  presses")
+        for i, r in enumerate(runs, 1):
+            print(
+                f"{i:>3}  {r['first_paint_s']:>9.3f} s  {r['median_ms']:>5.1f} ms  "
+                f"{r['p95_ms']:>5.1f} ms  {r['max_ms']:>5.1f} ms  {r['presses']}"
+            )
+        print(
+            f"worst first paint {worst_paint:.3f} s (target < {FIRST_PAINT_TARGET_S:.0f} s), "
+            f"worst p95 repaint {worst_p95:.1f} ms, worst max {worst_max:.1f} ms "
+            f"(target < {REPAINT_TARGET_S * 1000:.0f} ms), {N_DEVICES} devices, 80x24 pty"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
