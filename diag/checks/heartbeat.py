@@ -311,7 +311,11 @@ async def platform_probe(client: httpx.AsyncClient, base: str, device: Device) -
     """The status API's view of the device's heartbeat (serial from the site config)."""
     name = device.name
     serial = device.serial or ""
-    url = f"{base.rstrip('/')}/api/v1/devices/{urllib.parse.quote(serial, safe='')}"
+    root = base.rstrip("/")
+    # The profile may name the API's root or its versioned base; both mean the same endpoint.
+    if not root.endswith("/api/v1"):
+        root += "/api/v1"
+    url = f"{root}/devices/{urllib.parse.quote(serial, safe='')}"
     try:
         r = await client.get(url)
     except httpx.TimeoutException:
@@ -346,7 +350,18 @@ async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:
     name, ip = device.name, device.address or ""
     facts: list[Fact] = []
     count, interval = PING_DEEP if env.deep else PING_QUICK
-    ping_task = asyncio.ensure_future(lan.ping(ip, count, interval, PING_WAIT_S, env.root))
+
+    async def icmp() -> lan.PingStats | None:
+        # With root, wait for our own ARP (~0.2 s) and send the echoes straight to the MAC.
+        await env.arp_ready.wait()
+        l2: lan.L2Path | None = None
+        known = (env.arp or {}).get(ip)
+        src = env.iface.onlink(ip) if env.iface is not None else None
+        if env.root and known and src is not None and env.iface is not None:
+            l2 = lan.L2Path(env.iface, str(src.ip), known[0])
+        return await lan.ping(ip, count, interval, PING_WAIT_S, env.root, l2)
+
+    ping_task = asyncio.ensure_future(icmp())
     tcp_ports = [p for p in device.ports if p.protocol == "tcp"]
     tcp_results = await asyncio.gather(*(tcp_open(ip, p.port) for p in tcp_ports))
     ports = {p.name: ok for p, ok in zip(tcp_ports, tcp_results, strict=True)}
@@ -409,25 +424,40 @@ class HeartbeatCheck(Check):
         icmp = lan.icmp_available(root)
         facts.append(Fact("lan.icmp", icmp or "unavailable"))
 
-        # ARP: the devices first, then the sweep, in one scan (so its window sees every answer).
-        arp_task: asyncio.Future[lan.ArpScan] | None = None
-        swept: list[str] = []
+        # ARP: the configured devices in a short scan of their own (their MACs feed the ICMP
+        # probes), the sweep of the subnet alongside it.
+        dev_task: asyncio.Future[lan.ArpScan] | None = None
+        sweep_task: asyncio.Future[lan.ArpScan] | None = None
         if not root:
             facts.append(Fact("lan.arp_skipped", "needs-root"))
         elif iface is None:
             facts.append(Fact("lan.arp_skipped", "no-interface"))
         else:
-            dev_ips = [d.address for d in devices if d.address and iface.onlink(d.address)]
+            dev_ips = list(
+                dict.fromkeys(d.address for d in devices if d.address and iface.onlink(d.address))
+            )
             sweep, swept, offlink = lan.sweep_targets(iface, site.network.subnets)
-            targets = list(dict.fromkeys([*dev_ips, *sweep]))
+            sweep = [ip for ip in sweep if ip not in set(dev_ips)]
             facts.append(Fact("lan.swept", list[JSONValue](swept)))
             if offlink:
                 facts.append(Fact("lan.not_swept", list[JSONValue](offlink)))
             deadline = time.monotonic() + max(0.1, ctx.remaining() - 1.0)
-            arp_task = asyncio.ensure_future(
-                ctx.run_blocking(lambda: lan.arp_scan(iface, targets, deadline=deadline))
+            dev_task = asyncio.ensure_future(
+                ctx.run_blocking(
+                    lambda: lan.arp_scan(
+                        iface,
+                        dev_ips,
+                        passes=lan.DEVICE_ARP_PASSES,
+                        min_passes=2,
+                        wait_s=lan.DEVICE_ARP_WAIT_S,
+                        deadline=deadline,
+                    )
+                )
             )
-        if arp_task is None:
+            sweep_task = asyncio.ensure_future(
+                ctx.run_blocking(lambda: lan.arp_scan(iface, sweep, deadline=deadline))
+            )
+        if dev_task is None:
             env.arp_ready.set()
         else:
 
@@ -436,7 +466,7 @@ class HeartbeatCheck(Check):
                     env.arp = fut.result().by_ip()
                 env.arp_ready.set()
 
-            arp_task.add_done_callback(_arp_done)
+            dev_task.add_done_callback(_arp_done)
 
         sem = asyncio.Semaphore(DEVICE_CONCURRENCY)
         api_client: httpx.AsyncClient | None = None
@@ -482,13 +512,13 @@ class HeartbeatCheck(Check):
             facts.extend(fs)
 
         arp_s: float | None = None
-        if arp_task is not None:
-            scan = await arp_task
-            arp_s = round(scan.duration_s, 3)
+        if dev_task is not None and sweep_task is not None:
+            dev_scan, sweep_scan = await dev_task, await sweep_task
+            arp_s = round(max(dev_scan.duration_s, sweep_scan.duration_s), 3)
             known = {d.address for d in site.devices if d.address}
             known |= {site.network.gateway, env.site_gateway} - {None}  # type: ignore[arg-type]
             known |= iface.addresses if iface else set()
-            found = scan.by_ip()
+            found = lan.aggregate_answers([*dev_scan.answers, *sweep_scan.answers])
             unknown = [
                 {"ip": ip, "mac": macs[0]}
                 for ip, macs in sorted(found.items(), key=lambda kv: _ipkey(kv[0]))

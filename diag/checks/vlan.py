@@ -33,6 +33,11 @@ SNIFF_QUICK_S = 2.0
 SNIFF_DEEP_S = 31.0
 # After this long without an untagged ARP answer a device is asked inside the VLANs seen so far.
 TAGGED_PROBE_AFTER_S = 0.8
+# Silent devices are asked every 0.25 s for the first 2 s (on a link losing 25 % each way eight
+# tries all fail 0.1 % of the time), then once a second: a deep listen must not flood.
+ASK_EVERY_S = 0.25
+ASK_FAST_FOR_S = 2.0
+ASK_SLOW_EVERY_S = 1.0
 # Asking in more VLANs than this per device would be a VLAN scan, not a diagnosis.
 MAX_PROBE_VIDS = 16
 # LLDP strings (system name, port description) are capped: they come from the wire.
@@ -247,8 +252,15 @@ def listen(
     iface: lan.LocalInterface,
     devices: Sequence[Device],
     duration_s: float,
+    stop_when_complete: bool = False,
 ) -> Observed:
-    """Listens ``duration_s`` on ``iface``, asking the devices who has them (blocking; root)."""
+    """Listens ``duration_s`` on ``iface``, asking the devices who has them (blocking; root).
+
+    Silent devices are asked again on a schedule (``ASK_EVERY_S``), untagged and inside every
+    VLAN id learnt so far. ``stop_when_complete`` ends the listen once an LLDP neighbour was heard
+    and every device is placed (answered untagged, or seen in a VLAN): deep runs need not sit out
+    their whole 31 s when there is nothing left to learn.
+    """
     obs = Observed()
     sock = lan.open_packet_socket(iface, lan.ETH_P_ALL)
     try:
@@ -261,7 +273,6 @@ def listen(
         src_mac = lan.mac_bytes(iface.mac) if iface.mac else b""
         t0 = time.monotonic()
         end = t0 + duration_s
-        asked_tagged: set[tuple[str, int]] = set()
 
         def ask(ip: str, vid: int | None) -> None:
             src = iface.onlink(ip)
@@ -271,29 +282,28 @@ def listen(
                 sock.send(lan.build_arp_request(src_mac, str(src.ip), ip, vid))
 
         targets = [d.address for d in devices if d.address and iface.onlink(d.address)]
-        for ip in targets:
-            ask(ip, None)
-        second_ask = t0 + lan.ARP_WAIT_S
+        next_ask = t0
         while (now := time.monotonic()) < end:
-            for frame, vid, _at in lan.recv_frames(sock, min(0.05, end - now)):
-                obs.feed(frame, vid, iface.mac)
-            now = time.monotonic()
             silent = [ip for ip in targets if ip not in obs.untagged_answers]
-            if second_ask and now >= second_ask:
+            if now >= next_ask:
+                vids: list[int] = []
+                if now - t0 >= TAGGED_PROBE_AFTER_S:
+                    vids = sorted(
+                        set(obs.tags)
+                        | {v for n in obs.lldp for v, _ in n.vlans}
+                        | {n.pvid for n in obs.lldp if n.pvid}
+                    )[:MAX_PROBE_VIDS]
                 for ip in silent:
                     ask(ip, None)
-                second_ask = 0.0
-            if now - t0 >= TAGGED_PROBE_AFTER_S:
-                vids = sorted(
-                    set(obs.tags)
-                    | {v for n in obs.lldp for v, _ in n.vlans}
-                    | {n.pvid for n in obs.lldp if n.pvid}
-                )[:MAX_PROBE_VIDS]
-                for ip in silent:
-                    for v in vids:
-                        if (ip, v) not in asked_tagged and ip not in obs.tagged_ips:
-                            asked_tagged.add((ip, v))
+                    if ip not in obs.tagged_ips:
+                        for v in vids:
                             ask(ip, v)
+                fast = now - t0 < ASK_FAST_FOR_S
+                next_ask = now + (ASK_EVERY_S if fast else ASK_SLOW_EVERY_S)
+            if stop_when_complete and obs.lldp and all(ip in obs.tagged_ips for ip in silent):
+                break
+            for frame, vid, _at in lan.recv_frames(sock, min(0.05, max(0.0, end - now))):
+                obs.feed(frame, vid, iface.mac)
     finally:
         sock.close()
     return obs
@@ -351,7 +361,7 @@ class VlanCheck(Check):
         duration = max(0.2, min(wanted, ctx.remaining() - 0.3))
         devices = [d for d in site.devices if d.address and iface.onlink(d.address)]
         t0 = time.monotonic()
-        obs = await ctx.run_blocking(listen, iface, devices, duration)
+        obs = await ctx.run_blocking(listen, iface, devices, duration, ctx.deep)
         facts = vlan_facts(site, iface, obs, time.monotonic() - t0)
         return summarize(facts, iface.name, obs)
 
