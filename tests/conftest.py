@@ -26,6 +26,8 @@ import guard  # noqa: E402
 
 guard.install()
 
+from labkit import *  # noqa: E402, F403  (lab fixtures: tests/labkit.py)
+
 
 def is_root() -> bool:
     return os.geteuid() == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ from typing import Any
 
 from diag.lab.scenarios import BY_NAME, IP_DEVICE, Faults, compose
 
-NS_PREFIX = "diag-"
+# Namespace prefix and state root. The environment overrides exist for the lab's own crash tests,
+# which run `down --all` and must not take down labs other test runs have up at the same time.
+NS_PREFIX = os.environ.get("DIAG_LAB_NS_PREFIX", "diag-")
 # Every process and config of a lab lives below this directory (tmpfs: gone after a reboot).
-STATE_ROOT = Path("/run/diag-lab")
+STATE_ROOT = Path(os.environ.get("DIAG_LAB_STATE_ROOT", "/run/diag-lab"))
 # `ip netns exec` bind-mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf: the laptop's and
 # the devices' "system" resolver is the operator's, as on a real site.
 NETNS_ETC = Path("/etc/netns")
@@ -49,7 +52,8 @@ ZONE = "lab-cloud.test"
 P2P_NAME, RELAY_NAME, API_NAME = f"p2p.{ZONE}", f"relay.{ZONE}", f"api.{ZONE}"
 DDNS_NAME = f"{IP_DEVICE}.ddns.{ZONE}"
 UDP_PORT, RELAY_PORT, API_PORT = 32100, 443, 8443
-STUN_PORT, STUN_ALT_PORT = 3478, 3479
+# Primary ports of the two STUN addresses (each instance's alternate port is the next one).
+STUN_PORT, STUN_B_PORT = 3478, 3480
 # The IP-added camera is published on the router's WAN at this port (forward to its HTTP port 80).
 FORWARD_PORT = 8080
 UPNP_PORT = 5000
@@ -457,9 +461,10 @@ def build(
     ]
     if faults.cgnat:
         isp.append(f"ip addr add {ISP_PUBLIC}/32 dev lo")
-    if faults.nat == "none":
-        isp.append(f"ip route add {lan} via {p.wan_address}")
     isp.append("ip link set down0 down" if faults.wan_down else "ip link set down0 up")
+    if faults.nat == "none":
+        # onlink: the route stays valid while the link is down (link-outage composed in).
+        isp.append(f"ip route add {lan} via {p.wan_address} dev down0 onlink")
     isp.append(f"nft -f {state / 'isp.nft'}")
     p.files["isp.nft"] = _isp_nft(faults)
     isp += _tbf("down0", faults.download_kbit)
@@ -486,13 +491,20 @@ def build(
     py = (python, "-m")
     ds: list[Daemon] = []
     p.files["turnserver.conf"] = "# empty: /etc/turnserver.conf turns RFC 5780 off (no-rfc5780)\n"
-    ds.append(Daemon("coturn", "stun", (
-        "turnserver", "-c", str(state / "turnserver.conf"), "-L", STUN_A, "-L", STUN_B,
-        "--listening-port", str(STUN_PORT), "--alt-listening-port", str(STUN_ALT_PORT),
-        "--no-auth", "--no-tls", "--no-dtls", "--no-cli", "-m", "1", "-r", ZONE,
-        "--log-file", "stdout", "--simple-log", "--pidfile", str(run / "turnserver.pid"),
-    ), (("udp", STUN_A, STUN_PORT), ("udp", STUN_B, STUN_PORT), ("udp", STUN_A, STUN_ALT_PORT),
-        ("udp", STUN_B, STUN_ALT_PORT))))  # fmt: skip
+    # coturn 4.6.1 answers CHANGE-REQUEST "change IP" from its *second* listening address whatever
+    # address was asked, so each STUN address gets its own instance with that address first:
+    # 198.51.100.20:3478 (other address .21:3479) and 198.51.100.21:3480 (other .20:3481).
+    for name, first, second, port in (
+        ("coturn-a", STUN_A, STUN_B, STUN_PORT),
+        ("coturn-b", STUN_B, STUN_A, STUN_B_PORT),
+    ):
+        ds.append(Daemon(name, "stun", (
+            "turnserver", "-c", str(state / "turnserver.conf"), "-L", first, "-L", second,
+            "--listening-port", str(port), "--alt-listening-port", str(port + 1),
+            "--no-auth", "--no-tls", "--no-dtls", "--no-cli", "-m", "1", "-r", ZONE,
+            "--log-file", "stdout", "--simple-log", "--pidfile", str(run / f"{name}.pid"),
+        ), (("udp", first, port), ("udp", second, port), ("udp", first, port + 1),
+            ("udp", second, port + 1))))  # fmt: skip
     ds.append(Daemon("dnsmasq-isp", "dns-isp",
                     _dns_args(p, DNS_ISP, faults.dns_isp_lies, run / "dnsmasq-isp.pid"),
                     (("udp", DNS_ISP, 53),)))  # fmt: skip
@@ -654,7 +666,7 @@ def site_toml(p: Plan) -> str:
         "]",
         "stun_servers = [",
         f'  {{ host = "{STUN_A}", port = {STUN_PORT} }},',
-        f'  {{ host = "{STUN_B}", port = {STUN_PORT} }},',
+        f'  {{ host = "{STUN_B}", port = {STUN_B_PORT} }},',
         "]",
     ]
     for dev in p.devices:

@@ -46,6 +46,10 @@ TOOLS = {
 }
 
 
+# Daemons started by this process (it must reap them when it outlives them, e.g. in tests).
+_CHILDREN: set[int] = set()
+
+
 class LabError(RuntimeError):
     """A lab operation failed; the message is for a person. ``exit_code`` 2: usage/permissions."""
 
@@ -207,14 +211,18 @@ def kill_pids(pids: Iterable[int], grace_s: float = TERM_GRACE_S) -> None:
 
 
 def _reap() -> None:
-    """Collects our own exited children so they do not linger as zombies."""
-    while True:
+    """Collects exited daemons this process started, so they do not linger as zombies.
+
+    Only the lab's own children are waited for (never ``waitpid(-1)``): a test process that
+    builds labs has other children whose exit status belongs to their owners.
+    """
+    for pid in list(_CHILDREN):
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            return
-        if pid == 0:
-            return
+            done = pid
+        if done:
+            _CHILDREN.discard(pid)
 
 
 # --- readiness -----------------------------------------------------------------------------------
@@ -395,6 +403,9 @@ def _start_daemons(plan: P.Plan) -> list[dict[str, Any]]:
             cwd=str(plan.state_dir),
         )
         log.close()
+        _CHILDREN.add(proc.pid)
+        # The Popen object is dropped: the lab, not this handle, owns the process from now on.
+        proc.returncode = 0
         out.append(
             {
                 "name": d.name,
