@@ -303,11 +303,11 @@ def bandwidth_item(facts: Mapping[str, list[Fact]], running: bool) -> HeaderItem
         level = "bad"
     up_s = fmt_number(up) if up is not None else "?"
     if need is not None:
-        text = msg("{up} of {need} Mbit/s needed", up=up_s, need=fmt_number(need))
+        text = msg("{up} Mbit/s, streams need {need}", up=up_s, need=fmt_number(need))
     else:
         text = msg("{up} Mbit/s", up=up_s)
     if down is not None:
-        text = msg("{up}, down {down} Mbit/s", up=text, down=fmt_number(down))
+        text = msg("{up}; down {down}", up=text, down=fmt_number(down))
     return HeaderItem(label, text, level)
 
 
