@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from screen import region_text, screen_text  # noqa: E402
+from screen import region_text, screen_text
 
-from diag.config import load_site  # noqa: E402
-from diag.tui.app import DiagApp  # noqa: E402
+from diag.config import load_site
+from diag.tui.app import DiagApp
 
 
 async def drive(args: argparse.Namespace) -> dict[str, object]:
