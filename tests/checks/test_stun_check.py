@@ -301,3 +301,32 @@ def test_default_gateway_parses_proc_route(tmp_path) -> None:  # type: ignore[no
     )
     assert s.default_gateway(str(route)) == "198.18.18.1"
     assert s.default_gateway(str(tmp_path / "missing")) is None
+
+
+def test_every_message_has_polish() -> None:
+    import re
+    from pathlib import Path
+
+    from diag.i18n import catalog
+
+    src = Path(s.__file__).read_text(encoding="utf-8")
+    ids = set(re.findall(r'(?:N_|msg)\(\s*"([^"]+)"', src))
+    assert len(ids) >= 10
+    assert sorted(i for i in ids if i not in catalog("pl")) == []
+
+
+def test_summary_renders_in_polish() -> None:
+    obs = s.Observation(
+        nat_present=True,
+        mapped=("203.0.113.2", 4000),
+        local=("198.18.0.100", 4000),
+        mapping="EIM",
+        filtering="APDF",
+        rfc5780=True,
+    )
+    out = s.outcome_from(obs, site_for(("127.0.0.1", 1)), False)
+    assert out.status == "ok"
+    assert out.summary.render("pl") == (
+        "NAT Port Restricted Cone: mapowanie EIM, filtrowanie APDF; "
+        "adres publiczny 203.0.113.2:4000"
+    )
