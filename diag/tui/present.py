@@ -318,14 +318,34 @@ def max_level(a: Level, b: Level) -> Level:
     return a if _LEVEL_ORDER[a] >= _LEVEL_ORDER[b] else b
 
 
+# Which check measures each header cell: when it ended without the facts, say how it ended.
+HEADER_CHECK = {N_("NAT"): "stun", N_("DNS"): "dns", N_("WAN"): "wan", N_("Upload"): "bandwidth"}
+
+
+def _unmeasured(item: HeaderItem, results: Iterable[CheckResult]) -> HeaderItem:
+    """``not checked`` made precise: the check failed, was skipped, or is not installed."""
+    if item.level != "unknown":
+        return item
+    res = next((r for r in results if r.check_id == HEADER_CHECK.get(item.label)), None)
+    if res is None:
+        return item  # not finished (checking…) or not in this run (not checked)
+    if res.status == "skip":
+        return HeaderItem(item.label, msg("skipped: {why}", why=res.summary), "unknown")
+    if res.status in ("fail", "error"):
+        return HeaderItem(item.label, msg("check failed"), "bad")
+    return HeaderItem(item.label, msg("not checked"), "unknown")
+
+
 def site_summary(
     site: Site, results: Iterable[CheckResult], running: bool = False
 ) -> tuple[HeaderItem, ...]:
     """The site header's four cells from the facts the checks reported (docs/facts.md)."""
+    results = list(results)
     facts = _site_facts(results)
-    return (
+    items = (
         nat_item(facts, running),
         dns_item(facts, running, site.thresholds),
         wan_item(facts, running, site.thresholds),
         bandwidth_item(facts, running),
     )
+    return tuple(_unmeasured(i, results) for i in items)
