@@ -317,8 +317,8 @@ def _dns_args(p: Plan, listen: str, lying: bool, pidfile: Path) -> tuple[str, ..
         if lying and name in (P2P_NAME, RELAY_NAME):
             addr = DNS_LIE
         if lying and name == API_NAME:
-            # No upstream answers for this name: the resolver fails (SERVFAIL/REFUSED).
-            argv.append(f"--server=/{name}/127.0.0.1#9")
+            # "#": the default upstreams, of which there are none: dnsmasq answers REFUSED.
+            argv.append(f"--server=/{name}/#")
             continue
         argv.append(f"--host-record={name},{addr}")
     argv.append(f"--local=/{ZONE}/")  # anything else in the zone: NXDOMAIN, never forwarded
@@ -494,17 +494,17 @@ def build(
     # coturn 4.6.1 answers CHANGE-REQUEST "change IP" from its *second* listening address whatever
     # address was asked, so each STUN address gets its own instance with that address first:
     # 198.51.100.20:3478 (other address .21:3479) and 198.51.100.21:3480 (other .20:3481).
-    for name, first, second, port in (
+    for name, first, second, sport in (
         ("coturn-a", STUN_A, STUN_B, STUN_PORT),
         ("coturn-b", STUN_B, STUN_A, STUN_B_PORT),
     ):
         ds.append(Daemon(name, "stun", (
             "turnserver", "-c", str(state / "turnserver.conf"), "-L", first, "-L", second,
-            "--listening-port", str(port), "--alt-listening-port", str(port + 1),
+            "--listening-port", str(sport), "--alt-listening-port", str(sport + 1),
             "--no-auth", "--no-tls", "--no-dtls", "--no-cli", "-m", "1", "-r", ZONE,
             "--log-file", "stdout", "--simple-log", "--pidfile", str(run / f"{name}.pid"),
-        ), (("udp", first, port), ("udp", second, port), ("udp", first, port + 1),
-            ("udp", second, port + 1))))  # fmt: skip
+        ), (("udp", first, sport), ("udp", second, sport), ("udp", first, sport + 1),
+            ("udp", second, sport + 1))))  # fmt: skip
     ds.append(Daemon("dnsmasq-isp", "dns-isp",
                     _dns_args(p, DNS_ISP, faults.dns_isp_lies, run / "dnsmasq-isp.pid"),
                     (("udp", DNS_ISP, 53),)))  # fmt: skip
