@@ -660,7 +660,8 @@ class StunCheck(Check):
                     obs.discovery = await asyncio.wait_for(
                         discovery_task, max(0.1, ctx.remaining() - REPORT_MARGIN_S)
                     )
-                except (TimeoutError, OSError) as exc:
+                except Exception as exc:
+                    # Informational: a broken IGD must not cost the NAT facts already measured.
                     obs.notes.append(f"discovery: {type(exc).__name__}")
         return obs
 
@@ -685,7 +686,9 @@ class StunCheck(Check):
         try:
             await self._classify(ctx, obs, registry, s1, reply, primary, fam, endpoints)
             obs.classification_s = round(ctx.world.monotonic() - t0, 3)
-            if ctx.deep and obs.nat_present and obs.rto_s is not None:
+            # Mappings (and a stateful firewall's pinholes) expire; an open host has neither.
+            stateful = obs.nat_present or obs.filtering in ("ADF", "APDF")
+            if ctx.deep and stateful and obs.rto_s is not None:
                 ctx.progress(0.5, msg("measuring the NAT mapping lifetime"))
                 t1 = ctx.world.monotonic()
                 budget = ctx.remaining() - REPORT_MARGIN_S
