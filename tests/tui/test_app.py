@@ -339,3 +339,28 @@ async def test_tab_moves_between_devices_and_checks_details_follow(site: Site) -
         assert "rtt = 12.5 ms" in text
         await pilot.press("shift+tab")
         assert "added by P2P to an account" in detail(app)
+
+
+async def test_readable_without_colour(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = DiagApp(site, registry=fake_registry(site, offline=["Yard camera"]))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.no_color
+        await wait_until(pilot, lambda: finished(app))
+        lines = screen_text(app).splitlines()
+        # Without colour the icon glyph, the tag and the state word still tell the devices apart.
+        yard = next(ln for ln in lines if "Yard camera" in ln[:30])
+        gate = next(ln for ln in lines if "Gate camera" in ln[:30])
+        assert "○" in yard and "P2P" in yard and "offline" in yard
+        assert "●" in gate and "IP" in gate
+        checks = "\n".join(lines)
+        assert "✗ heartbeat" in checks and "✓ wan" in checks and "! dns" in checks
+        assert "Upload ✗" in checks
+
+
+async def test_unknown_only_ids_are_reported(site: Site) -> None:
+    app = DiagApp(site, registry=fake_registry(site), only=["wan", "nosuch"])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        assert list(dash(app).checks.rows_by_id) == ["wan"]
+        assert any("no check named nosuch" in n.message for n in app._notifications)

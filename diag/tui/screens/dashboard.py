@@ -183,6 +183,11 @@ class Dashboard(Screen[None]):
 
     def on_checks_panel_planned(self, message: ChecksPanel.Planned) -> None:
         self.registry = message.registry
+        for unknown in message.plan.unknown:
+            self.notify(
+                t(msg("no check named {check}; see `diag checks`", check=unknown), self.lang),
+                severity="warning",
+            )
         for err in message.registry.errors:
             self.notify(
                 t(

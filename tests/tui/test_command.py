@@ -1,0 +1,64 @@
+"""``diag tui``: arguments reach the dashboard; a bad site file is exit 2, not a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SITE_FILE
+
+from diag import cli
+from diag.tui.app import DiagApp
+
+
+def test_arguments_reach_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_run(self: DiagApp, *a: object, **k: object) -> int:
+        seen["config"], seen["lang"] = self.config, self.lang
+        return 0
+
+    monkeypatch.setattr(DiagApp, "run", fake_run)
+    rc = cli.main(
+        [
+            "tui",
+            "--site",
+            str(SITE_FILE),
+            "--lang",
+            "pl",
+            "--only",
+            "dns,p2p",
+            "--deadline",
+            "7.5",
+            "--export-dir",
+            str(tmp_path),
+        ]
+    )
+    assert rc == 0
+    cfg = seen["config"]
+    assert seen["lang"] == "pl"
+    assert list(cfg.only) == ["dns", "p2p"]
+    assert cfg.deadline_s == 7.5 and cfg.export_dir == tmp_path
+    assert cfg.site.name == "Loopback test site" and cfg.registry is None
+
+
+def test_bad_site_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "site.toml"
+    bad.write_text('[site]\nname = "x"\n[[devices]]\nname = "a"\nkind = "dvr"\nadded_via = "ip"\n')
+    assert cli.main(["tui", "--site", str(bad)]) == 2
+    assert "devices[0].kind" in capsys.readouterr().err
+
+
+def test_help_lists_the_options() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "diag.cli", "tui", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    for opt in ("--site", "--lang", "--deadline", "--only", "--export-dir"):
+        assert opt in out
