@@ -66,6 +66,7 @@ class Discovery:
 
     upnp_present: bool | None = None
     upnp_external_ip: str | None = None
+    upnp_external_asked: bool = False
     upnp_mappings: list[dict[str, Any]] = field(default_factory=list)
     upnp_location: str | None = None
     upnp_error: str | None = None
@@ -259,7 +260,12 @@ async def upnp_probe(gateway: str, ports: Ports, out: Discovery) -> None:
                 out.upnp_error = "control URL is not on the gateway"
                 return
             ext = await _soap(client, control, service, "GetExternalIPAddress")
+            out.upnp_external_asked = True
+            # miniupnpd answers an empty address when its WAN address is private or reserved
+            # (behind another NAT): that is an answer, kept as None, not a missing one.
             out.upnp_external_ip = _valid_ip((ext or {}).get("NewExternalIPAddress"))
+            if out.upnp_external_ip in ("0.0.0.0", "::"):
+                out.upnp_external_ip = None
             for index in range(MAX_MAPPINGS):
                 entry = await _soap(
                     client,

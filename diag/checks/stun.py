@@ -857,7 +857,9 @@ def facts(obs: Observation, site: Site) -> tuple[Fact, ...]:
     if d is not None:
         if d.upnp_present is not None:
             add("upnp.present", d.upnp_present)
-        if d.upnp_external_ip is not None:
+        if d.upnp_external_asked:
+            # None: the IGD answered without a usable address (miniupnpd does so when its own
+            # WAN address is private or reserved, i.e. behind another NAT).
             add("upnp.external_ip", d.upnp_external_ip)
         if d.upnp_present:
             add("upnp.mappings", list(d.upnp_mappings))

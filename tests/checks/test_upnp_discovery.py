@@ -288,3 +288,16 @@ def test_check_reports_discovery_facts() -> None:
     assert fs["upnp.present"] is True and fs["upnp.external_ip"] == "203.0.113.7"
     assert isinstance(fs["upnp.mappings"], list) and len(fs["upnp.mappings"]) == 2
     assert fs["natpmp.present"] is True and fs["pcp.present"] is True
+
+
+def test_empty_external_address_is_an_answer() -> None:
+    """miniupnpd behind another NAT answers GetExternalIPAddress with an empty address."""
+    from diag.checks.stun import Observation, facts
+    from diag.model import Profile, Site
+
+    with igd(external="", natpmp="error") as f:
+        d = asyncio.run(nd.discover(GW, f.ports))
+    assert d.upnp_present is True and d.upnp_external_asked is True
+    assert d.upnp_external_ip is None
+    fs = {x.key: x.value for x in facts(Observation(discovery=d), Site("t", (), Profile("p")))}
+    assert "upnp.external_ip" in fs and fs["upnp.external_ip"] is None
