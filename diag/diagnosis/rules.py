@@ -473,8 +473,9 @@ def _ip_access_broken(env: Env, d: Device | None) -> Hit | None:
             ),
         )
     if no_mapping:
+        # Most installers forward ports statically, which UPnP does not show: only a hint.
         return Hit(
-            0.45,
+            0.3,
             evidence,
             msg(
                 "The router has no UPnP mapping for port {port} (a static forward may still exist)",
@@ -726,7 +727,10 @@ def _blocking(where: str) -> Predicate:
                 ports=ports,
                 hop=hop,
             )
-        return Hit(0.88 if passes else 0.6, evidence, detail)
+        conf = 0.88 if passes else 0.6
+        if f.flag("nat.udp_blocked") is True and all(t.endswith("/udp") for t in targets):
+            conf = 0.6  # all UDP is blocked, not just the platform's ports: nat-unfriendly
+        return Hit(conf, evidence, detail)
 
     return predicate
 
@@ -806,7 +810,7 @@ def _dns_hit(env: Env) -> Hit | None:
                     ),
                 )
             )
-        elif f.flag("dns.site.slow", name) is True:
+        elif f.flag("dns.site.slow", name) is True and _slower_than_independent(env, name):
             better(
                 Hit(
                     0.55,
@@ -823,6 +827,16 @@ def _dns_hit(env: Env) -> Hit | None:
     return best
 
 
+def _slower_than_independent(env: Env, name: str) -> bool:
+    """The site resolver is slow by itself, not just because the path to any resolver is."""
+    site_ms = env.facts.num("dns.site.time_ms", name)
+    ind_ms = env.facts.num("dns.independent.time_ms", name)
+    if site_ms is None or ind_ms is None:
+        return True
+    # Both equally slow means a slow path (e.g. an LTE link), which wan-loss-latency covers.
+    return site_ms > 2 * ind_ms and site_ms - ind_ms > env.site.thresholds.dns_ms / 2
+
+
 def _dns_failure(env: Env, _d: Device | None) -> Hit | None:
     return _dns_hit(env)
 
@@ -836,8 +850,9 @@ def _nat_unfriendly(env: Env, _d: Device | None) -> Hit | None:
         if _internet_up(env) is not True:
             return None  # nothing passes: link outage or walled garden, not UDP
         conf = 0.85
-        if _blocked_ports(env, "router") or _blocked_ports(env, "isp"):
-            conf = 0.6  # the located blocking explains it better
+        blocked = _blocked_ports(env, "router") + _blocked_ports(env, "isp")
+        if any(not x.target.endswith("/udp") for x in blocked):
+            conf = 0.6  # TCP ports are blocked too: port blocking explains it better
         return Hit(
             conf,
             ev,

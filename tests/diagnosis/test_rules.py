@@ -878,3 +878,38 @@ def test_fix_steps_and_detail_are_messages_in_both_languages() -> None:
     c = devs["Cam-P2P"].causes[0]
     assert c.fix and all(f.render("pl") != f.render("en") for f in c.fix)
     assert c.detail is not None and c.detail.render("pl") != c.detail.render("en")
+
+
+def test_all_udp_blocked_is_nat_unfriendly_not_port_blocking() -> None:
+    _, site = run(
+        {
+            ("nat.udp_blocked", ""): True,
+            ("p2p.reachable", "P2P login"): False,
+            ("port.open", UDP): False,
+            ("port.blocked_at", UDP): "router",
+            ("port.blocked_hop", UDP): 1,
+        }
+    )
+    assert_site_top(site, "nat-unfriendly")
+    assert conf(site, "router-port-blocking") < conf(site, "nat-unfriendly")
+
+
+def test_udp_and_tcp_blocked_at_router_is_port_blocking() -> None:
+    over = _blocked("router") | {
+        ("port.open", TCP): False,
+        ("port.blocked_at", TCP): "router",
+        ("nat.udp_blocked", ""): True,
+    }
+    _, site = run(over)
+    assert_site_top(site, "router-port-blocking")
+
+
+def test_dns_slow_near_miss_both_resolvers_equally_slow() -> None:
+    _, site = run(
+        {
+            ("dns.site.slow", NAME): True,
+            ("dns.site.time_ms", NAME): (526.0, "ms"),
+            ("dns.independent.time_ms", NAME): (524.0, "ms"),
+        }
+    )
+    assert conf(site, "dns-failure") == 0.0

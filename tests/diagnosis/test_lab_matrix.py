@@ -1,0 +1,124 @@
+"""End to end: every lab scenario, diagnosed by a real ``diag run`` inside the lab (issue 5).
+
+For each scenario the injected cause must be the top cause of the affected device (device
+scenarios) or of the site (site scenarios); scenarios that inject nothing (``healthy`` and the
+benign NAT behaviours) must give no cause at or above 0.5; two faults injected at once must both be
+reported. One lab at a time and one ``diag run`` per scenario keep the matrix to a few minutes.
+
+``DIAG_MATRIX_OUT=FILE`` writes every row (expected, got, pass) as JSON for the accuracy table in
+docs/diagnosis.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labkit import Lab, start_lab
+
+from diag.lab.scenarios import SCENARIOS
+
+pytestmark = pytest.mark.lab
+
+STRONG = 0.5
+# Scenarios whose evidence is only measured in deep mode: the NAT mapping lifetime needs the
+# mapping to idle past the heartbeat interval. VLAN sniffing and bandwidth are left out there so
+# the deep run stays within the default deadline.
+DEEP = {"nat-mapping-expiry": ["--deep", "--only", "stun,p2p,wan,heartbeat,ports,dns"]}
+COMPOSED = [("device-no-power", "dns-failure"), ("radio-link-interference", "low-bandwidth")]
+ROWS: list[dict[str, Any]] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _matrix_summary() -> Iterator[None]:
+    yield
+    if not ROWS:
+        return
+    passed = sum(1 for r in ROWS if r["pass"])
+    print(f"\nlab matrix: {passed}/{len(ROWS)} rows right")
+    for r in ROWS:
+        mark = "ok  " if r["pass"] else "MISS"
+        print(f"  {mark} {r['scenario']:<28} expected {r['expected']!s:<26} got {r['got']}")
+    out = os.environ.get("DIAG_MATRIX_OUT")
+    if out:
+        Path(out).write_text(json.dumps(ROWS, indent=2), encoding="utf-8")
+
+
+def diagnose_lab(scenario: str, extra: list[str] | None = None) -> dict[str, Any]:
+    lab: Lab = start_lab(scenario)
+    try:
+        return lab.diag_run(extra=extra or [])
+    finally:
+        lab.down()
+
+
+def top(causes: list[dict[str, Any]]) -> str | None:
+    return causes[0]["id"] if causes else None
+
+
+def strong(causes: list[dict[str, Any]]) -> list[str]:
+    return [f"{c['id']} {c['confidence']:.2f}" for c in causes if c["confidence"] >= STRONG]
+
+
+def devices(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["name"]: d for d in run["devices"]}
+
+
+def record(scenario: str, expected: str | None, got: Any, ok: bool) -> None:
+    ROWS.append({"scenario": scenario, "expected": expected, "got": got, "pass": ok})
+
+
+WITH_CAUSE = [s for s in SCENARIOS if s.cause]
+WITHOUT_CAUSE = [s.name for s in SCENARIOS if not s.cause]
+
+
+@pytest.mark.parametrize("name", WITHOUT_CAUSE)
+def test_no_cause_reaches_half(name: str) -> None:
+    run = diagnose_lab(name)
+    found = {"site": strong(run["site"]["causes"])}
+    found.update({n: strong(d["causes"]) for n, d in devices(run).items()})
+    found = {k: v for k, v in found.items() if v}
+    record(name, None, found or "nothing >= 0.5", not found)
+    assert not found, f"{name}: causes at or above 0.5 on a site with nothing injected: {found}"
+
+
+@pytest.mark.parametrize("scenario", WITH_CAUSE, ids=[s.name for s in WITH_CAUSE])
+def test_injected_cause_is_top(scenario: Any) -> None:
+    run = diagnose_lab(scenario.name, DEEP.get(scenario.name))
+    cause = scenario.cause
+    if scenario.device:
+        dev = devices(run)[scenario.device]
+        got = top(dev["causes"])
+        record(
+            scenario.name, f"{scenario.device}: {cause}", f"{scenario.device}: {got}", got == cause
+        )
+        assert got == cause, f"{scenario.device}: {dev['state']} {strong(dev['causes'])}"
+        assert dev["icon"] == "grey" or cause in ("radio-link-interference",)
+    else:
+        got = top(run["site"]["causes"])
+        record(scenario.name, cause, got, got == cause)
+        assert got == cause, f"site causes: {strong(run['site']['causes'])}"
+
+
+@pytest.mark.parametrize("pair", COMPOSED, ids=["+".join(p) for p in COMPOSED])
+def test_two_faults_are_both_reported(pair: tuple[str, str]) -> None:
+    from diag.lab.scenarios import BY_NAME
+
+    run = diagnose_lab(",".join(pair))
+    missing = []
+    for name in pair:
+        sc = BY_NAME[name]
+        pool = devices(run)[sc.device]["causes"] if sc.device else run["site"]["causes"]
+        if not any(c["id"] == sc.cause and c["confidence"] >= STRONG for c in pool):
+            missing.append(sc.cause)
+    record(
+        "+".join(pair),
+        " & ".join(str(BY_NAME[n].cause) for n in pair),
+        missing or "both",
+        not missing,
+    )
+    assert not missing, f"not reported: {missing}"
