@@ -21,7 +21,7 @@ import json
 import socket
 import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -139,6 +139,23 @@ async def endpoint(site: Site, url: str) -> Endpoint:
     return Endpoint(base, host_header, host if parts.scheme == "https" else None)
 
 
+def rate_bps(samples: Sequence[tuple[float, int]]) -> float | None:
+    """Bytes/s: least-squares slope of cumulative bytes over arrival time (pure).
+
+    A slope over every read, not (last - first) / time: a read that comes late (the event loop
+    was busy, the kernel batched segments) moves one endpoint but hardly the fitted line.
+    """
+    if len(samples) < 3 or samples[-1][0] - samples[0][0] <= 0:
+        return None
+    n = len(samples)
+    mt = sum(t for t, _ in samples) / n
+    mb = sum(b for _, b in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    if var <= 0:
+        return None
+    return sum((t - mt) * (b - mb) for t, b in samples) / var
+
+
 async def download(
     client: httpx.AsyncClient, ep: Endpoint, measure_s: float, on_phase: Callable[[], None]
 ) -> Transfer:
@@ -162,23 +179,24 @@ async def download(
         warm_end = start + WARMUP_S
         end = warm_end + measure_s
         counted = 0
-        t_first: float | None = None
-        t_last = start
-        async for chunk in resp.aiter_raw(64 * 1024):
+        samples: list[tuple[float, int]] = []
+        # Whatever each socket read returns: a fixed chunk size would quantise the clock (64 KiB
+        # take 0.26 s to arrive at 2 Mbit/s).
+        async for chunk in resp.aiter_raw():
             now = time.monotonic()
             if now >= warm_end:
-                if t_first is None:
-                    # The phase starts at this chunk's arrival; its own bytes came before it.
-                    t_first = now
+                if not samples:
                     on_phase()
                 else:
+                    # The phase starts at the first chunk's arrival; its bytes came before it.
                     counted += len(chunk)
-                t_last = now
+                samples.append((now, counted))
             if now >= end:
                 break
-        if t_first is None:
+        rate = rate_bps(samples)
+        if rate is None:
             return Transfer(error="short-transfer")
-        return Transfer(counted, t_last - t_first)
+        return Transfer(counted, counted / rate if rate > 0 else 0.0)
     except httpx.HTTPError as exc:
         return Transfer(error=f"read: {type(exc).__name__}")
     finally:
@@ -289,7 +307,9 @@ class BandwidthCheck(Check):
             idle_rtt = round(statistics.median(idle[1:] or idle), 3)
             facts.append(Fact("bw.idle_rtt_ms", idle_rtt, "ms"))
             ctx.progress(0.1, msg("measuring download"))
+            t0 = time.monotonic()
             down, down_rtts = await _loaded(pinger, lambda ph: download(bulk, ep, measure, ph))
+            t1 = time.monotonic()
             ctx.progress(0.5, msg("measuring upload"))
 
             async def up(on_phase: Callable[[], None]) -> Transfer:
@@ -300,6 +320,7 @@ class BandwidthCheck(Check):
                 return await upload_once(bulk, ep, measure)
 
             upl, up_rtts = await _loaded(pinger, up)
+            t2 = time.monotonic()
         metrics: dict[str, Metric] = {"needed_upload": Metric(need, "Mbit/s")}
         for name, t in (("download", down), ("upload", upl)):
             if t.mbps is not None:
@@ -318,6 +339,8 @@ class BandwidthCheck(Check):
             metrics["loaded_rtt"] = Metric(loaded_rtt, "ms")
             metrics["bufferbloat"] = Metric(bloat, "ms")
         facts.append(Fact("bw.measure_s", round(measure, 3), "s"))
+        facts.append(Fact("bw.download_s", round(t1 - t0, 3), "s"))
+        facts.append(Fact("bw.upload_s", round(t2 - t1, 3), "s"))
         status, summary = _verdict(site, down.mbps, upl.mbps, need, bloat)
         return Outcome(status, summary, metrics, tuple(facts))
 

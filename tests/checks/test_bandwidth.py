@@ -94,3 +94,13 @@ async def test_name_resolved_through_site_resolver_not_system() -> None:
     )
     out = await bandwidth.BandwidthCheck().run(context(site, "bandwidth", budget_s=5))
     assert facts(out)["bw.error"].startswith("dns: ")
+
+
+def test_rate_is_the_slope_not_the_endpoints() -> None:
+    # 1000 bytes every 10 ms = 100 kB/s; the first read came 30 ms late with a bunch of bytes.
+    samples = [(0.03, 0)] + [(0.01 * i, 1000 * (i - 3) + 3000) for i in range(4, 101)]
+    rate = bandwidth.rate_bps(samples)
+    assert rate == pytest.approx(100_000, rel=0.02)
+    naive = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
+    assert abs(naive - 100_000) > abs(rate - 100_000)  # type: ignore[operator]
+    assert bandwidth.rate_bps(samples[:2]) is None
