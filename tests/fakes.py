@@ -91,10 +91,13 @@ class Behaviour:
     addresses: tuple[str, ...] = ()
     delay_s: float = 0.0
     raw: Callable[[bytes], bytes] | None = None
+    # Ignore this many queries for the name first (a lost datagram: the client must retry).
+    drop_first: int = 0
+    seen: int = 0
 
 
-def answer(*addresses: str, delay_s: float = 0.0) -> Behaviour:
-    return Behaviour("answer", tuple(addresses), delay_s)
+def answer(*addresses: str, delay_s: float = 0.0, drop_first: int = 0) -> Behaviour:
+    return Behaviour("answer", tuple(addresses), delay_s, drop_first=drop_first)
 
 
 NXDOMAIN = Behaviour("nxdomain")
@@ -142,7 +145,8 @@ class FakeDNS(_Thread):
         name = q.name.to_text().rstrip(".").lower()
         self.queries.append((name, dns.rdatatype.to_text(q.rdtype)))
         beh = self.names.get(name, NXDOMAIN)
-        if beh.kind == "hang":
+        beh.seen += 1
+        if beh.kind == "hang" or beh.seen <= beh.drop_first:
             return
         if beh.kind == "raw":
             assert beh.raw is not None

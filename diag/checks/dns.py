@@ -160,7 +160,10 @@ class Resolver:
 
 
 async def resolve_host(
-    site: Site, host: str, deadline: float | None = None
+    site: Site,
+    host: str,
+    deadline: float | None = None,
+    attempt_timeouts: Sequence[float] = ATTEMPT_TIMEOUTS_S,
 ) -> tuple[tuple[str, ...], Answer | None]:
     """``host``'s addresses as the site resolves them; a literal IP resolves to itself.
 
@@ -175,7 +178,7 @@ async def resolve_host(
     spec = site_resolver_spec(site)
     if spec is None:
         return (), Answer("ERROR", error="no site resolver")
-    ans = await Resolver(spec).lookup(host, deadline)
+    ans = await Resolver(spec, attempt_timeouts).lookup(host, deadline)
     # IPv4 first: most sites have no IPv6 upstream, and the devices use IPv4.
     addrs = sorted(ans.addresses, key=lambda a: (":" in a, a))
     return tuple(addrs), ans

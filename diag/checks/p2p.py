@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from diag.checks.base import Check, Context, profile_need
-from diag.checks.dns import resolve_host
+from diag.checks.dns import ATTEMPT_TIMEOUTS_S, resolve_host
 from diag.i18n import msg
 from diag.model import Fact, Metric, Outcome, P2PServer, Site, Status
 
@@ -207,14 +207,19 @@ class P2PCheck(Check):
     # parallel: 10 s covers the worst case with some slack.
     timeout_s = 10.0
 
-    def __init__(self, udp_backoff: tuple[float, ...] = UDP_BACKOFF_S) -> None:
+    def __init__(
+        self,
+        udp_backoff: tuple[float, ...] = UDP_BACKOFF_S,
+        dns_attempts: tuple[float, ...] = ATTEMPT_TIMEOUTS_S,
+    ) -> None:
         self.udp_backoff = udp_backoff
+        self.dns_attempts = dns_attempts
 
     def targets(self, site: Site) -> tuple[str, ...]:
         return tuple(s.label for s in site.profile.p2p_servers)
 
     async def probe(self, site: Site, server: P2PServer, deadline: float) -> Probe:
-        addrs, lookup = await resolve_host(site, server.host, deadline)
+        addrs, lookup = await resolve_host(site, server.host, deadline, self.dns_attempts)
         if not addrs:
             return Probe(error="dns")
         ip = addrs[0]

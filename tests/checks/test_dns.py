@@ -94,6 +94,15 @@ async def test_overlapping_answers_are_no_mismatch() -> None:
     assert fact(res, "dns.mismatch") is False
 
 
+async def test_lost_query_is_retried() -> None:
+    with FakeDNS({NAME: answer("198.51.100.7", drop_first=2)}) as sdns:
+        res = await run_check(DnsCheck(FAST), site_for(sdns, None))
+        # A and AAAA each lost once (the first two queries), then answered on the retry.
+        assert len(sdns.queries) == 4
+    assert fact(res, "dns.site.rcode") == "NOERROR"
+    assert fact(res, "dns.site.time_ms") >= FAST[0] * 1000
+
+
 async def test_slow_site_resolver() -> None:
     res = await run_dns(answer("198.51.100.7", delay_s=0.15), answer("198.51.100.7"), dns_ms=50)
     assert res.status == "warn"
