@@ -147,7 +147,10 @@ class Dashboard(Screen[None]):
             self.finished_in = frozen.duration_s
             self.checks.show_results(self.results)
         elif self.config.autorun:
-            self.start_run(None)
+            # After the first frame: loading the checks imports scapy & co. in the run's thread,
+            # which competes for the GIL; the installer sees the screen first.
+            self.running = True
+            self.call_after_refresh(self.start_run, None)
         self._refresh_all()
 
     def watch_lang(self) -> None:
