@@ -7,6 +7,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import dns.flags
+import dns.message
 import pytest
 from fakes import (
     HANG,
@@ -203,3 +205,16 @@ def test_fuzzed_answers_never_crash(fuzz_dns: FakeDNS, payload: bytes, keep_id: 
     assert ans.rcode in ("NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "TIMEOUT", "ERROR")
     assert all(isinstance(a, str) for a in ans.addresses)
     assert len(ans.error) <= 120
+
+
+async def test_truncated_answer_goes_to_tcp() -> None:
+    def truncated(query: bytes) -> bytes:
+        resp = dns.message.make_response(dns.message.from_wire(query))
+        resp.flags |= dns.flags.TC
+        return resp.to_wire()
+
+    # The fake has no TCP listener: the retry over TCP is refused, which is evidence, not a crash.
+    with FakeDNS({NAME: raw(truncated)}) as sdns:
+        ans = await Resolver(sdns.address, FAST).query(NAME, "A")
+    assert ans.rcode == "ERROR"
+    assert "refused" in ans.error.lower()
