@@ -117,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         run_json = Path(state["state_dir"]) / "bench-heartbeat.json"
         flush_neigh(ns)
-        sh(ns, str(Path(sys.executable).parent / "diag"), "run", "--site", str(state["site_config"]), "--only", "heartbeat",
-           "--json", str(run_json), timeout=300)  # fmt: skip
+        diag = str(Path(sys.executable).parent / "diag")
+        site = str(state["site_config"])
+        sh(ns, diag, "run", "--site", site, "--only", "heartbeat", "--json", str(run_json),
+           timeout=300)  # fmt: skip
         hb = next(
             c for c in json.loads(run_json.read_text("utf-8"))["checks"] if c["id"] == "heartbeat"
         )
