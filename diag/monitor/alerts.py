@@ -17,7 +17,7 @@ from typing import Any, Literal
 from diag.diagnosis.catalog import title_of
 from diag.i18n import N_, msg, render
 from diag.model import DeviceState, Run
-from diag.monitor.store import CODE_STATE, SITE, STATE_CODE, Store
+from diag.monitor.store import CODE_STATE, SITE, STATE_CODE, Store, site_state
 
 # Runs that must agree before a change is alerted: 2 x 5-minute cron = 10 minutes of evidence.
 DEFAULT_CONFIRM_AFTER = 2
@@ -39,11 +39,11 @@ class Change:
 
 
 def observed(run: Run) -> dict[str, tuple[DeviceState, str | None]]:
-    """What a run says about each device and the site: state and top cause."""
+    """What a run says about each device and the site's link: state and top cause."""
     out: dict[str, tuple[DeviceState, str | None]] = {
         v.device: (v.state, v.causes[0].id if v.causes else None) for v in run.devices
     }
-    out[SITE] = (run.worst_state, run.site_causes[0].id if run.site_causes else None)
+    out[SITE] = site_state(run)
     return out
 
 
@@ -120,7 +120,7 @@ _STATE_WORD = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_
 
 
 def describe(change: Change, lang: str) -> str:
-    who = change.key or render(N_("the site"), lang)
+    who = change.key or render(N_("internet link"), lang)
     text = msg(
         "{who}: {old} → {new}",
         who=who,

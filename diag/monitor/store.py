@@ -25,6 +25,7 @@ from diag.model import DeviceState, Run
 # How long a writer waits for another writer's transaction, ms: a monitor run writes in well under
 # a second, so 30 s means "something is badly wrong" rather than "busy".
 BUSY_TIMEOUT_MS = 30_000
+DAY_MS = 86_400_000
 SITE = ""  # the device key under which site-wide samples are stored
 STATE_CODE: dict[str, int] = {"online": 0, "degraded": 1, "offline": 2}
 CODE_STATE: dict[int, DeviceState] = {0: "online", 1: "degraded", 2: "offline"}
@@ -34,7 +35,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
-        ts INTEGER NOT NULL,              -- run start, Unix seconds
+        ts INTEGER NOT NULL,              -- run start, Unix milliseconds
         duration_ms INTEGER NOT NULL,
         worst INTEGER NOT NULL,           -- STATE_CODE of the worst device
         site TEXT NOT NULL
@@ -52,7 +53,7 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE TABLE daily (
         device INTEGER NOT NULL,
-        day INTEGER NOT NULL,             -- Unix day number (ts // 86400, UTC)
+        day INTEGER NOT NULL,             -- Unix day number (ts // DAY_MS, UTC)
         online INTEGER NOT NULL DEFAULT 0,
         degraded INTEGER NOT NULL DEFAULT 0,
         offline INTEGER NOT NULL DEFAULT 0,
@@ -75,6 +76,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
+
+
+def site_state(run: Run) -> tuple[DeviceState, str | None]:
+    """The site's internet link as a state: offline when nothing beyond the gateway answered,
+    degraded when a site-wide cause is likely, else online; with the top site cause."""
+    cause = run.site_causes[0].id if run.site_causes else None
+    for r in run.checks:
+        f = r.fact("wan.internet_reachable")
+        if f is not None and f.value is False:
+            return "offline", cause
+    if any(c.confidence >= 0.5 for c in run.site_causes):
+        return "degraded", cause
+    return "online", cause
 
 
 class StoreError(RuntimeError):
@@ -104,11 +118,13 @@ class DeviceHistory:
 
 
 def _ts(t: dt.datetime) -> int:
-    return int(t.timestamp())
+    # Milliseconds: two cron runs can start within one second (--wait queues them), and a sample is
+    # keyed by (device, time); seconds would let the second run overwrite the first.
+    return int(round(t.timestamp() * 1000))
 
 
 def _dt(ts: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, dt.UTC)
+    return dt.datetime.fromtimestamp(ts / 1000, dt.UTC)
 
 
 class Store:
@@ -196,8 +212,8 @@ class Store:
                 (v.device, STATE_CODE[v.state], v.causes[0].id if v.causes else None)
                 for v in run.devices
             ]
-            site_cause = run.site_causes[0].id if run.site_causes else None
-            rows.append((SITE, STATE_CODE[run.worst_state], site_cause))
+            site, site_cause = site_state(run)
+            rows.append((SITE, STATE_CODE[site], site_cause))
             for name, code, cause in rows:
                 self._sample(self._id("devices", name), ts, code, cause, run_id)
         return run_id
@@ -233,8 +249,8 @@ class Store:
         db.execute("DELETE FROM daily")
         db.execute(
             "INSERT INTO daily (device, day, online, degraded, offline) "
-            "SELECT device, ts / 86400, sum(state = 0), sum(state = 1), sum(state = 2) "
-            "FROM samples GROUP BY device, ts / 86400"
+            "SELECT device, ts / 86400000, sum(state = 0), sum(state = 1), sum(state = 2) "
+            "FROM samples GROUP BY device, ts / 86400000"
         )
         db.execute("DELETE FROM outages")
         # An outage starts at an offline sample whose predecessor was not offline and ends at the
@@ -261,7 +277,7 @@ class Store:
         db.execute(
             f"INSERT INTO daily (device, day, {col}) VALUES (?, ?, 1) "
             f"ON CONFLICT (device, day) DO UPDATE SET {col} = {col} + 1",
-            (device, ts // 86400),
+            (device, ts // DAY_MS),
         )
         open_row = db.execute(
             "SELECT id FROM outages WHERE device = ? AND end IS NULL", (device,)
@@ -322,8 +338,8 @@ class Store:
         self, since: dt.datetime | None = None, until: dt.datetime | None = None
     ) -> list[DeviceHistory]:
         """Uptime, daily availability and outages per device from the rollups (no sample scan)."""
-        lo = _ts(since) // 86400 if since else 0
-        hi = _ts(until) // 86400 if until else 2**40
+        lo = _ts(since) // DAY_MS if since else 0
+        hi = _ts(until) // DAY_MS if until else 2**40
         per: dict[str, list[tuple[int, int, int, int]]] = {}
         rows = self.db.execute(
             "SELECT d.name, y.day, y.online, y.degraded, y.offline FROM daily y "
@@ -360,7 +376,7 @@ class Store:
         ts = _ts(older_than)
         with self.write() as db:
             n = db.execute("DELETE FROM samples WHERE ts < ?", (ts,)).rowcount
-            db.execute("DELETE FROM daily WHERE day < ?", (ts // 86400,))
+            db.execute("DELETE FROM daily WHERE day < ?", (ts // DAY_MS,))
             db.execute("DELETE FROM outages WHERE end IS NOT NULL AND end < ?", (ts,))
             db.execute("DELETE FROM runs WHERE ts < ?", (ts,))
         return int(n)

@@ -266,18 +266,19 @@ def test_kill_9_of_the_monitor_itself(site: Path) -> None:
 def test_full_disk_is_unknown_with_a_clear_message(site: Path, tmp_path: Path) -> None:
     mnt = tmp_path / "full"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
     try:
         db = mnt / "history.sqlite"
         r = monitor(site, "--db", str(db))
         assert r.returncode == 0, r.stdout
-        with open(mnt / "filler", "wb") as fh:
-            try:
-                while True:
-                    fh.write(b"\0" * 4096)
-                    fh.flush()
-            except OSError:
-                pass
+        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass  # the disk is full now
+        finally:
+            os.close(fd)
         results = [monitor(site, "--db", str(db)) for _ in range(3)]
         assert any(r.returncode == 3 for r in results), [r.stdout for r in results]
         bad = next(r for r in results if r.returncode == 3)
