@@ -450,6 +450,8 @@ def _ip_access_broken(env: Env, d: Device | None) -> Hit | None:
     assert d is not None
     f = env.facts
     matches = f.flag("ddns.matches_public", d.name)
+    if matches is False and d.address and d.address in f.strings("ddns.resolved", d.name):
+        matches = True  # no NAT: the name points at the device's own (public) address
     public_ip = f.text("wan.public_ip") or "?"
     no_mapping = False
     if d.public_port and f.flag("upnp.present") is True:
@@ -946,8 +948,11 @@ def _low_bandwidth(env: Env, _d: Device | None) -> Hit | None:
     if _internet_up(env) is False:
         return None  # nothing passes: the speed test failing is the outage, not the bandwidth
     conf = 0.75 + 0.15 * (1 - up / need)
-    if _wan_idle_bad(env):
-        conf -= 0.2  # loss or latency on the link explain the slow transfer better
+    loss = env.facts.num("wan.loss_pct")
+    if loss is not None and env.site.thresholds.loss_pct < loss < 99 and up / need > 0.25:
+        # Packet loss throttles TCP: it explains a moderately slow transfer better. Jitter or
+        # latency alone do not cut throughput to a quarter, nor does loss of a few per cent.
+        conf -= 0.2
     return Hit(
         conf,
         env.facts.pick(("bw.upload_mbps", "bw.needed_upload_mbps", "bw.download_mbps"), ""),
@@ -966,6 +971,10 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
         return None  # nothing passes: link outage, not loss
     items: list[tuple[float, Message]] = []
     loss = f.num("wan.loss_pct")
+    if loss is not None and loss >= 99 and _internet_up(env) is True:
+        # Every probe of the series lost while other internet hosts answer: the series' own
+        # target is blocked (e.g. all UDP), which the blocking rules explain; not a lossy link.
+        loss = None
     if loss is not None and loss > t.loss_pct:
         items.append(
             (

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from labkit import Lab, start_lab
 
+from diag.diagnosis.catalog import CATALOG
 from diag.lab.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.lab
@@ -97,11 +98,30 @@ def test_injected_cause_is_top(scenario: Any) -> None:
             scenario.name, f"{scenario.device}: {cause}", f"{scenario.device}: {got}", got == cause
         )
         assert got == cause, f"{scenario.device}: {dev['state']} {strong(dev['causes'])}"
+        # the device the scenario breaks is the one in trouble (a radio link only slows it)
         assert dev["icon"] == "grey" or cause in ("radio-link-interference",)
+    elif CATALOG[cause].scope == "device":
+        # A device cause injected without naming the device (e.g. ip-access-broken on the
+        # IP-added camera): it must top the devices it concerns, and appear on no other.
+        tops = {n: top(d["causes"]) for n, d in devices(run).items()}
+        hit = sorted(n for n, t in tops.items() if t == cause)
+        record(scenario.name, f"a device: {cause}", tops, bool(hit))
+        assert hit, f"no device has {cause} on top: {tops}\n{key_facts(run)}"
     else:
         got = top(run["site"]["causes"])
         record(scenario.name, cause, got, got == cause)
-        assert got == cause, f"site causes: {strong(run['site']['causes'])}"
+        assert got == cause, f"site causes: {strong(run['site']['causes'])}\n{key_facts(run)}"
+
+
+def key_facts(run: dict[str, Any]) -> str:
+    """The site-level facts a failing row is usually decided by, for the failure message."""
+    prefixes = ("wan.", "bw.", "nat.", "port.open", "port.blocked", "p2p.reachable", "dns.site")
+    lines = []
+    for c in run["checks"]:
+        for f in c.get("facts", []):
+            if f["key"].startswith(prefixes):
+                lines.append(f"  {f['key']} [{f['target']}] = {json.dumps(f['value'])[:100]}")
+    return "\n".join(lines)
 
 
 @pytest.mark.parametrize("pair", COMPOSED, ids=["+".join(p) for p in COMPOSED])

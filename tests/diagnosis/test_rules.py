@@ -913,3 +913,24 @@ def test_dns_slow_near_miss_both_resolvers_equally_slow() -> None:
         }
     )
     assert conf(site, "dns-failure") == 0.0
+
+
+def test_loss_of_a_blocked_probe_series_is_not_link_loss() -> None:
+    _, site = run({("wan.loss_pct", ""): 100.0, ("nat.udp_blocked", ""): True})
+    assert conf(site, "wan-loss-latency") == 0.0
+    assert_site_top(site, "nat-unfriendly")
+
+
+def test_low_bandwidth_stays_top_with_jitter_on_a_saturated_link() -> None:
+    _, site = run({("bw.upload_mbps", ""): 0.94, ("wan.jitter_ms", ""): 45.0})
+    assert_site_top(site, "low-bandwidth")
+
+
+def test_ip_access_near_miss_no_nat_device_has_its_own_public_address() -> None:
+    devs, _ = run(
+        {
+            ("ddns.matches_public", "Cam-IP"): False,
+            ("ddns.resolved", "Cam-IP"): ["198.18.0.21"],
+        }
+    )
+    assert conf(devs["Cam-IP"].causes, "ip-access-broken") == 0.0
