@@ -120,7 +120,7 @@ class DeviceHistory:
 def _ts(t: dt.datetime) -> int:
     # Milliseconds: two cron runs can start within one second (--wait queues them), and a sample is
     # keyed by (device, time); seconds would let the second run overwrite the first.
-    return int(round(t.timestamp() * 1000))
+    return round(t.timestamp() * 1000)
 
 
 def _dt(ts: int) -> dt.datetime:
