@@ -126,6 +126,8 @@ class Plan:
     lan: ipaddress.IPv4Network = LAN
     # Devices expected to log in to the platform (the lab waits for them).
     expect_online: list[str] = field(default_factory=list)
+    # Run once the daemons are ready: (role, argv, stdin), retried briefly until it succeeds.
+    post: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
 
     def ns(self, role: str) -> str:
         return ns_name(self.lab, role)
@@ -540,6 +542,7 @@ def build(
             *py, "diag.lab.vlantag", "--access", port, "--trunk", "p-laptop",
             "--vid", str(VLAN_OTHER),
         )))  # fmt: skip
+    p.post.append(("switch", ("lldpcli", "-u", str(run / "lldpd.socket")), _lldp_config(p)))
     net_ok = not (
         faults.wan_down
         or faults.platform_down
@@ -565,6 +568,49 @@ def build(
     p.scripts = scripts
     p.files["site.toml"] = site_toml(p)
     return p
+
+
+# LLDP: how often the switch announces itself (s). Short, so a laptop that was just plugged in
+# hears its port's VLANs within seconds, as with a managed switch's fast-start.
+LLDP_TX_INTERVAL_S = 5
+LLDP_VLAN_NAMES = {1: "default", VLAN_OTHER: "cameras"}
+
+
+def _vlan_tlvs(port: str, pvid: int, vids: Sequence[int]) -> list[str]:
+    """IEEE 802.1 organisationally specific TLVs (OUI 00-80-C2): port VLAN id and VLAN names.
+
+    lldpd learns VLANs from 802.1Q interfaces, which the lab's kernel may not have, so the switch's
+    port VLANs are announced as custom TLVs in exactly the standard's encoding.
+    """
+
+    def hexs(b: bytes) -> str:
+        return ",".join(f"{x:02x}" for x in b)
+
+    out = [
+        f"configure ports {port} lldp custom-tlv add oui 00,80,c2 subtype 1 "
+        f"oui-info {hexs(pvid.to_bytes(2, 'big'))}"
+    ]
+    for vid in vids:
+        name = LLDP_VLAN_NAMES.get(vid, f"vlan{vid}").encode()
+        info = vid.to_bytes(2, "big") + bytes([len(name)]) + name
+        out.append(
+            f"configure ports {port} lldp custom-tlv add oui 00,80,c2 subtype 3 "
+            f"oui-info {hexs(info)}"
+        )
+    return out
+
+
+def _lldp_config(p: Plan) -> str:
+    lines = [
+        "configure system hostname lab-switch",
+        f"configure lldp tx-interval {LLDP_TX_INTERVAL_S}",
+        *_vlan_tlvs("p-laptop", 1, [1, VLAN_OTHER]),
+        *_vlan_tlvs("p-router", 1, [1]),
+    ]
+    for d in p.devices:
+        vid = VLAN_OTHER if "vlan" in p.faults.device_faults(d.name) else 1
+        lines += _vlan_tlvs(f"p-{d.name}", vid, [vid])
+    return "\n".join(lines) + "\n"
 
 
 def _device_config(p: Plan, dev: DeviceSpec, password: str, df: frozenset[str]) -> dict[str, Any]:

@@ -305,6 +305,7 @@ def up(
         state["processes"] = _start_daemons(plan)
         _write_state(sd / "lab.json", state)
         _wait_ready(plan, state["processes"])
+        _run_post(plan)
         if timings is not None:
             timings["ready"] = time.monotonic() - t0
         _wait_logins(plan)
@@ -436,6 +437,29 @@ def _wait_ready(plan: P.Plan, procs: list[dict[str, Any]]) -> None:
             p, r = pending[0]
             raise LabError(f"{p['name']} did not bind {r[0]} {r[1]}:{r[2]} in {READY_TIMEOUT_S} s")
         time.sleep(0.02)
+
+
+# A post-start command (lldpcli) is retried this long while its daemon finishes starting (s).
+POST_RETRY_S = 2.0
+
+
+def _run_post(plan: P.Plan) -> None:
+    for role, argv, stdin in plan.post:
+        deadline = time.monotonic() + POST_RETRY_S
+        while True:
+            res = subprocess.run(
+                ["ip", "netns", "exec", plan.ns(role), *argv],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            if res.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"{argv[0]} failed: {(res.stderr or res.stdout).strip()[:300]}")
+            time.sleep(0.05)
 
 
 def _log_tail(path: Path, n: int = 400) -> str:

@@ -187,6 +187,38 @@ def stun_change(server: str, port: str = "3478") -> dict[str, list[object]]:
     return out
 
 
+def lldp(iface: str, seconds: str) -> dict[str, object] | None:
+    """The first LLDP frame heard: system name, port VLAN id and VLAN ids (IEEE 802.1 TLVs)."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88CC))
+    s.bind((iface, 0))
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([s], [], [], 0.1)
+        if not r:
+            continue
+        frame = s.recv(2048)
+        if frame[12:14] != b"\x88\xcc":
+            continue
+        out: dict[str, object] = {"system": None, "pvid": None, "vlans": []}
+        i = 14
+        while i + 2 <= len(frame):
+            head = struct.unpack_from("!H", frame, i)[0]
+            typ, length = head >> 9, head & 0x1FF
+            val = frame[i + 2 : i + 2 + length]
+            i += 2 + length
+            if typ == 0:
+                break
+            if typ == 5:
+                out["system"] = val.decode(errors="replace")
+            if typ == 127 and val[:3] == b"\x00\x80\xc2":
+                if val[3] == 1:
+                    out["pvid"] = struct.unpack_from("!H", val, 4)[0]
+                elif val[3] == 3:
+                    out["vlans"].append(struct.unpack_from("!H", val, 4)[0])  # type: ignore[attr-defined]
+        return out
+    return None
+
+
 def udp_open_and_wait(port: str, dest: str, dport: str, wait: str) -> str | None:
     """Sends one datagram from ``port`` to dest:dport (opening a NAT mapping), then waits up to
     ``wait`` s for anything coming back to ``port``: a mapping still alive lets it in."""

@@ -265,6 +265,12 @@ def test_vlan_misconfig() -> None:
         while 20 not in vids and time.monotonic() < deadline:
             vids = probe(lab, "vlan", "eth0", "3")
         assert vids == [20]
+        # The switch announces the laptop's port: untagged VLAN 1, carrying VLANs 1 and 20.
+        assert probe(lab, "lldp", "eth0", "8") == {
+            "system": "lab-switch",
+            "pvid": 1,
+            "vlans": [1, 20],
+        }
 
 
 def test_link_outage() -> None:
