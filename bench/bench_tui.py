@@ -99,7 +99,9 @@ def serve() -> int:
 class Term:
     """The dashboard in a pseudo-terminal; collects everything it writes."""
 
-    def __init__(self, cols: int = 80, rows: int = 24, argv: list[str] | None = None) -> None:
+    def __init__(
+        self, cols: int = 80, rows: int = 24, argv: list[str] | None = None, nice: int = 0
+    ) -> None:
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
@@ -112,6 +114,9 @@ class Term:
             stderr=slave,
             env=env,
             start_new_session=True,
+            # A negative nice (root) gives the dashboard the CPU it would have on the installer's
+            # laptop when this machine is shared with other jobs; the load is printed either way.
+            preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None,
         )
         os.close(slave)
         self.out = b""
@@ -157,8 +162,8 @@ class Term:
         os.close(self.master)
 
 
-def measure() -> dict[str, Any]:
-    term = Term()
+def measure(nice: int = 0) -> dict[str, Any]:
+    term = Term(nice=nice)
     try:
         first_paint = term.wait_for(b"quit", 0) - term.t0
         term.drain(1.0)  # let the run get going: progress streaming from all eight checks
@@ -193,7 +198,7 @@ def measure() -> dict[str, Any]:
     }
 
 
-def cli_first_paint() -> float:
+def cli_first_paint(nice: int = 0) -> float:
     """First paint through the real command, ``diag tui``, with real checks on the loopback site.
 
     Only ``host`` (reads /proc) and ``p2p`` (to 127.0.0.1) run: this measures the command's own
@@ -201,7 +206,7 @@ def cli_first_paint() -> float:
     """
     diag = Path(sys.executable).with_name("diag")
     site = ROOT / "tests" / "tui" / "site.toml"
-    term = Term(argv=[str(diag), "tui", "--site", str(site), "--only", "host,p2p"])
+    term = Term(argv=[str(diag), "tui", "--site", str(site), "--only", "host,p2p"], nice=nice)
     try:
         return term.wait_for(b"quit", 0) - term.t0
     finally:
@@ -212,13 +217,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--nice", type=int, default=0, help="run the dashboard at this nice level (root: < 0)"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         return serve()
     load_before = os.getloadavg()[0]
-    runs = [measure() for _ in range(args.runs)]
-    cli_paints = [round(cli_first_paint(), 3) for _ in range(args.runs)]
+    runs = [measure(args.nice) for _ in range(args.runs)]
+    cli_paints = [round(cli_first_paint(args.nice), 3) for _ in range(args.runs)]
     load_after = os.getloadavg()[0]
     worst_paint = max([r["first_paint_s"] for r in runs] + cli_paints)
     worst_p95 = max(r["p95_ms"] for r in runs)
@@ -228,7 +236,10 @@ def main() -> int:
         and worst_p95 < REPAINT_TARGET_S * 1000
         and all(r["run_in_progress_during_presses"] for r in runs)
     )
-    load = f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} CPUs"
+    load = (
+        f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} CPUs, "
+        f"dashboard at nice {args.nice}"
+    )
     if args.json:
         print(
             json.dumps(
