@@ -58,6 +58,8 @@ DNS_PORT = 53
 # Replies from devices and the platform are small XML/JSON documents; anything bigger is hostile.
 MAX_BODY = 64 * 1024
 
+# Bodies are read raw and capped (``get_capped``): ask for them uncompressed.
+IDENTITY = {"Accept-Encoding": "identity"}
 DEVICE_INFO = "/ISAPI/System/deviceInfo"
 NET_INTERFACE = "/ISAPI/System/Network/interfaces/1"
 NET_P2P = "/ISAPI/System/Network/P2P"
@@ -254,7 +256,7 @@ async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fa
         if client is None:
             client = await stack.enter_async_context(device_client())
         try:
-            r = await client.get(base + DEVICE_INFO, auth=auth)
+            r = await get_capped(client, base + DEVICE_INFO, auth)
         except httpx.HTTPError:
             return [Fact("device.auth", "error", target=name)]
         challenge = r.headers.get("www-authenticate", "").lower()
@@ -279,11 +281,11 @@ async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fa
         net: dict[str, Any] | None = None
         p2p: bool | None = None
         with contextlib.suppress(httpx.HTTPError):
-            rn = await client.get(base + NET_INTERFACE, auth=auth)
+            rn = await get_capped(client, base + NET_INTERFACE, auth)
             if rn.status_code == 200:
                 net = parse_network(rn.content)
         with contextlib.suppress(httpx.HTTPError):
-            rp = await client.get(base + NET_P2P, auth=auth)
+            rp = await get_capped(client, base + NET_P2P, auth)
             if rp.status_code == 200:
                 p2p = parse_p2p(rp.content)
     if net is None and p2p is None:
@@ -308,8 +310,40 @@ async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fa
     return facts
 
 
+@dataclass(frozen=True)
+class Reply:
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    truncated: bool
+
+
+async def get_capped(client: httpx.AsyncClient, url: str, auth: httpx.Auth | None = None) -> Reply:
+    """A GET whose body is read up to ``MAX_BODY`` bytes: a hostile device cannot make us
+    buffer a gigabyte (the parsers refuse a truncated body as not XML/JSON)."""
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    async with client.stream(
+        "GET", url, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
+    ) as r:
+        async for chunk in r.aiter_raw():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY:
+                truncated = True
+                break
+    body = b"".join(chunks)
+    if not truncated and r.headers.get("content-encoding", "identity") not in ("identity", ""):
+        # Compressed bodies are not something a camera's ISAPI sends; refuse rather than inflate.
+        body = b""
+    return Reply(r.status_code, r.headers, body[: MAX_BODY + 1], truncated)
+
+
 def device_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, follow_redirects=False, trust_env=False)
+    return httpx.AsyncClient(
+        timeout=HTTP_TIMEOUT_S, follow_redirects=False, trust_env=False, headers=IDENTITY
+    )
 
 
 def _host(ip: str) -> str:
@@ -326,7 +360,7 @@ async def platform_probe(client: httpx.AsyncClient, base: str, device: Device) -
         root += "/api/v1"
     url = f"{root}/devices/{urllib.parse.quote(serial, safe='')}"
     try:
-        r = await client.get(url)
+        r = await get_capped(client, url)
     except httpx.TimeoutException:
         return [Fact("device.platform_error", "timeout", target=name)]
     except httpx.ConnectError as exc:
@@ -495,7 +529,11 @@ class HeartbeatCheck(Check):
                 )
             else:
                 api_client = httpx.AsyncClient(
-                    timeout=API_TIMEOUT_S, verify=verify, trust_env=False, follow_redirects=False
+                    timeout=API_TIMEOUT_S,
+                    verify=verify,
+                    trust_env=False,
+                    follow_redirects=False,
+                    headers=IDENTITY,
                 )
         done = 0
 

@@ -626,3 +626,53 @@ async def test_unreadable_ca_file_is_a_local_error_fact(tmp_path: Path) -> None:
     res = await run_heartbeat(site)
     assert res.status != "error", res.summary
     assert facts(res)[("device.platform_error", "shared")] == "ca-file"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "auth"),
+    [
+        (401, b"", "unsupported"),  # a challenge we do not speak (none at all here)
+        (404, b"not here", "unsupported"),  # no ISAPI on this device
+        (500, b"oops", "error"),
+        (403, b"", "rejected"),
+    ],
+)
+async def test_login_outcomes_other_than_ok_and_digest_rejection(
+    status: int, body: bytes, auth: str, monkeypatch: pytest.MonkeyPatch, no_icmp: None
+) -> None:
+    monkeypatch.setenv("DIAG_TEST_CAM_PW", PASSWORD)
+    with HttpsServer(None, status=status, body=body) as web:
+        site = make_site(devices=[device_entry(web.port)])
+        res = await run_heartbeat(site)
+        assert web.hits == ["/ISAPI/System/deviceInfo"]  # one try, nothing after it
+    f = facts(res)
+    assert f[("device.auth", "cam")] == auth
+    assert ("device.settings", "cam") not in f
+    assert secret_free(res)
+
+
+async def test_hostile_device_body_is_capped_and_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, no_icmp: None
+) -> None:
+    monkeypatch.setenv("DIAG_TEST_CAM_PW", PASSWORD)
+    huge = b"<DeviceInfo>" + b"A" * (4 * hb.MAX_BODY) + b"</DeviceInfo>"
+    with HttpsServer(None, status=200, body=huge) as web:
+        site = make_site(devices=[device_entry(web.port)])
+        res = await run_heartbeat(site)
+    f = facts(res)
+    assert res.status != "error", res.summary
+    assert f[("device.auth", "cam")] == "ok"
+    assert ("device.info", "cam") not in f  # truncated: not parsed
+    assert ("device.settings", "cam") not in f
+
+
+async def test_platform_answering_garbage_is_a_bad_reply(pki: tuple[Any, Any, Any]) -> None:
+    ca, cert, _ = pki
+    with HttpsServer(cert, status=200, body=b"\x00\xff<html>" * 20000) as api:
+        site = make_site(
+            profile={"status_api_url": f"https://127.0.0.1:{api.port}", "ca_file": str(ca.cert)},
+            devices=[{"name": "shared", "kind": "ipc", "added_via": "shared", "serial": "S"}],
+        )
+        f = facts(await run_heartbeat(site))
+    assert f[("device.platform_error", "shared")] == "bad-reply"
+    assert ("device.platform_online", "shared") not in f
