@@ -116,15 +116,17 @@ ports = {{ rtsp = 554 }}
 RUN = r"""
 import asyncio, json, sys, time
 from diag.config import load_site
-from diag.checks.base import registry_from
+from diag.checks.base import World, registry_from
 from diag.checks.heartbeat import HeartbeatCheck
 from diag.checks.vlan import VlanCheck
 from diag.runner import Runner, plan
 site = load_site(sys.argv[1])
 checks = [c for c in (HeartbeatCheck(), VlanCheck()) if c.id in sys.argv[2].split(",")]
 reg = registry_from(*checks)
-p = plan(site, reg, [c.id for c in checks], root=True)
-res = asyncio.run(Runner(reg, deadline_s=20).run(site, p))
+root = sys.argv[3] == "root" if len(sys.argv) > 3 else True
+p = plan(site, reg, [c.id for c in checks], root=root)
+world = World(is_root=lambda: root)
+res = asyncio.run(Runner(reg, world=world, deadline_s=20).run(site, p))
 out = {r.check_id: {"status": r.status, "duration_s": r.duration_s,
        "summary": r.summary.render("en"),
        "facts": [[f.key, f.target, f.value] for f in r.facts]} for r in res}
@@ -333,3 +335,21 @@ def test_unprivileged_icmp_fallback(minilan: MiniLan) -> None:
     )
     mode, loss, rtt = json.loads(minilan.python("laptop", code))
     assert mode == "unprivileged" and loss == 0.0 and rtt is not None
+
+
+def test_without_root_heartbeat_still_runs_tcp_and_unprivileged_icmp(minilan: MiniLan) -> None:
+    minilan.sh("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647", ns=minilan.ns("laptop"))
+    out = json.loads(
+        minilan.python("laptop", RUN, str(minilan.tmp / "site.toml"), "heartbeat,vlan", "user")
+    )
+    hb, v = out["heartbeat"], out["vlan"]
+    f = facts(hb)
+    assert f[("lan.arp_skipped", "")] == "needs-root"
+    assert f[("lan.icmp", "")] == "unprivileged"
+    assert ("device.arp_macs", "web") not in f and ("lan.unknown_hosts", "") not in f
+    assert f[("device.ports", "web")] == {"http": True}
+    assert f[("device.icmp_loss_pct", "web")] == 0.0
+    assert f[("device.reachable", "web")] is True
+    assert f[("device.reachable", "off")] is False
+    assert hb["status"] == "fail"  # it ran: "off" is off
+    assert v["status"] == "skip" and "root" in v["summary"]
