@@ -378,7 +378,7 @@ async def platform_probe(client: httpx.AsyncClient, base: str, device: Device) -
         ]
     if r.status_code != 200:
         return [Fact("device.platform_error", f"http-{r.status_code}", target=name)]
-    parsed = parse_platform_status(r.content)
+    parsed = None if r.truncated else parse_platform_status(r.content)
     if parsed is None:
         return [Fact("device.platform_error", "bad-reply", target=name)]
     online, ago = parsed
