@@ -493,11 +493,18 @@ def test_parse_hostport() -> None:
             parse_hostport(bad)
 
 
+def line_time(line: str) -> float:
+    """Seconds of the day of a log line's timestamp (``2026-...T12:00:01.234Z component ...``)."""
+    clock = line.split(" ", 1)[0].split("T", 1)[1].rstrip("Z")
+    h, m, sec = clock.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+
+
 def test_sequential_login_takes_n_times_the_delay(pki: dict[str, Path], workdir: Path) -> None:
     ports = {"udp": free_port(socket.SOCK_DGRAM), "relay": 0, "api": free_port()}
     delay, n = 0.2, 5
     log = workdir / "platform-seq.log"
-    with running("platform", platform_args(pki, ports, delay, 10.0), log):
+    with running("platform", platform_args(pki, ports, delay, 10.0), log) as proc:
         socks = []
         for _ in range(n):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -518,10 +525,18 @@ def test_sequential_login_takes_n_times_the_delay(pki: dict[str, Path], workdir:
             for s in socks:
                 s.close()
         total = arrivals[-1]
-        assert n * delay * 0.9 <= total <= n * delay + 0.5, arrivals
-        # one at a time: each login finishes about one delay after the previous one
-        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-        assert all(delay * 0.7 <= g <= delay * 2 for g in gaps), gaps
+        assert n * delay * 0.9 <= total <= n * delay + 1.0, arrivals
+
+        # One at a time: the platform's own log times (not disturbed by this process being slow to
+        # read) show each login served at least one delay after the previous one.
+        def served_at() -> list[float]:
+            lines = proc.text().splitlines()
+            return [line_time(line) for line in lines if " platform login " in line]
+
+        wait_until(lambda: len(served_at()) == n, 3, "every login logged")
+        served = served_at()
+        gaps = [b - a for a, b in itertools.pairwise(served)]
+        assert all(g >= delay * 0.95 for g in gaps), gaps
         devs = api_devices(ports, pki)
         assert sorted(d["serial"] for d in devs) == [f"SEQ-{i}" for i in range(n)]
         assert all(d["logins"] == 1 for d in devs)
@@ -708,7 +723,7 @@ def test_device_heartbeats_make_it_online_at_the_platform_then_offline(
         assert listed[serial]["online"] is True
     # the device stopped: it goes offline once its last heartbeat is older than the timeout
     took = wait_until(lambda: status()["online"] is False, 5, "device offline at the platform")
-    assert took <= HB_TIMEOUT + 1.0
+    assert took <= HB_TIMEOUT + 1.5
     assert status()["last_heartbeat_s_ago"] >= HB_TIMEOUT
 
     def dumped() -> dict[str, Any]:
@@ -735,7 +750,7 @@ def test_device_goes_offline_and_logs_in_again_when_the_platform_returns(
             assert plat.stop() == 0
             # 3 heartbeats (3 x 0.2 s) unanswered -> offline, and the device tries to log in again
             took = wait_until(lambda: p2p_status(dev) == "offline", 5, "offline")
-            assert 2 * HB_INTERVAL - 0.05 <= took <= 4 * HB_INTERVAL + 0.3, took
+            assert 2 * HB_INTERVAL - 0.05 <= took <= 4 * HB_INTERVAL + 0.6, took
             plat = Proc("platform", args, workdir / "platform-relogin-2.log")
             plat.wait_ready()
             wait_until(lambda: p2p_status(dev) == "online", 5, "online again")
@@ -743,6 +758,43 @@ def test_device_goes_offline_and_logs_in_again_when_the_platform_returns(
             assert "p2p-relogin" in text and text.count("p2p-login-ok") == 2
     finally:
         plat.stop()
+
+
+def test_heartbeat_state_machine_without_answers() -> None:
+    """Deterministic: 3 unanswered heartbeats -> offline and back to LOGIN; OK/ACK -> online."""
+    import asyncio
+
+    from diag.lab.emulators.device import Config, Heartbeat
+
+    async def scenario() -> None:
+        cfg = Config(serial="SM1", username="u", password_file="-", platform="127.0.0.1:9")
+        hb = Heartbeat(cfg)
+        sent: list[bytes] = []
+        hb.send = sent.append  # type: ignore[method-assign]
+        hb.tick()
+        assert sent[-1] == b"DIAGP2P1 LOGIN SM1" and hb.status == "connecting"
+        hb.on_reply(b"DIAGP2P1 OK SM1")
+        hb.tick()
+        assert sent[-1] == b"DIAGP2P1 HB SM1 1" and hb.status == "connecting"
+        hb.on_reply(b"DIAGP2P1 ACK SM1 1 198.51.100.7:4000")
+        assert hb.status == "online"
+        hb.on_reply(b"DIAGP2P1 ACK OTHER 1 198.51.100.7:4000")  # not ours: ignored
+        for seq in (2, 3, 4):
+            hb.tick()
+            assert sent[-1] == f"DIAGP2P1 HB SM1 {seq}".encode()
+            assert hb.status == "online"  # 0, 1, 2 unanswered
+        hb.tick()  # the third heartbeat went unanswered: offline, log in again
+        assert hb.status == "offline" and sent[-1] == b"DIAGP2P1 LOGIN SM1"
+        hb.on_reply(b"DIAGP2P1 OK SM1")
+        hb.tick()
+        hb.on_reply(b"DIAGP2P1 ACK SM1 5 198.51.100.7:4001")
+        assert hb.status == "online"
+        hb.on_reply(b"DIAGP2P1 RELOGIN SM1")
+        assert hb.status == "connecting" and hb.wake.is_set()
+        hb.tick()
+        assert sent[-1] == b"DIAGP2P1 LOGIN SM1"
+
+    asyncio.run(scenario())
 
 
 def test_device_is_connecting_until_the_platform_answers(workdir: Path) -> None:
@@ -937,7 +989,7 @@ def test_speedtest_ping_probe_and_errors(speedtest: dict[str, Any]) -> None:
             t = time.monotonic()
             assert c.get(f"{base}/ping").status_code == 204
             rtts.append(time.monotonic() - t)
-        assert sorted(rtts)[10] < 0.05
+        assert sorted(rtts)[10] < 0.2  # answered at once, not queued behind anything
         assert c.get(f"{base}/generate_204").status_code == 204
         assert c.get(f"{base}/download?bytes=abc").status_code == 400
         assert c.get(f"{base}/download?bytes={(1 << 30) + 1}").status_code == 400
@@ -996,7 +1048,7 @@ def test_sigterm_with_busy_connections_exits_at_once(pki: dict[str, Path], workd
             start = time.monotonic()
             rc = proc.stop()
             took = time.monotonic() - start
-            assert rc == 0 and took < 1.0, (rc, took)
+            assert rc == 0 and took < 1.5, (rc, took)  # was 2 s+ when it waited for clients
             assert "error" not in proc.text().split(" stopped", 1)[1], proc.text()
     finally:
         for proc in procs:
