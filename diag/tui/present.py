@@ -113,10 +113,10 @@ def fmt_number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def fmt_value(value: JSONValue, unit: str = "", limit: int = 80) -> str:
+def fmt_value(value: JSONValue, unit: str = "", limit: int = 80, lang: str = "en") -> str:
     """A fact's value with its unit; structures as compact JSON, cut to ``limit`` characters."""
     if isinstance(value, bool):
-        text = "yes" if value else "no"
+        text = t(N_("yes") if value else N_("no"), lang)
     elif value is None:
         text = "—"
     elif isinstance(value, int | float):
@@ -134,9 +134,7 @@ def fmt_value(value: JSONValue, unit: str = "", limit: int = 80) -> str:
 
 def fmt_fact(f: Fact, lang: str, limit: int = 80) -> str:
     """``key [target] = value unit``: one line of evidence."""
-    value = fmt_value(f.value, f.unit, limit)
-    if isinstance(f.value, bool):
-        value = t(N_("yes") if f.value else N_("no"), lang)
+    value = fmt_value(f.value, f.unit, limit, lang)
     where = f" [{f.target}]" if f.target else ""
     return f"{f.key}{where} = {value}"
 

@@ -297,7 +297,7 @@ class Dashboard(Screen[None]):
             cid = self.checks.selected_check
             row = self.checks.rows_by_id.get(cid) if cid is not None else None
             if row is not None:
-                self.detail.show_check(row, self.checks._elapsed(row))
+                self.detail.show_check(row, self.checks.elapsed(row))
                 return
         name = self.devices.selected_device
         device = self.site.device(name) if name is not None else None

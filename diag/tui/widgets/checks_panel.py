@@ -155,7 +155,8 @@ class ChecksPanel(DataTable[Text]):
         except Exception:
             pass  # not in this run
 
-    def _elapsed(self, row: CheckRow) -> str:
+    def elapsed(self, row: CheckRow) -> str:
+        """The row's time: its duration once done, the time so far while running."""
         if row.result is not None:
             return fmt_seconds(row.result.duration_s)
         if row.phase == "running" and row.started is not None:
@@ -182,7 +183,7 @@ class ChecksPanel(DataTable[Text]):
             status = Text(t(PHASE_WORD[row.phase], lang), style="dim")
             info = Text(t(row.title, lang) if row.title is not None else "", style="dim")
         name.append(row.check_id)
-        time = Text(self._elapsed(row), justify="right")
+        time = Text(self.elapsed(row), justify="right")
         return name, status, time, info
 
     def _refresh_row(self, check_id: str) -> None:

@@ -50,10 +50,6 @@ class DetailPane(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(id="detail-body")
 
-    def watch_lang(self) -> None:
-        # The screen calls show_*() again after a language switch; nothing cached here.
-        pass
-
     def _put(self, text: Text) -> None:
         self.query_one("#detail-body", Static).update(text)
 
@@ -160,7 +156,7 @@ class DetailPane(VerticalScroll):
         if res.metrics:
             out.append(f"\n{t(N_('Measurements'), lang)}\n", style="bold underline")
             for name, metric in res.metrics.items():
-                out.append(f"• {name} = {fmt_value(metric.value, metric.unit)}\n")
+                out.append(f"• {name} = {fmt_value(metric.value, metric.unit, lang=lang)}\n")
         if res.facts:
             out.append(f"\n{t(N_('Facts'), lang)}\n", style="bold underline")
             for fact in res.facts:
