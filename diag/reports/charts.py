@@ -63,7 +63,8 @@ class Bar:
 
 def _to_data_uri(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    # No bbox_inches="tight": it draws the figure twice; the margins are set by the chart.
+    fig.savefig(buf, format="svg", metadata={"Date": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -76,10 +77,15 @@ def bar_chart(
 ) -> str:
     """Horizontal bars (one per label) with an optional threshold line; an SVG data URI."""
     Figure = _mpl()
-    height = 0.7 + 0.32 * max(1, len(bars))
-    fig = Figure(figsize=(6.4, height))
-    ax = fig.add_subplot()
+    height = 1.0 + 0.3 * max(1, len(bars))
+    width = 6.4
+    fig = Figure(figsize=(width, height))
     labels = [_short(b.label) for b in bars]
+    # Room for the longest label on the left (about 0.075 in per character at 9 pt), for the
+    # title above and the axis label below; fixed margins keep one draw per chart.
+    left = min(0.45, (0.25 + 0.075 * max((len(x) for x in labels), default=4)) / width)
+    fig.subplots_adjust(left=left, right=0.97, top=1 - 0.42 / height, bottom=0.55 / height)
+    ax = fig.add_subplot()
     values = [max(0.0, b.value) for b in bars]
     ys = list(range(len(bars)))
     ax.barh(ys, values, color=[b.colour for b in bars], height=0.6)
@@ -97,8 +103,7 @@ def bar_chart(
             color=INK,
         )
     if limit is not None:
-        ax.axvline(limit, color=BAD, linestyle="--", linewidth=1)
-        ax.text(limit, len(bars) - 0.45, limit_label, color=BAD, fontsize=8, ha="center", va="top")
+        ax.axvline(limit, color=BAD, linestyle="--", linewidth=1, label=limit_label or None)
     ax.set_title(title, loc="left", fontsize=10, color=INK)
     ax.set_xlabel(unit)
     ax.grid(axis="x", color=GRID, linewidth=0.6)

@@ -22,6 +22,8 @@ from diag.model import Cause, CheckResult, Fact, Run, Thresholds, Verdict
 TEMPLATES = Path(__file__).parent / "templates"
 # Causes below this confidence are notes: shown small, after the real causes.
 STRONG = 0.5
+# The per-device loss chart shows at most this many devices (the worst ones).
+MAX_CHART_DEVICES = 16
 # A fact value longer than this is cut in the evidence tables (a hostile banner can be megabytes).
 MAX_VALUE_CHARS = 300
 
@@ -64,14 +66,14 @@ def fmt_value(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".rstrip() if unit and value is not None else text
 
 
-def _fact_view(f: Fact, t: Callable[[str], str]) -> dict[str, str]:
+def _fact_view(f: Fact, t: Callable[..., str]) -> dict[str, str]:
     value = fmt_value(f.value, f.unit)
     if isinstance(f.value, bool):
         value = t(N_("yes")) if f.value else t(N_("no"))
     return {"key": f.key, "target": f.target, "value": value}
 
 
-def _cause_view(c: Cause, lang: str, t: Callable[[str], str]) -> dict[str, Any]:
+def _cause_view(c: Cause, lang: str, t: Callable[..., str]) -> dict[str, Any]:
     info = CATALOG.get(c.id)
     desc = description_of(c.id)
     return {
@@ -89,7 +91,7 @@ def _cause_view(c: Cause, lang: str, t: Callable[[str], str]) -> dict[str, Any]:
     }
 
 
-def _device_view(v: Verdict, lang: str, t: Callable[[str], str]) -> dict[str, Any]:
+def _device_view(v: Verdict, lang: str, t: Callable[..., str]) -> dict[str, Any]:
     causes = [_cause_view(c, lang, t) for c in v.causes]
     strong = [c for c in causes if c["strong"]]
     return {
@@ -120,7 +122,7 @@ def _first(facts: Mapping[str, list[Fact]], key: str, target: str = "") -> Any:
     return next((f.value for f in facts.get(key, []) if f.target == target), None)
 
 
-def _network_view(run: Run, lang: str, t: Callable[[str], str]) -> dict[str, Any]:
+def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
     facts = _facts(run.checks)
 
     def row(label: str, key: str, unit: str = "") -> dict[str, str] | None:
@@ -254,7 +256,7 @@ def _num(v: Any) -> float | None:
 
 
 def _charts(
-    run: Run, facts: Mapping[str, list[Fact]], lang: str, t: Callable[[str], str]
+    run: Run, facts: Mapping[str, list[Fact]], lang: str, t: Callable[..., str]
 ) -> list[dict[str, str]]:
     from diag.reports import charts
 
@@ -312,6 +314,12 @@ def _charts(
     ]
     if loss:
         title = t(N_("Packet loss to each device on the LAN"))
+        if len(loss) > MAX_CHART_DEVICES:
+            # A big site: the worst devices only, so the chart stays readable (and quick).
+            loss = sorted(loss, key=lambda x: -x[1])[:MAX_CHART_DEVICES]
+            title = t(
+                N_("Packet loss on the LAN: the {n} devices losing most"), n=MAX_CHART_DEVICES
+            )
         dev_bars = [
             charts.Bar(name, n, charts.BAD if n > 2 else charts.OK, f"{n:.0f} %")
             for name, n in loss
@@ -320,7 +328,7 @@ def _charts(
     return out
 
 
-def _check_view(r: CheckResult, lang: str, t: Callable[[str], str]) -> dict[str, Any]:
+def _check_view(r: CheckResult, lang: str, t: Callable[..., str]) -> dict[str, Any]:
     return {
         "id": r.check_id,
         "status": r.status,
