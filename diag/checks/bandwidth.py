@@ -34,9 +34,11 @@ from diag.model import Fact, Metric, Outcome, Site, Status
 
 # Warm-up before each measured phase, s: long enough for TCP slow start to reach the rate of a
 # 100 Mbit/s link at lab/LAN RTTs and to drain a shaper's burst bucket, short enough to be cheap.
-WARMUP_S = 0.3
-# Measured phase per direction, s: at 2 Mbit/s 1 s is ~170 full packets, enough for ±5%.
-MEASURE_S = 1.0
+WARMUP_S = 0.25
+# Measured phase per direction, s: at 2 Mbit/s 0.8 s is ~130 full packets; the fitted slope
+# is within ±5% of iperf3's 5 s figure (docs/bench-bandwidth.md), and a whole run of every check
+# stays under 3 s.
+MEASURE_S = 0.8
 # With --deep the measured phase is longer: a fairer number on a jittery radio link.
 DEEP_MEASURE_S = 3.0
 # Connecting and getting the first byte must not take longer than this, s: a dead endpoint
