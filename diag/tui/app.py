@@ -52,7 +52,7 @@ class DiagApp(App[int]):
         deep: bool = False,
         frozen: Run | None = None,
         autorun: bool = True,
-        export_dir: Path | None = None,
+        export_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.config = DashboardConfig(
@@ -64,7 +64,7 @@ class DiagApp(App[int]):
             deep=deep,
             frozen=frozen,
             autorun=autorun,
-            export_dir=export_dir or Path.cwd(),
+            export_dir=Path(export_dir) if export_dir is not None else Path.cwd(),
         )
         self.set_reactive(DiagApp.lang, normalize_lang(lang or site.lang))
 
