@@ -38,8 +38,14 @@ TAGGED_PROBE_AFTER_S = 0.8
 ASK_EVERY_S = 0.25
 ASK_FAST_FOR_S = 2.0
 ASK_SLOW_EVERY_S = 1.0
-# Asking in more VLANs than this per device would be a VLAN scan, not a diagnosis.
+# Re-asking a silent device on schedule covers at most this many learnt VLAN ids.
 MAX_PROBE_VIDS = 16
+# The VLAN id scan of a silent device: 8000 frames/s (all 4094 ids in 0.5 s, ~250 KB: less than
+# a second of a camera's stream), for at most 4 devices per run, and never in the last 0.25 s of
+# the listen (their answers need the time to arrive).
+VID_SCAN_INTERVAL_S = 1 / 8000
+MAX_VID_SCAN_DEVICES = 4
+VID_SCAN_TAIL_S = 0.25
 # LLDP strings (system name, port description) are capped: they come from the wire.
 MAX_TEXT = 128
 LLDP_MULTICAST = ("01:80:c2:00:00:0e", "01:80:c2:00:00:03", "01:80:c2:00:00:00")
@@ -248,18 +254,27 @@ def attach_filter(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, lan.SO_ATTACH_FILTER, fprog)
 
 
+def vid_scan_order(known: Iterable[int]) -> list[int]:
+    """VLAN ids to ask a silent device in: those learnt first, then 1..4094 in order (pure)."""
+    first = [v for v in dict.fromkeys(known) if 1 <= v <= 4094]
+    return first + [v for v in range(1, 4095) if v not in set(first)]
+
+
 def listen(
     iface: lan.LocalInterface,
     devices: Sequence[Device],
     duration_s: float,
     stop_when_complete: bool = False,
+    vid_scan: bool = True,
 ) -> Observed:
     """Listens ``duration_s`` on ``iface``, asking the devices who has them (blocking; root).
 
     Silent devices are asked again on a schedule (``ASK_EVERY_S``), untagged and inside every
-    VLAN id learnt so far. ``stop_when_complete`` ends the listen once an LLDP neighbour was heard
-    and every device is placed (answered untagged, or seen in a VLAN): deep runs need not sit out
-    their whole 31 s when there is nothing left to learn.
+    VLAN id learnt so far. A device still silent after ``TAGGED_PROBE_AFTER_S`` is then asked once
+    in each VLAN id (``vid_scan``; learnt ids first, ``VID_SCAN_INTERVAL_S`` apart, within the
+    listen): on a trunk port its switch delivers the one frame of its VLAN and it answers tagged;
+    on an access port the switch drops them all. ``stop_when_complete`` ends the listen once an
+    LLDP neighbour was heard and every device is placed: deep runs need not sit out 31 s.
     """
     obs = Observed()
     sock = lan.open_packet_socket(iface, lan.ETH_P_ALL)
@@ -283,16 +298,18 @@ def listen(
 
         targets = [d.address for d in devices if d.address and iface.onlink(d.address)]
         next_ask = t0
+        scans: dict[str, list[int]] | None = None
+        scan_clock = 0.0
+        scan_stop = end - VID_SCAN_TAIL_S
         while (now := time.monotonic()) < end:
             silent = [ip for ip in targets if ip not in obs.untagged_answers]
+            learnt = sorted(
+                set(obs.tags)
+                | {v for n in obs.lldp for v, _ in n.vlans}
+                | {n.pvid for n in obs.lldp if n.pvid}
+            )
             if now >= next_ask:
-                vids: list[int] = []
-                if now - t0 >= TAGGED_PROBE_AFTER_S:
-                    vids = sorted(
-                        set(obs.tags)
-                        | {v for n in obs.lldp for v, _ in n.vlans}
-                        | {n.pvid for n in obs.lldp if n.pvid}
-                    )[:MAX_PROBE_VIDS]
+                vids = learnt[:MAX_PROBE_VIDS] if now - t0 >= TAGGED_PROBE_AFTER_S else []
                 for ip in silent:
                     ask(ip, None)
                     if ip not in obs.tagged_ips:
@@ -300,9 +317,26 @@ def listen(
                             ask(ip, v)
                 fast = now - t0 < ASK_FAST_FOR_S
                 next_ask = now + (ASK_EVERY_S if fast else ASK_SLOW_EVERY_S)
+            if vid_scan and scans is None and now - t0 >= TAGGED_PROBE_AFTER_S:
+                order = vid_scan_order(learnt)
+                # Reversed: pop() from the end is O(1).
+                scans = {ip: order[::-1] for ip in silent[:MAX_VID_SCAN_DEVICES]}
+                scan_clock = now
+            if scans and now < scan_stop:
+                # Frames due since the last round, one VLAN id per device in turn.
+                due = min(256, int((now - scan_clock) / VID_SCAN_INTERVAL_S) + 1)
+                scan_clock = max(scan_clock + due * VID_SCAN_INTERVAL_S, now - 0.01)
+                while due > 0 and scans:
+                    for ip in list(scans):
+                        if ip in obs.tagged_ips or ip in obs.untagged_answers or not scans[ip]:
+                            del scans[ip]
+                            continue
+                        ask(ip, scans[ip].pop())
+                        due -= 1
             if stop_when_complete and obs.lldp and all(ip in obs.tagged_ips for ip in silent):
                 break
-            for frame, vid, _at in lan.recv_frames(sock, min(0.05, max(0.0, end - now))):
+            wait = 0.002 if scans and now < scan_stop else 0.05
+            for frame, vid, _at in lan.recv_frames(sock, min(wait, max(0.0, end - now))):
                 obs.feed(frame, vid, iface.mac)
     finally:
         sock.close()

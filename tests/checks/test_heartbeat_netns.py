@@ -37,22 +37,22 @@ mac = open("/sys/class/net/eth0/address").read().strip()
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(lan.ETH_P_ALL))
 s.setsockopt(lan.SOL_PACKET, lan.PACKET_AUXDATA, 1)
 s.bind(("eth0", lan.ETH_P_ALL))
-me = "198.18.0.23"
-next_hello = 0.0
+me, vlan, chatty = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "chatty"
+next_hello = 0.0 if chatty else float("inf")
 while True:
     if time.monotonic() >= next_hello:
         # A camera in VLAN 20 keeps asking for its gateway (nobody answers it there).
-        s.send(lan.build_arp_request(lan.mac_bytes(mac), me, "198.18.0.1", 20))
+        s.send(lan.build_arp_request(lan.mac_bytes(mac), me, "198.18.0.1", vlan))
         next_hello = time.monotonic() + 0.5
     for frame, vid, _ in lan.recv_frames(s, 0.05):
         l2 = lan.parse_frame(frame, vid)
-        if l2 is None or l2.vid != 20 or l2.ethertype != lan.ETH_P_ARP:
+        if l2 is None or l2.vid != vlan or l2.ethertype != lan.ETH_P_ARP:
             continue
         a = lan.parse_arp(l2.payload)
         if a is None or a.op != 1 or a.target_ip != me:
             continue
         peer = lan.mac_bytes(a.sender_mac)
-        eth = peer + lan.mac_bytes(mac) + struct.pack("!HHH", 0x8100, 20, 0x0806)
+        eth = peer + lan.mac_bytes(mac) + struct.pack("!HHH", 0x8100, vlan, 0x0806)
         body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, lan.mac_bytes(mac),
                            socket.inet_aton(me), peer, socket.inet_aton(a.sender_ip))
         s.send(eth + body)
@@ -98,6 +98,12 @@ name = "vlan20"
 kind = "ipc"
 added_via = "p2p"
 address = "198.18.0.23"
+ports = {{ http = 80 }}
+[[devices]]
+name = "vlan30"
+kind = "ipc"
+added_via = "p2p"
+address = "198.18.0.26"
 ports = {{ http = 80 }}
 [[devices]]
 name = "off"
@@ -191,6 +197,7 @@ def minilan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniLan]:
             "d2": "198.18.0.22",
             "c2": "198.18.0.22",
             "v20": None,
+            "v30": None,
             "d5": "198.18.0.25",
             "u": "198.18.0.50",
         }
@@ -223,7 +230,9 @@ def minilan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniLan]:
         root = str(Path(__file__).parents[2])
         script = lan_.tmp / "tagged.py"
         script.write_text(TAGGED_DEVICE.format(root=root), encoding="utf-8")
-        lan_.bg(lan_.ns("v20"), PY, str(script))
+        lan_.bg(lan_.ns("v20"), PY, str(script), "198.18.0.23", "20", "chatty")
+        # A quiet device in VLAN 30: it only answers, so only the VLAN id scan can find it.
+        lan_.bg(lan_.ns("v30"), PY, str(script), "198.18.0.26", "30", "quiet")
         lldp = lan_.tmp / "lldp.py"
         lldp.write_text(LLDP_SENDER.replace("{port}", "p-laptop"), encoding="utf-8")
         lan_.bg(sw, PY, str(lldp))
@@ -276,7 +285,7 @@ def test_heartbeat_sees_each_device_as_it_is(run_both: dict[str, Any]) -> None:
     assert f[("device.reachable", "radio")] is True
     assert 0 < f[("device.icmp_loss_pct", "radio")] < 100
 
-    assert f[("lan.unknown_hosts", "")] == [{"ip": "198.18.0.50", "mac": "02:00:5e:00:54:06"}]
+    assert f[("lan.unknown_hosts", "")] == [{"ip": "198.18.0.50", "mac": "02:00:5e:00:54:07"}]
     assert f[("lan.swept", "")] == ["198.18.0.0/24"]
     assert f[("lan.icmp", "")] == "raw"
     assert hb["status"] == "fail"
@@ -287,8 +296,13 @@ def test_heartbeat_sees_each_device_as_it_is(run_both: dict[str, Any]) -> None:
 def test_vlan_sees_the_tagged_device_and_the_lldp_neighbour(run_both: dict[str, Any]) -> None:
     v = run_both["vlan"]
     f = facts(v)
-    assert f[("vlan.tags_seen", "")] == [{"vid": 20, "macs": ["02:00:5e:00:54:04"]}]
+    assert f[("vlan.tags_seen", "")] == [
+        {"vid": 20, "macs": ["02:00:5e:00:54:04"]},
+        {"vid": 30, "macs": ["02:00:5e:00:54:05"]},
+    ]
     assert f[("vlan.device_vid", "vlan20")] == 20
+    assert f[("vlan.device_vid", "vlan30")] == 30  # found by the VLAN id scan alone
+    assert f[("vlan.device_l2_unreachable", "vlan30")] is True
     assert f[("vlan.device_l2_unreachable", "vlan20")] is True
     assert f[("vlan.device_l2_unreachable", "web")] is False
     assert f[("vlan.device_l2_unreachable", "off")] is True

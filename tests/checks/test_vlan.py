@@ -288,3 +288,9 @@ def test_bpf_filter_keeps_tagged_lldp_and_arp_and_drops_the_rest() -> None:
     assert run_bpf(eth(b"", 0x88A8), False) > 0
     assert run_bpf(eth(b"", 0x86DD), False) == 0
     assert run_bpf(b"\x00" * 6, False) == 0
+
+
+def test_vid_scan_asks_learnt_ids_first_then_every_id_once() -> None:
+    order = vlan.vid_scan_order([30, 20, 30, 0, 5000])
+    assert order[:2] == [30, 20]
+    assert len(order) == 4094 and sorted(order) == list(range(1, 4095))
