@@ -163,9 +163,21 @@ def _recent_outage_end(env: Env, device: str) -> dt.datetime | None:
         except Exception:
             # A broken history must not stop the diagnosis; the cause just isn't found.
             out = None
-        if out is not None and out[1] is not None:
+        if out is None:
+            continue
+        if out[1] is not None:
             ends.append(out[1])
+        elif _back_now(env, name):
+            # The history still holds the outage open (its last sample was down) but this run
+            # sees the link back: the outage ended just now.
+            ends.append(env.now)
     return max(ends) if ends else None
+
+
+def _back_now(env: Env, name: str) -> bool:
+    # Only the link: a device's recorded outage follows its verdict, which stays "offline" while
+    # it logs in again, so "reachable now" cannot tell "just back" from "back long ago".
+    return name == SITE and env.facts.flag("wan.internet_reachable") is True
 
 
 def _config_fact(key: str, value: Any, target: str, unit: str = "") -> Fact:

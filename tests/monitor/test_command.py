@@ -349,3 +349,40 @@ def test_history_command_lists_outages(site: Path) -> None:
         timeout=60,
     ).stdout
     assert "Gate camera" in table and "50.00%" in table
+
+
+def test_history_feeds_relogin_delay_after_a_link_outage(site: Path) -> None:
+    """The guide's sequential login: the link is back, devices still grey while they log in."""
+    up = {"@internet": True, "NVR": {"reachable": True, "platform": True}}
+    down = {"@internet": False, "NVR": {"reachable": True, "platform": False}}
+    back = {"@internet": True, "NVR": {"reachable": True, "platform": False}}
+    for states in (up, down, down):
+        monitor(site, states=states)
+    r = monitor(site, "--json", str(site.parent / "run.json"), states=back)
+    run = json.loads((site.parent / "run.json").read_text())
+    nvr = next(d for d in run["devices"] if d["name"] == "NVR")
+    assert nvr["causes"] and nvr["causes"][0]["id"] == "p2p-relogin-delay", (r.stdout, nvr)
+    keys = {e["key"] for e in nvr["causes"][0]["evidence"]}
+    assert "history.since_outage_s" in keys
+    # without the history the same facts read differently
+    r2 = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "diag.cli",
+            "run",
+            "--site",
+            str(site),
+            "--only",
+            "fakehb",
+            "--json",
+            str(site.parent / "run2.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env_for(site.parent),
+        timeout=60,
+    )
+    run2 = json.loads((site.parent / "run2.json").read_text())
+    nvr2 = next(d for d in run2["devices"] if d["name"] == "NVR")
+    assert not nvr2["causes"] or nvr2["causes"][0]["id"] != "p2p-relogin-delay", r2.stdout
