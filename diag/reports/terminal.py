@@ -11,6 +11,7 @@ from diag.model import Run
 
 _STATE = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
 _ICON = {"colour": N_("colour"), "grey": N_("grey")}
+LIKELY = 0.5
 _STATUS = {"ok": "OK", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERROR"}
 # Column headings, marked here (not inside f-strings) so that the extractor finds them.
 SITE, DURATION, SECONDS = N_("Site"), N_("duration"), N_("{seconds} s")
@@ -35,7 +36,9 @@ def summary_table(run: Run, lang: str = "en") -> str:
         w = min(w, 28)
         lines.append(f"{t(DEVICE):<{w}}  {t(STATE):<10} {t(ICON):<7} {t(WHY)}")
         for v in run.devices:
-            top = v.causes[0] if v.causes else None
+            # Below 0.5 a cause is a note (a share about to expire, a possibility), not "why": the
+            # table would otherwise accuse a healthy device; the reports list the notes.
+            top = v.causes[0] if v.causes and v.causes[0].confidence >= LIKELY else None
             why = f"{render(title_of(top.id), lang)} ({top.confidence:.0%})" if top else "-"
             lines.append(
                 f"{_cut(v.device, w):<{w}}  {t(_STATE[v.state]):<10} {t(_ICON[v.icon]):<7} {why}"
@@ -43,10 +46,11 @@ def summary_table(run: Run, lang: str = "en") -> str:
     else:
         lines.append(t(NO_DEVICES))
     lines.append("")
-    for cause in run.site_causes:
+    likely = [c for c in run.site_causes if c.confidence >= LIKELY]
+    for cause in likely:
         title = render(title_of(cause.id), lang)
         lines.append(f"{t(SITE_CAUSE)}: {title} ({cause.confidence:.0%})")
-    if run.site_causes:
+    if likely:
         lines.append("")
     w = max((len(c.check_id) for c in run.checks), default=5)
     w = max(w, len(t(CHECK)))
