@@ -450,7 +450,18 @@ def build(
             f"net.netfilter.nf_conntrack_udp_timeout_stream={t}"
         )
     rt += _tbf("wan0", faults.upload_kbit)
-    p.links.append(Link("router", "wan0", "isp", "down0", "02:00:5e:00:71:02", "02:00:5e:00:71:01"))
+    slow_wire = bool(faults.wan_delay_ms or faults.wan_jitter_ms)
+    if slow_wire:
+        # wan0 - w-router =wire= w-isp - down0: the delaying relay sits on the operator's side.
+        p.links.append(Link("router", "wan0", "isp", "w-router", "02:00:5e:00:71:02"))
+        p.links.append(Link("isp", "w-isp", "isp", "down0", None, "02:00:5e:00:71:01"))
+        # Segmentation and checksum offload off at both ends: the relay copies frames as they
+        # are, so they must fit the 1500-byte MTU and carry finished checksums.
+        rt.append("ethtool -K wan0 tx off tso off gso off")
+    else:
+        p.links.append(
+            Link("router", "wan0", "isp", "down0", "02:00:5e:00:71:02", "02:00:5e:00:71:01")
+        )
 
     # --- isp and the internet segment ----------------------------------------------------------
     isp = scripts["isp"]
@@ -461,6 +472,12 @@ def build(
         f"ip addr add {isp_down}/{wan_net.prefixlen} dev down0",
         "sysctl -qw net.ipv4.ip_forward=1",
     ]
+    if slow_wire:
+        isp += [
+            "ip link set w-router up",
+            "ip link set w-isp up",
+            "ethtool -K down0 tx off tso off gso off",
+        ]
     if faults.cgnat:
         isp.append(f"ip addr add {ISP_PUBLIC}/32 dev lo")
     isp.append("ip link set down0 down" if faults.wan_down else "ip link set down0 up")
@@ -541,6 +558,11 @@ def build(
         ds.append(Daemon(f"vlan-tagger-{port}", "switch", (
             *py, "diag.lab.vlantag", "--access", port, "--trunk", "p-laptop",
             "--vid", str(VLAN_OTHER),
+        )))  # fmt: skip
+    if slow_wire:
+        ds.append(Daemon("wan-wire", "isp", (
+            *py, "diag.lab.wire", "--a", "w-router", "--b", "w-isp",
+            "--delay-ms", str(faults.wan_delay_ms), "--jitter-ms", str(faults.wan_jitter_ms),
         )))  # fmt: skip
     p.post.append(("switch", ("lldpcli", "-u", str(run / "lldpd.socket")), _lldp_config(p)))
     net_ok = not (

@@ -43,6 +43,7 @@ TOOLS = {
     "dnsmasq": "dnsmasq-base",
     "miniupnpd": "miniupnpd",
     "lldpd": "lldpd",
+    "ethtool": "ethtool",
 }
 
 

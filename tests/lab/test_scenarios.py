@@ -28,6 +28,7 @@ from helpers import (
     natdiscovery,
     ping,
     ping_loss,
+    ping_rtt,
     platform_devices,
     probe,
 )
@@ -307,6 +308,9 @@ def test_wan_loss_latency() -> None:
     with with_lab("wan-loss-latency") as lab:
         assert ping_loss(lab, "198.18.0.1") == 0
         assert ping_loss(lab, PLATFORM, count=200) > 3
+        # 100 ms ± 40 ms each way on the WAN; the LAN stays fast.
+        assert ping_rtt(lab, PLATFORM, count=20) > 120
+        assert ping_rtt(lab, "198.18.0.1", count=5) < 20
 
 
 def test_radio_link_interference() -> None:
