@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(python3 python3-venv python3-dev gcc iproute2 nftables conntrack coturn dnsmasq-base miniupnpd
       lldpd iperf3 nmap prometheus-pushgateway chromium tcpdump dnsutils netcat-openbsd curl
-      iputils-ping procps gettext tmux openssl)
+      iputils-ping procps gettext tmux openssl ethtool)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
