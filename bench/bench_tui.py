@@ -69,7 +69,7 @@ def bench_site() -> Any:
 
 
 def bench_registry(site: Any, check_s: float) -> Any:
-    from fakechecks import FakeCheck, reachability, site_facts
+    from tui_fakes import FakeCheck, reachability, site_facts
 
     from diag.checks.base import registry_from
     from diag.model import Fact

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from screen import region_text, screen_text
+from tui_screen import region_text, screen_text
 
 from diag.config import load_site
 from diag.tui.app import DiagApp

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakechecks import FakeCheck, fake_registry, reachability, site_facts
-from screen import region_text, screen_text
 from textual.pilot import Pilot
+from tui_fakes import FakeCheck, fake_registry, reachability, site_facts
+from tui_screen import region_text, screen_text
 
 from diag.checks.base import registry_from
 from diag.model import Site

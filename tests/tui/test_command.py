@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SITE_FILE
+from tui_fakes import SITE_FILE
 
 from diag import cli
 from diag.tui.app import DiagApp

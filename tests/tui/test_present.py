@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fakechecks import site_facts
+from tui_fakes import site_facts
 
 from diag.i18n import msg, render
 from diag.model import CheckResult, Fact, Site

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from frozen import frozen_run, frozen_world
+from tui_frozen import frozen_run, frozen_world
 
 from diag.model import Site
 from diag.tui.app import DiagApp

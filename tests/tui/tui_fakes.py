@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from diag.checks.base import Check, Context, Registry, registry_from
 from diag.i18n import msg
@@ -112,3 +113,6 @@ def fake_registry(
         ),
         FakeCheck("dns", delay_s=delay_s, status="warn"),
     )
+
+
+SITE_FILE = Path(__file__).parent / "site.toml"

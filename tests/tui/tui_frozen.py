@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fakechecks import reachability, site_facts
+from tui_fakes import reachability, site_facts
 
 from diag.checks.base import World
 from diag.i18n import msg
