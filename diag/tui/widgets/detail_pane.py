@@ -47,11 +47,24 @@ class DetailPane(VerticalScroll):
 
     lang: reactive[str] = reactive("en")
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: tuple[str, tuple[object, ...]] | None = None
+        self._subject = ""
+
     def compose(self) -> ComposeResult:
         yield Static(id="detail-body")
 
-    def _put(self, text: Text) -> None:
+    def _put(self, text: Text, subject: str) -> None:
+        # Every finished check re-sends the selection; an unchanged text must not cost a layout.
+        key = (text.plain, tuple(text.spans))
+        if key == self._shown:
+            return
+        self._shown = key
         self.query_one("#detail-body", Static).update(text)
+        if subject != self._subject:
+            self._subject = subject
+            self.scroll_home(animate=False)  # a new selection is read from its top
 
     # -- devices --------------------------------------------------------------------------------
 
@@ -95,7 +108,7 @@ class DetailPane(VerticalScroll):
             c.confidence >= SHOWN_CONFIDENCE for c in (*causes, *site)
         ):
             out.append("\n" + t(N_("No problem found for this device."), lang) + "\n", "green")
-        self._put(out)
+        self._put(out, f"device:{device.name}")
 
     def _causes(self, out: Text, causes: Sequence[Cause], heading: str) -> None:
         lang = self.lang
@@ -146,7 +159,7 @@ class DetailPane(VerticalScroll):
             out.append("\n")
             if row.note is not None:
                 out.append(t(row.note, lang) + "\n")
-            self._put(out)
+            self._put(out, f"check:{row.check_id}")
             return
         out.append(t(STATUS_WORD[res.status], lang), style=STATUS_STYLE[res.status])
         out.append(f"  {fmt_seconds(res.duration_s)}\n")
@@ -161,7 +174,7 @@ class DetailPane(VerticalScroll):
             out.append(f"\n{t(N_('Facts'), lang)}\n", style="bold underline")
             for fact in res.facts:
                 out.append(f"• {fmt_fact(fact, lang)}\n")
-        self._put(out)
+        self._put(out, f"check:{row.check_id}")
 
     def show_nothing(self) -> None:
-        self._put(Text(t(N_("Select a device or a check."), self.lang), style="dim"))
+        self._put(Text(t(N_("Select a device or a check."), self.lang), style="dim"), "")

@@ -30,6 +30,7 @@ class SiteHeader(Static):
         self.status: Message | None = None
         self.results: tuple[CheckResult, ...] = ()
         self.running = False
+        self._shown: tuple[str, tuple[object, ...]] | None = None
 
     def on_mount(self) -> None:
         self.redraw()
@@ -69,4 +70,7 @@ class SiteHeader(Static):
             out.append(
                 f"{LEVEL_MARK[item.level]} {t(item.value, lang)}", style=LEVEL_STYLE[item.level]
             )
-        self.update(out)
+        key = (out.plain, tuple(out.spans))
+        if key != self._shown:  # redrawn on every finished check; most change nothing here
+            self._shown = key
+            self.update(out)
