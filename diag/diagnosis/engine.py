@@ -236,6 +236,16 @@ def diagnose(
                     and (state == "degraded" or f.effect == "offline")
                 ):
                     attached.append(f)
+            if state == "offline" and not any(f.cause.confidence >= STRONG for f in attached):
+                # Grey with nothing that greys: a lossy or slow link is then the best lead (lost
+                # heartbeats make the platform drop a device), better than no why at all.
+                attached += [
+                    f
+                    for f in site_ranked
+                    if f.cause.confidence >= STRONG
+                    and d.added_via in CATALOG[f.cause.id].affects
+                    and f.effect == "degraded"
+                ]
         # The device's own strong cause that accounts for its state comes before any site cause:
         # a dead camera is grey whatever the DNS does.
         explaining = [

@@ -934,3 +934,13 @@ def test_ip_access_near_miss_no_nat_device_has_its_own_public_address() -> None:
         }
     )
     assert conf(devs["Cam-IP"].causes, "ip-access-broken") == 0.0
+
+
+def test_grey_device_without_own_cause_gets_the_lossy_link() -> None:
+    devs, _ = run({("wan.loss_pct", ""): 15.0, ("device.platform_online", "Cam-shared"): False})
+    v = devs["Cam-shared"]
+    assert v.state == "offline"
+    assert top(v) == "wan-loss-latency"
+    # a device that is grey for its own reason does not get the link blamed first
+    devs, _ = run({("wan.loss_pct", ""): 15.0} | dead("Cam-P2P"))
+    assert top(devs["Cam-P2P"]) == "device-no-power"
