@@ -35,6 +35,9 @@ from diag.model import Fact, Metric, Outcome, Site, Status
 # Warm-up before each measured phase, s: long enough for TCP slow start to reach the rate of a
 # 100 Mbit/s link at lab/LAN RTTs and to drain a shaper's burst bucket, short enough to be cheap.
 WARMUP_S = 0.25
+# The download's warm-up is longer: a shaper's queue still lets ~2-5% extra through in the first
+# ~0.4 s of a flow (measured on the lab's tbf links at 2 and 20 Mbit/s).
+DOWNLOAD_WARMUP_S = 0.4
 # Measured phase per direction, s: at 2 Mbit/s 0.8 s is ~130 full packets; the fitted slope
 # is within ±5% of iperf3's 5 s figure (docs/bench-bandwidth.md), and a whole run of every check
 # stays under 3 s.
@@ -178,7 +181,7 @@ async def download(
         if resp.status_code != 200:
             return Transfer(error=f"http-{resp.status_code}")
         start = time.monotonic()
-        warm_end = start + WARMUP_S
+        warm_end = start + DOWNLOAD_WARMUP_S
         end = warm_end + measure_s
         counted = 0
         samples: list[tuple[float, int]] = []
@@ -278,7 +281,7 @@ class BandwidthCheck(Check):
         facts: list[Fact] = [Fact("bw.needed_upload_mbps", need, "Mbit/s")]
         measure = DEEP_MEASURE_S if ctx.deep else MEASURE_S
         # Two directions, each warm-up + measured phase, plus idle pings must fit the budget.
-        measure = max(0.3, min(measure, (ctx.remaining() - 1.5) / 2 - WARMUP_S))
+        measure = max(0.3, min(measure, (ctx.remaining() - 1.5) / 2 - DOWNLOAD_WARMUP_S))
         try:
             ep = await endpoint(site, url)
         except probe.ResolveError as exc:

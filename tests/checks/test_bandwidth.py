@@ -29,6 +29,7 @@ def _short(monkeypatch: pytest.MonkeyPatch) -> None:
     # Shorter phases keep the unit tests quick; the lab and the benchmark use the real values.
     monkeypatch.setattr(bandwidth, "MEASURE_S", 0.6)
     monkeypatch.setattr(bandwidth, "WARMUP_S", 0.2)
+    monkeypatch.setattr(bandwidth, "DOWNLOAD_WARMUP_S", 0.2)
 
 
 def test_needed_upload_sums_every_stream_with_headroom() -> None:
