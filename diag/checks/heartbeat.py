@@ -395,6 +395,9 @@ async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:
     count, interval = PING_DEEP if env.deep else PING_QUICK
 
     async def icmp() -> lan.PingStats | None:
+        if _is_loopback(ip):
+            # The laptop itself always answers: a ping would measure nothing about a device.
+            return None
         # With root, wait for our own ARP (~0.2 s) and send the echoes straight to the MAC.
         await env.arp_ready.wait()
         l2: lan.L2Path | None = None
@@ -455,8 +458,8 @@ class HeartbeatCheck(Check):
         site = ctx.site
         root = ctx.world.is_root()
         devices = [d for d in site.devices if d.name in ctx.targets]
-        default_if, default_gw = lan.default_route()
-        iface = lan.pick_interface(site, lan.local_interfaces(), default_if)
+        _default_if, default_gw = lan.default_route()
+        iface = lan.pick_interface(site, lan.local_interfaces())
         env = Env(
             root=root,
             iface=iface,
@@ -464,8 +467,9 @@ class HeartbeatCheck(Check):
             deep=ctx.deep,
         )
         facts: list[Fact] = []
-        icmp = lan.icmp_available(root)
-        facts.append(Fact("lan.icmp", icmp or "unavailable"))
+        if any(d.address and not _is_loopback(d.address) for d in devices):
+            icmp = lan.icmp_available(root)
+            facts.append(Fact("lan.icmp", icmp or "unavailable"))
 
         # ARP: the configured devices in a short scan of their own (their MACs feed the ICMP
         # probes), the sweep of the subnet alongside it.
@@ -576,6 +580,13 @@ class HeartbeatCheck(Check):
             facts.append(Fact("lan.unknown_hosts", unknown))  # type: ignore[arg-type]
             facts.append(Fact("lan.hosts_found", len(found)))
         return summarize(devices, facts, arp_s, site)
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
 
 
 def _ipkey(ip: str) -> tuple[int, int]:

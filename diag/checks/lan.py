@@ -147,11 +147,14 @@ def default_route() -> tuple[str | None, str | None]:
         return None, None
 
 
-def pick_interface(
-    site: Site, ifaces: Sequence[LocalInterface], default_if: str | None
-) -> LocalInterface | None:
-    """The interface facing the site: the configured one, else the one holding most devices'
-    addresses, else the default route's (pure)."""
+def pick_interface(site: Site, ifaces: Sequence[LocalInterface]) -> LocalInterface | None:
+    """The laptop interface facing the site (pure), or None when none does.
+
+    The configured ``network.interface``; else the interface holding most configured device
+    addresses; else the one the site's gateway is on; else one overlapping ``network.subnets``.
+    Never "whatever the default route uses": a laptop that is not on the site's LAN must not
+    sweep or sniff the LAN it happens to be on.
+    """
     by_name = {i.name: i for i in ifaces}
     if site.network.interface:
         return by_name.get(site.network.interface)
@@ -161,9 +164,20 @@ def pick_interface(
     best = max(ifaces, key=lambda i: counts[i.name], default=None)
     if best is not None and counts[best.name] > 0:
         return best
-    if default_if in by_name:
-        return by_name[default_if]
-    return ifaces[0] if ifaces else None
+    gw = site.network.gateway
+    if gw:
+        for i in ifaces:
+            if i.onlink(gw):
+                return i
+    for s in site.network.subnets:
+        try:
+            net = ipaddress.ip_network(s, strict=False)
+        except ValueError:
+            continue
+        for i in ifaces:
+            if any(n.network.overlaps(net) for n in i.networks):
+                return i
+    return None
 
 
 def sweep_targets(

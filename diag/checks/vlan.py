@@ -382,8 +382,7 @@ class VlanCheck(Check):
 
     async def run(self, ctx: Context) -> Outcome:
         site = ctx.site
-        default_if, _gw = lan.default_route()
-        iface = lan.pick_interface(site, lan.local_interfaces(), default_if)
+        iface = lan.pick_interface(site, lan.local_interfaces())
         if iface is None:
             return Outcome(
                 "skip",

@@ -189,19 +189,29 @@ def test_wide_subnets_are_cut_to_the_24_around_the_laptop_and_offlink_ones_liste
     assert len(targets) == 253
 
 
-def test_pick_interface_prefers_config_then_devices_then_default_route() -> None:
+def test_pick_interface_prefers_config_then_devices_then_gateway_then_subnets() -> None:
     a, b = iface("eth0", "198.18.0.100/24"), iface("wlan0", "198.19.5.2/24")
     site = make_site(
         devices=[{"name": "c", "kind": "ipc", "added_via": "p2p", "address": "198.19.5.9"}]
     )
-    assert lan.pick_interface(site, [a, b], "eth0") == b
-    empty = make_site()
-    assert lan.pick_interface(empty, [a, b], "wlan0") == b
-    assert lan.pick_interface(empty, [a, b], None) == a
+    assert lan.pick_interface(site, [a, b]) == b
+    assert lan.pick_interface(make_site(network={"gateway": "198.18.0.1"}), [a, b]) == a
+    assert lan.pick_interface(make_site(network={"subnets": ["198.19.0.0/16"]}), [a, b]) == b
     configured = make_site(network={"interface": "eth0"})
-    assert lan.pick_interface(configured, [a, b], "wlan0") == a
+    assert lan.pick_interface(configured, [a, b]) == a
     missing = make_site(network={"interface": "eth9"})
-    assert lan.pick_interface(missing, [a, b], "eth0") is None
+    assert lan.pick_interface(missing, [a, b]) is None
+
+
+def test_a_site_not_on_any_local_link_gets_no_interface() -> None:
+    """A loopback test site, or a laptop on another network: nothing is swept or sniffed."""
+    a = iface("eth0", "198.18.0.100/24")
+    site = make_site(
+        network={"gateway": "127.0.0.1", "subnets": ["203.0.113.0/24"]},
+        devices=[{"name": "c", "kind": "ipc", "added_via": "p2p", "address": "127.0.0.10"}],
+    )
+    assert lan.pick_interface(site, [a]) is None
+    assert lan.pick_interface(make_site(), [a]) is None
 
 
 # --- device XML and platform JSON -------------------------------------------------------------
@@ -414,12 +424,12 @@ def device_entry(port: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def run_heartbeat(site: Any, deadline_s: float = 15.0) -> CheckResult:
+async def run_heartbeat(site: Any, deadline_s: float = 15.0, root: bool = False) -> CheckResult:
     check = hb.HeartbeatCheck()
     reg = registry_from(check)
-    # Not root: the check must not open packet sockets on the host's interfaces.
-    world = World(is_root=lambda: False)
-    the_plan = plan(site, reg, ["heartbeat"], root=False)
+    # Not root by default: the root paths have their own tests (netns and lab).
+    world = World(is_root=lambda: root)
+    the_plan = plan(site, reg, ["heartbeat"], root=root)
     results = await Runner(reg, world=world, deadline_s=deadline_s).run(site, the_plan)
     return results[0]
 
@@ -676,3 +686,19 @@ async def test_platform_answering_garbage_is_a_bad_reply(pki: tuple[Any, Any, An
         f = facts(await run_heartbeat(site))
     assert f[("device.platform_error", "shared")] == "bad-reply"
     assert ("device.platform_online", "shared") not in f
+
+
+async def test_as_root_on_a_loopback_site_no_raw_or_packet_socket_is_opened(
+    emulator: Any, dns_fake: FakeDNS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root, but the site is not on any local link: no sweep, no sniffing of the host's LAN, no
+    raw ICMP (the network guard fails this test if the check opens either)."""
+    monkeypatch.setenv("DIAG_TEST_CAM_PW", PASSWORD)
+    dev = emulator()
+    site = make_site(devices=[device_entry(dev.port)], network={"gateway": "127.0.0.254"})
+    res = await run_heartbeat(site, root=True)
+    f = facts(res)
+    assert f[("lan.arp_skipped", "")] == "no-interface"
+    assert ("lan.icmp", "") not in f and ("device.icmp_loss_pct", "cam") not in f
+    assert f[("device.auth", "cam")] == "ok"
+    assert f[("device.reachable", "cam")] is True
