@@ -303,9 +303,17 @@ def up(
     _write_state(sd / "lab.json", state)
     try:
         _create(plan, site_pw, timings, t0)
-        state["processes"] = _start_daemons(plan)
+        # Devices start once the platform listens: a LOGIN lost to a closed port is retried
+        # only after a heartbeat interval, as on a real device.
+        dev_roles = {d.name for d in plan.devices}
+        first = [d for d in plan.daemons if d.role not in dev_roles]
+        state["processes"] = _start_daemons(plan, first)
         _write_state(sd / "lab.json", state)
         _wait_ready(plan, state["processes"])
+        later = _start_daemons(plan, [d for d in plan.daemons if d.role in dev_roles])
+        state["processes"] += later
+        _write_state(sd / "lab.json", state)
+        _wait_ready(plan, later)
         _run_post(plan)
         if timings is not None:
             timings["ready"] = time.monotonic() - t0
@@ -389,11 +397,11 @@ def _create(
         timings["scripts"] = time.monotonic() - t0
 
 
-def _start_daemons(plan: P.Plan) -> list[dict[str, Any]]:
+def _start_daemons(plan: P.Plan, daemons: Sequence[P.Daemon]) -> list[dict[str, Any]]:
     out = []
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
-    for d in plan.daemons:
+    for d in daemons:
         log = open(plan.state_dir / "logs" / f"{d.name}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             ["ip", "netns", "exec", plan.ns(d.role), *d.argv],
