@@ -34,6 +34,10 @@ WEAK_UPLOAD_KBIT = 1_000
 SHORT_UDP_TIMEOUT_S = 4
 
 
+# The device an IP-added scenario is about (ip-access-broken has no device fault of its own).
+IP_DEVICE = "ipc1"
+
+
 @dataclass(frozen=True)
 class Faults:
     """Everything a scenario can change in the lab; the defaults are the healthy site."""
@@ -84,7 +88,7 @@ def _s(
     name: str,
     cause: str | None,
     description: str,
-    device: tuple[str, DeviceFault] | None = None,
+    device: tuple[str, DeviceFault | None] | None = None,
     **overrides: Any,
 ) -> Scenario:
     return Scenario(
@@ -158,12 +162,10 @@ SCENARIOS: tuple[Scenario, ...] = (
        cgnat=True),
     _s("ip-access-broken", "ip-access-broken",
        N_("ipc1's DDNS name points to a stale address and its port forward is gone"),
-       ddns_stale=True),
+       device=(IP_DEVICE, None), ddns_stale=True),
 )
 # fmt: on
 BY_NAME: Mapping[str, Scenario] = {s.name: s for s in SCENARIOS}
-# The device an IP-added scenario is about (ip-access-broken has no device fault of its own).
-IP_DEVICE = "ipc1"
 
 
 class ScenarioError(ValueError):
