@@ -88,6 +88,8 @@ class Dashboard(Screen[None]):
         result: ExportResult
 
     lang: reactive[str] = reactive("en")
+    # True while checks run: shown by the ``-running`` class (header and frames change colour).
+    running: reactive[bool] = reactive(False)
 
     def __init__(self, config: DashboardConfig) -> None:
         super().__init__()
@@ -105,7 +107,6 @@ class Dashboard(Screen[None]):
         self.started_at: dt.datetime = self.world.now()
         self.t0 = self.world.monotonic()
         self.finished_in: float | None = None
-        self.running = False
         self.focus_kind: Literal["device", "check"] = "device"
         self.last_export: ExportResult | None = None
         self.diagnosis_error: str | None = None
@@ -155,6 +156,9 @@ class Dashboard(Screen[None]):
 
     def watch_lang(self) -> None:
         self._refresh_all()
+
+    def watch_running(self, running: bool) -> None:
+        self.set_class(running, "-running")
 
     # -- running --------------------------------------------------------------------------------
 

@@ -44,7 +44,6 @@ class SiteHeader(Static):
 
     def show(self, status: Message, results: Iterable[CheckResult], running: bool) -> None:
         self.status, self.results, self.running = status, tuple(results), running
-        self.set_class(running, "-running")
         if self.is_mounted:
             self.redraw()
 
