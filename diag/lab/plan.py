@@ -592,9 +592,9 @@ def build(
     return p
 
 
-# LLDP: how often the switch announces itself (s). Short, so a laptop that was just plugged in
-# hears its port's VLANs within seconds, as with a managed switch's fast-start.
-LLDP_TX_INTERVAL_S = 5
+# LLDP: how often the switch announces itself (s). lldpd's minimum, so a check that listens for a
+# couple of seconds hears the port's VLANs (a real switch: 30 s, with fast-start on link-up).
+LLDP_TX_INTERVAL_S = 1
 LLDP_VLAN_NAMES = {1: "default", VLAN_OTHER: "cameras"}
 
 
