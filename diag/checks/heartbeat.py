@@ -395,8 +395,9 @@ async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:
     count, interval = PING_DEEP if env.deep else PING_QUICK
 
     async def icmp() -> lan.PingStats | None:
-        if _is_loopback(ip):
-            # The laptop itself always answers: a ping would measure nothing about a device.
+        if _is_loopback(ip) or ":" in ip:
+            # Loopback: the laptop itself answers, a ping would measure nothing about a device.
+            # IPv6: no ICMPv6 prober here; TCP still tells whether the device answers.
             return None
         # With root, wait for our own ARP (~0.2 s) and send the echoes straight to the MAC.
         await env.arp_ready.wait()

@@ -48,7 +48,8 @@ MAX_VID_SCAN_DEVICES = 4
 VID_SCAN_TAIL_S = 0.25
 # LLDP strings (system name, port description) are capped: they come from the wire.
 MAX_TEXT = 128
-LLDP_MULTICAST = ("01:80:c2:00:00:0e", "01:80:c2:00:00:03", "01:80:c2:00:00:00")
+# Addresses remembered per listen (a /20 worth): beyond that, frames are forged or not a site.
+MAX_HOSTS = 4096
 OUI_8021 = b"\x00\x80\xc2"
 
 # Classic BPF accepting: frames the kernel took a VLAN tag off, inline 802.1Q/802.1ad, LLDP, ARP.
@@ -223,9 +224,13 @@ class Observed:
             arp = lan.parse_arp(l2.payload)
             if arp is None or arp.sender_mac == own_mac:
                 return
+            # Bounded: a flood of forged ARP must not grow memory without end.
             if l2.vid:
-                self.tagged_ips.setdefault(arp.sender_ip, l2.vid)
-            elif arp.op == 2:
+                if len(self.tagged_ips) < MAX_HOSTS:
+                    self.tagged_ips.setdefault(arp.sender_ip, l2.vid)
+            elif arp.op == 2 and (
+                arp.sender_ip in self.untagged_answers or len(self.untagged_answers) < MAX_HOSTS
+            ):
                 macs = self.untagged_answers.setdefault(arp.sender_ip, [])
                 if arp.sender_mac not in macs:
                     macs.append(arp.sender_mac)

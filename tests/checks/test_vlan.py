@@ -294,3 +294,14 @@ def test_vid_scan_asks_learnt_ids_first_then_every_id_once() -> None:
     order = vlan.vid_scan_order([30, 20, 30, 0, 5000])
     assert order[:2] == [30, 20]
     assert len(order) == 4094 and sorted(order) == list(range(1, 4095))
+
+
+def test_a_flood_of_forged_arp_is_bounded() -> None:
+    obs = vlan.Observed()
+    for i in range(vlan.MAX_HOSTS + 500):
+        ip = f"198.18.{i // 250}.{i % 250 + 1}"
+        obs.feed(arp(1, CAM, ip, "198.18.0.1", vid=20), None, OWN)
+        obs.feed(arp(2, CAM, ip, "198.18.0.100"), None, OWN)
+    assert len(obs.tagged_ips) == vlan.MAX_HOSTS
+    assert len(obs.untagged_answers) == vlan.MAX_HOSTS
+    assert obs.tags == {20: [CAM]}
