@@ -4,9 +4,11 @@ and configured devices that do not answer on the laptop's layer 2.
 One packet socket on the interface facing the site listens for a bounded time (``SNIFF_QUICK_S``)
 to tagged frames, LLDP and ARP only (a kernel BPF filter drops everything else). Meanwhile it asks
 every configured device in the laptop's subnet who has its address, untagged; a device that stays
-silent is asked again inside each VLAN id seen so far, which tells which VLAN it sits in when the
-laptop's port carries that VLAN tagged. Frames from the wire are hostile input: the LLDP parser
-never raises, a frame it cannot read is counted as evidence (``lldp.malformed``).
+silent is asked once in every VLAN id (those seen or named by LLDP first): when the laptop's port
+carries the device's VLAN tagged, the device answers tagged and its VLAN id is known even if it
+said nothing of its own accord during the listen. On an access port the switch drops the tagged
+asks. Frames from the wire are hostile input: the LLDP parser never raises, a frame it cannot
+read is counted as evidence (``lldp.malformed``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site
 # msgTxInterval), so deep runs listen 31 s to be sure to catch one.
 SNIFF_QUICK_S = 2.0
 SNIFF_DEEP_S = 31.0
-# After this long without an untagged ARP answer a device is asked inside the VLANs seen so far.
+# After this long without an untagged ARP answer a device is asked in other VLANs: by then four
+# untagged asks went unanswered, so a merely lossy device is not taken for one in another VLAN.
 TAGGED_PROBE_AFTER_S = 0.8
 # Silent devices are asked every 0.25 s for the first 2 s (on a link losing 25 % each way eight
 # tries all fail 0.1 % of the time), then once a second: a deep listen must not flood.
