@@ -11,9 +11,6 @@ from typing import Any
 
 from diag.i18n import msg
 
-# `diag lab exec` runs a person's command; this long is enough for a full `diag run --deep` (s).
-EXEC_TIMEOUT_S = None
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="lab_command", required=True, metavar="SUBCOMMAND")
@@ -51,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args, runtime)
     except runtime.LabError as exc:
-        _err(str(exc))
+        _err(exc.message.render(_lang()))
         return exc.exit_code
 
 
@@ -98,7 +95,12 @@ def _dispatch(args: argparse.Namespace, runtime: Any) -> int:
 
 
 def _lang() -> str:
-    return "pl" if os.environ.get("LANG", "").startswith("pl") else "en"
+    """Polish when the person's locale is (LC_ALL, LC_MESSAGES or LANG, in POSIX order)."""
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var)
+        if value:
+            return "pl" if value.startswith("pl") else "en"
+    return "en"
 
 
 def cmd_list(as_json: bool) -> int:

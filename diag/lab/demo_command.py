@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -26,12 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from diag.i18n import msg
     from diag.lab import runtime
+    from diag.lab.command import _lang
 
     try:
         runtime.require_root()
     except runtime.LabError as exc:
-        print(f"diag demo: {exc}", file=sys.stderr)
+        print(f"diag demo: {exc.message.render(_lang())}", file=sys.stderr)
         return exc.exit_code
 
     def on_term(_sig: int, _frame: FrameType | None) -> None:
@@ -43,11 +44,13 @@ def main(args: argparse.Namespace) -> int:
         try:
             state = runtime.up(args.scenario, args.devices)
         except runtime.LabError as exc:
-            print(f"diag demo: {exc}", file=sys.stderr)
+            print(f"diag demo: {exc.message.render(_lang())}", file=sys.stderr)
             return exc.exit_code
         lab = str(state["name"])
         site = str(state["site_config"])
-        print(f"lab {lab} up ({args.scenario}); site config {site}", file=sys.stderr)
+        up_line = msg("lab {lab} up ({scenario}); site config {site}", lab=lab,
+                      scenario=args.scenario, site=site)  # fmt: skip
+        print(up_line.render(_lang()), file=sys.stderr, flush=True)
         env = runtime.exec_env()
         lang = ["--lang", args.lang] if args.lang else []
         if sys.stdout.isatty() and not args.headless:
@@ -69,5 +72,4 @@ def main(args: argparse.Namespace) -> int:
             # Always down, also after Ctrl-C: no namespace outlives the demo.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             runtime.down(lab)
-            print(f"lab {lab} down", file=sys.stderr)
-        os.environ.pop("DIAG_DEMO", None)
+            print(msg("lab {lab} down", lab=lab).render(_lang()), file=sys.stderr)

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from diag.i18n import Message, msg
 from diag.lab import plan as P
 from diag.lab.scenarios import BY_NAME, ScenarioError, devices_needed, parse_names
 
@@ -52,18 +53,21 @@ _CHILDREN: set[int] = set()
 
 
 class LabError(RuntimeError):
-    """A lab operation failed; the message is for a person. ``exit_code`` 2: usage/permissions."""
+    """A lab operation failed; ``message`` is for a person. ``exit_code`` 2: usage/permissions."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
+    def __init__(self, message: Message, exit_code: int = 1) -> None:
+        super().__init__(message.render())
+        self.message = message
         self.exit_code = exit_code
 
 
 def require_root() -> None:
     if os.geteuid() != 0:
         raise LabError(
-            "diag lab needs root: it creates network namespaces, veth pairs, nftables rules and "
-            "tc qdiscs (CAP_NET_ADMIN and CAP_SYS_ADMIN). Run it with sudo.",
+            msg(
+                "diag lab needs root: it creates network namespaces, veth pairs, nftables rules "
+                "and tc qdiscs (CAP_NET_ADMIN and CAP_SYS_ADMIN). Run it with sudo."
+            ),
             2,
         )
 
@@ -77,7 +81,9 @@ def _run(argv: Sequence[str], input: str | None = None, timeout: float = 10) -> 
         argv, input=input, capture_output=True, text=True, timeout=timeout, check=False
     )
     if res.returncode != 0:
-        raise LabError(f"{' '.join(argv[:4])}... failed: {res.stderr.strip()[:500]}")
+        raise LabError(
+            msg("{cmd} failed: {error}", cmd=" ".join(argv[:4]), error=res.stderr.strip()[:500])
+        )
 
 
 # --- state ---------------------------------------------------------------------------------------
@@ -116,12 +122,19 @@ def resolve_lab(name: str | None, root: Path = P.STATE_ROOT) -> str:
     labs = list_labs(root)
     if name:
         if name not in labs:
-            raise LabError(f"no lab named {name!r} (present: {', '.join(labs) or 'none'})", 2)
+            raise LabError(
+                msg(
+                    "no lab named {name} (present: {labs})", name=name, labs=", ".join(labs) or "-"
+                ),
+                2,
+            )
         return name
     if not labs:
-        raise LabError("no lab is up; start one with `diag lab up --scenario healthy`", 2)
+        raise LabError(msg("no lab is up; start one with `diag lab up --scenario healthy`"), 2)
     if len(labs) > 1:
-        raise LabError(f"several labs are up ({', '.join(labs)}): name one with --lab", 2)
+        raise LabError(
+            msg("several labs are up ({labs}): name one with --lab", labs=", ".join(labs)), 2
+        )
     return labs[0]
 
 
@@ -273,21 +286,32 @@ def up(
     missing = missing_tools()
     if missing:
         raise LabError(
-            "the lab needs these tools: " + ", ".join(missing) + " (run scripts/setup.sh)", 2
+            msg(
+                "the lab needs these tools: {tools} (run scripts/setup.sh)",
+                tools=", ".join(missing),
+            ),
+            2,
         )
     try:
         names = parse_names(scenario)
     except ScenarioError as exc:
-        raise LabError(str(exc), 2) from None
+        raise LabError(
+            msg("unknown scenario {name}; see `diag lab list`", name=exc.args[0]), 2
+        ) from None
     n = P.DEFAULT_DEVICES if devices is None else devices
     if not 1 <= n <= P.MAX_DEVICES:
-        raise LabError(f"--devices must be between 1 and {P.MAX_DEVICES}", 2)
+        raise LabError(msg("--devices must be between 1 and {max}", max=P.MAX_DEVICES), 2)
     known = {"nvr", *(f"ipc{i}" for i in range(1, n))}
     lacking = sorted(devices_needed(names) - known)
     if lacking:
         raise LabError(
-            f"scenario {','.join(names)} breaks device {lacking[0]}, which needs more devices "
-            f"(--devices {P.DEFAULT_DEVICES} or more)",
+            msg(
+                "scenario {scenario} breaks device {device}, which needs more devices "
+                "(--devices {n} or more)",
+                scenario=",".join(names),
+                device=lacking[0],
+                n=P.DEFAULT_DEVICES,
+            ),
             2,
         )
     t0 = time.monotonic()
@@ -392,7 +416,7 @@ def _create(
         if proc.returncode != 0:
             errors.append(f"{role}: {out.strip()[:400]}")
     if errors:
-        raise LabError("lab set-up failed: " + "; ".join(errors))
+        raise LabError(msg("lab set-up failed: {errors}", errors="; ".join(errors)))
     if timings is not None:
         timings["scripts"] = time.monotonic() - t0
 
@@ -439,12 +463,20 @@ def _wait_ready(plan: P.Plan, procs: list[dict[str, Any]]) -> None:
         if dead:
             name = dead[0]["name"]
             tail = _log_tail(plan.state_dir / "logs" / f"{name}.log")
-            raise LabError(f"{name} exited while starting: {tail}")
+            raise LabError(msg("{name} exited while starting: {log}", name=name, log=tail))
         if not pending:
             break
         if time.monotonic() > deadline:
             p, r = pending[0]
-            raise LabError(f"{p['name']} did not bind {r[0]} {r[1]}:{r[2]} in {READY_TIMEOUT_S} s")
+            raise LabError(
+                msg(
+                    "{name} did not bind {proto} {addr} in {s} s",
+                    name=p["name"],
+                    proto=r[0],
+                    addr=f"{r[1]}:{r[2]}",
+                    s=READY_TIMEOUT_S,
+                )
+            )
         time.sleep(0.02)
 
 
@@ -467,7 +499,13 @@ def _run_post(plan: P.Plan) -> None:
             if res.returncode == 0:
                 break
             if time.monotonic() > deadline:
-                raise LabError(f"{argv[0]} failed: {(res.stderr or res.stdout).strip()[:300]}")
+                raise LabError(
+                    msg(
+                        "{cmd} failed: {error}",
+                        cmd=argv[0],
+                        error=(res.stderr or res.stdout).strip()[:300],
+                    )
+                )
             time.sleep(0.05)
 
 

@@ -169,7 +169,7 @@ BY_NAME: Mapping[str, Scenario] = {s.name: s for s in SCENARIOS}
 
 
 class ScenarioError(ValueError):
-    pass
+    """An unknown scenario name (the only argument)."""
 
 
 def parse_names(value: str | Sequence[str]) -> list[str]:
@@ -178,7 +178,7 @@ def parse_names(value: str | Sequence[str]) -> list[str]:
     names = [n for n in names if n] or ["healthy"]
     for n in names:
         if n not in BY_NAME:
-            raise ScenarioError(f"unknown scenario {n!r}; see `diag lab list`")
+            raise ScenarioError(n)
     return names
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.lab
+C_LOCALE = {**os.environ, "LC_ALL": "C"}  # the tests read the English status lines
 
 
 def _lab_gone(name: str) -> bool:
@@ -24,7 +25,7 @@ def test_headless_demo_writes_reports_and_takes_the_lab_down(tmp_path: Path) -> 
     out = tmp_path / "demo"
     res = subprocess.run(
         [sys.executable, "-m", "diag.cli", "demo", "--headless", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True, text=True, timeout=300, check=False, env=C_LOCALE,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     name = re.search(r"lab (\w+) up", res.stderr).group(1)  # type: ignore[union-attr]
@@ -39,7 +40,7 @@ def test_headless_demo_writes_reports_and_takes_the_lab_down(tmp_path: Path) -> 
 def test_demo_takes_the_lab_down_when_interrupted(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "diag.cli", "demo", "--headless", "--out", str(tmp_path)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=C_LOCALE,
     )  # fmt: skip
     assert proc.stderr is not None
     line = proc.stderr.readline()  # "lab NAME up (...)" once the lab is up

@@ -175,3 +175,29 @@ def test_vlantag_tags_and_untags() -> None:
     assert frame_vid(tagged, []) == 20
     assert untag(tagged) == frame
     assert frame_vid(frame, []) is None
+
+
+def test_every_lab_message_has_polish() -> None:
+    """Every msg()/N_() template of the lab is in lab.po, with its placeholders intact."""
+    import ast
+
+    from diag.i18n import gettext
+
+    lab_dir = Path(P.__file__).parent
+    templates: set[str] = set()
+    for name in ("scenarios.py", "runtime.py", "command.py", "demo_command.py"):
+        tree = ast.parse((lab_dir / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("msg", "N_")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                templates.add(str(node.args[0].value))
+    assert len(templates) > 30
+    for t in templates:
+        pl = gettext(t, "pl")
+        assert pl != t, f"no Polish for {t!r}"
+        assert set(re.findall(r"\{\w+\}", pl)) == set(re.findall(r"\{\w+\}", t)), t
