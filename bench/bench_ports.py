@@ -1,8 +1,9 @@
 """Benchmark: diag's ports check vs nmap (-sS/-sU) on the same targets, healthy and blocked labs.
 
 For each scenario (healthy, router-port-blocking, isp-p2p-blocking) a fresh lab is built and, in
-the laptop namespace, each tool probes the lab profile's five platform ports: UDP 32100 (hello),
-TCP 443 (relay), TCP 8443 (status API) on the platform and UDP 3478 on both STUN addresses.
+the laptop namespace, each tool probes the ports the lab's site config names (as the ports check
+plans them): UDP 32100 (hello), TCP 443 (relay), TCP 8443 (status API) on the platform and both
+STUN servers.
 - diag: ``diag run --only ports`` (whole process, start-up included; in-check time beside it);
 - nmap: ``nmap -Pn -n -sS -sU`` on exactly those ports and hosts, default timing and ``-T4``.
 A verdict is right when the port is reported open exactly when it is (nmap's ``open|filtered``
@@ -25,34 +26,44 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-PLATFORM, STUN1, STUN2 = "198.51.100.10", "198.51.100.20", "198.51.100.21"
-# (diag target, ip, port, proto)
-TARGETS = (
-    ("p2p.lab-cloud.test:32100/udp", PLATFORM, 32100, "udp"),
-    ("relay.lab-cloud.test:443/tcp", PLATFORM, 443, "tcp"),
-    ("api.lab-cloud.test:8443/tcp", PLATFORM, 8443, "tcp"),
-    (f"{STUN1}:3478/udp", STUN1, 3478, "udp"),
-    (f"{STUN2}:3478/udp", STUN2, 3478, "udp"),
-)
-BLOCKED = {"p2p.lab-cloud.test:32100/udp", "relay.lab-cloud.test:443/tcp"}
+# The lab's DNS plan (docs/lab.md): the bench runs nmap on addresses, diag on the names.
+LAB_NAMES = {
+    "p2p.lab-cloud.test": "198.51.100.10",
+    "relay.lab-cloud.test": "198.51.100.10",
+    "api.lab-cloud.test": "198.51.100.10",
+}
+# The ports the lab's router / operator drop in the blocking scenarios (diag/lab/plan.py).
+BLOCKED = {("198.51.100.10", 32100, "udp"), ("198.51.100.10", 443, "tcp")}
 # scenario -> where the blocked ports die (None: nothing blocked)
 SCENARIOS: dict[str, str | None] = {
     "healthy": None,
     "router-port-blocking": "router",
     "isp-p2p-blocking": "isp",
 }
+Target = tuple[str, str, int, str]  # (diag target key, ip, port, proto)
 VENV_BIN = Path(sys.executable).parent
 # A tool that hangs is cut off here, s (nmap -sU with default retries takes a while).
 TOOL_TIMEOUT_S = 120
 
 
-def truth(scenario: str) -> dict[str, tuple[bool, str | None]]:
+def lab_targets(site_path: str) -> list[Target]:
+    """The ports the lab's site config names, exactly as the ports check plans them."""
+    from diag.checks.ports import plan_targets
+    from diag.config import load_site
+
+    return [
+        (t.key, LAB_NAMES.get(t.host, t.host), t.port, t.transport)
+        for t in plan_targets(load_site(site_path))
+    ]
+
+
+def truth(scenario: str, targets: list[Target]) -> dict[str, tuple[bool, str | None]]:
     at = SCENARIOS[scenario]
-    return {t[0]: ((False, at) if at and t[0] in BLOCKED else (True, None)) for t in TARGETS}
+    return {t[0]: ((False, at) if at and t[1:] in BLOCKED else (True, None)) for t in targets}
 
 
 def run_diag(
-    ns: str, site: str, out: Path
+    ns: str, site: str, out: Path, targets: list[Target]
 ) -> tuple[dict[str, tuple[bool, str | None]], float, float]:
     t0 = time.monotonic()
     subprocess.run(
@@ -66,17 +77,21 @@ def run_diag(
     facts: dict[tuple[str, str], Any] = {(f["key"], f["target"]): f["value"] for f in c["facts"]}
     verdicts = {
         t[0]: (bool(facts.get(("port.open", t[0]))), facts.get(("port.blocked_at", t[0])))
-        for t in TARGETS
+        for t in targets
     }
     return verdicts, wall, float(c["duration_s"])
 
 
-def run_nmap(ns: str, fast: bool) -> tuple[dict[str, str], float]:
-    ports = "T:443,8443,U:32100,3478"
+def run_nmap(ns: str, fast: bool, targets: list[Target]) -> tuple[dict[str, str], float]:
+    tcp = sorted({str(t[2]) for t in targets if t[3] == "tcp"})
+    udp = sorted({str(t[2]) for t in targets if t[3] == "udp"})
+    ports = ",".join(
+        [*(["T:" + ",".join(tcp)] if tcp else []), *(["U:" + ",".join(udp)] if udp else [])]
+    )
     argv = ["ip", "netns", "exec", ns, "nmap", "-Pn", "-n", "-sS", "-sU", "-p", ports, "-oX", "-"]
     if fast:
         argv.append("-T4")
-    argv += [PLATFORM, STUN1, STUN2]
+    argv += sorted({t[1] for t in targets})
     t0 = time.monotonic()
     res = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, check=False)
     wall = time.monotonic() - t0
@@ -90,7 +105,7 @@ def run_nmap(ns: str, fast: bool) -> tuple[dict[str, str], float]:
             states[(ip, int(p.get("portid", "0")), p.get("protocol", ""))] = (
                 st.get("state", "?") if st is not None else "?"
             )
-    return {t[0]: states.get((t[1], t[2], t[3]), "missing") for t in TARGETS}, wall
+    return {t[0]: states.get((t[1], t[2], t[3]), "missing") for t in targets}, wall
 
 
 def main() -> int:
@@ -106,7 +121,8 @@ def main() -> int:
         state = runtime.up(scenario)
         lab = state["name"]
         ns = runtime.status(lab)["roles"]["laptop"]
-        want = truth(scenario)
+        targets = lab_targets(state["site_config"])
+        want = truth(scenario, targets)
         try:
             d_ok, d_walls, d_check = [], [], []
             n_ok = {False: [], True: []}  # type: dict[bool, list[int]]
@@ -115,14 +131,14 @@ def main() -> int:
             last_n: dict[str, str] = {}
             for i in range(args.runs):
                 verdicts, wall, in_check = run_diag(
-                    ns, state["site_config"], Path(state["state_dir"]) / f"bench-{i}.json"
+                    ns, state["site_config"], Path(state["state_dir"]) / f"bench-{i}.json", targets
                 )
                 last_d = verdicts
                 d_ok.append(sum(1 for k, v in verdicts.items() if v == want[k]))
                 d_walls.append(wall)
                 d_check.append(in_check)
                 for fast in (False, True):
-                    states, nwall = run_nmap(ns, fast)
+                    states, nwall = run_nmap(ns, fast, targets)
                     last_n = states if not fast else last_n
                     n_ok[fast].append(
                         sum(1 for k, s in states.items() if (s == "open") == want[k][0])
@@ -130,14 +146,14 @@ def main() -> int:
                     n_walls[fast].append(nwall)
         finally:
             runtime.down(lab)
-        n = len(TARGETS)
+        n = len(targets)
         summary.append(
             f"| {scenario} | {min(d_ok)}/{n} (hops too) | {statistics.median(d_walls):.2f} "
             f"({statistics.median(d_check):.2f} in check) | {min(n_ok[False])}/{n} | "
             f"{statistics.median(n_walls[False]):.2f} | {min(n_ok[True])}/{n} | "
             f"{statistics.median(n_walls[True]):.2f} |"
         )
-        for t in TARGETS:
+        for t in targets:
             o, at = last_d[t[0]]
             exp_o, exp_at = want[t[0]]
             detail.append(
