@@ -30,7 +30,7 @@ class History(Protocol):
     @property
     def now(self) -> dt.datetime: ...
 
-    def last_outage(self, name: str) -> Outage | None: ...
+    def last_outage(self, name: str, /) -> Outage | None: ...
 
 
 @dataclass(frozen=True)
@@ -40,5 +40,5 @@ class StaticHistory:
     now: dt.datetime
     outages: Mapping[str, Outage] = field(default_factory=dict)
 
-    def last_outage(self, name: str) -> Outage | None:
+    def last_outage(self, name: str, /) -> Outage | None:
         return self.outages.get(name)

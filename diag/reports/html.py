@@ -381,14 +381,21 @@ def context(run: Run, lang: str) -> dict[str, Any]:
     }
 
 
-def render(run: Run, lang: str = "en") -> str:
-    """The whole report as one HTML document."""
-    return str(_env().get_template("report.html").render(**context(run, lang)))
+def render(run: Run, lang: str = "en", sections: Sequence[Any] = ()) -> str:
+    """The whole report as one HTML document.
+
+    ``sections`` are extra parts shown before the appendix (the monitor's history): each must be a
+    ``markupsafe.Markup`` made by an autoescaping template; anything else (a plain string) is
+    escaped and shows as text, so a caller can never smuggle raw data in as HTML.
+    """
+    ctx = context(run, lang)
+    ctx["sections"] = list(sections)
+    return str(_env().get_template("report.html").render(**ctx))
 
 
-def write(run: Run, path: str | Path, lang: str = "en") -> None:
+def write(run: Run, path: str | Path, lang: str = "en", sections: Sequence[Any] = ()) -> None:
     """Writes atomically (temp file + rename) so a half-written report is never mailed."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render(run, lang), encoding="utf-8")
+    tmp.write_text(render(run, lang, sections), encoding="utf-8")
     tmp.replace(path)

@@ -219,3 +219,16 @@ def test_cli_report_subcommand(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     assert main(["report", "--from", str(saved), "--html", str(out)]) == 0
     assert out.stat().st_size > 10_000
+
+
+def test_extra_sections_markup_is_kept_and_plain_strings_are_escaped() -> None:
+    from markupsafe import Markup
+
+    page = html.render(
+        sample_run(2),
+        "en",
+        sections=[Markup('<section id="history"><h2>History</h2></section>'), "<b>raw</b>"],
+    )
+    assert '<section id="history"><h2>History</h2></section>' in page
+    assert "&lt;b&gt;raw&lt;/b&gt;" in page and "<b>raw</b>" not in page
+    assert page.index('id="history"') < page.index('id="checks"')
