@@ -232,3 +232,8 @@ def test_extra_sections_markup_is_kept_and_plain_strings_are_escaped() -> None:
     assert '<section id="history"><h2>History</h2></section>' in page
     assert "&lt;b&gt;raw&lt;/b&gt;" in page and "<b>raw</b>" not in page
     assert page.index('id="history"') < page.index('id="checks"')
+
+
+def test_element_ids_are_unique() -> None:
+    ids = re.findall(r'\sid="([^"]+)"', html.render(sample_run(16), "en"))
+    assert ids and len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
