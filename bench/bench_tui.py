@@ -167,6 +167,10 @@ def measure(nice: int = 0) -> dict[str, Any]:
     try:
         first_paint = term.wait_for(b"quit", 0) - term.t0
         term.drain(1.0)  # let the run get going: progress streaming from all eight checks
+        # What the screen costs a weak link while nothing is pressed: spinners, times, results.
+        mark = len(term.out)
+        term.drain(2.0)
+        idle_rate = (len(term.out) - mark) / 2.0
         running_at_start = b"Checks 0/8" in term.out or b"Checks 1/8" in term.out
         toggle = [(b"l", b"English"), (b"l", b"polski")] * 15
         key_times = []
@@ -195,6 +199,7 @@ def measure(nice: int = 0) -> dict[str, Any]:
         "help_median_ms": round(statistics.median(help_times) * 1000, 1),
         "run_in_progress_during_presses": still_running,
         "devices": N_DEVICES,
+        "output_bytes_per_s_while_running": round(idle_rate),
     }
 
 
@@ -253,6 +258,8 @@ def main() -> int:
                 f"{i:>3}  {r['first_paint_s']:>9.3f} s  {r['median_ms']:>5.1f} ms  "
                 f"{r['p95_ms']:>5.1f} ms  {r['max_ms']:>5.1f} ms  {r['presses']}"
             )
+        rates = [r["output_bytes_per_s_while_running"] for r in runs]
+        print(f"terminal output while the run streams, no key pressed: {rates} bytes/s")
         print(f"first paint of `diag tui` (the command, real checks): {cli_paints} s")
         print(load)
         print(
