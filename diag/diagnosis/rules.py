@@ -930,26 +930,32 @@ def _cgnat(env: Env, _d: Device | None) -> Hit | None:
     mapped = _ip_of(f.text("nat.mapped_address"))
     wan = env.site.network.wan_address or f.text("upnp.external_ip")
     public = f.text("wan.public_ip") or mapped
-    if f.flag("nat.cgnat") is True or _in_cgnat(wan) or _in_cgnat(public):
-        shown = wan if _in_cgnat(wan) else (public or mapped or "?")
+    if _in_cgnat(wan) or _in_cgnat(public):
         return Hit(
             0.9,
             detail=msg(
                 "The site's address {address} is not a public address: the operator shares "
                 "it (CGNAT)",
-                address=shown,
+                address=wan if _in_cgnat(wan) else public,
             ),
         )
-    if f.flag("nat.double_nat") is True:
-        return Hit(
-            0.8,
-            detail=msg(
+    double = f.flag("nat.double_nat") is True
+    if double or f.flag("nat.cgnat") is True:
+        detail = (
+            msg(
                 "Two NATs in a row: the router's WAN address {wan} differs from the public "
                 "address {public}",
                 wan=wan or "?",
                 public=public or "?",
-            ),
+            )
+            if double and wan
+            else msg(
+                "The site has no public address of its own (public address seen: {address})",
+                address=public or "?",
+            )
         )
+        # The check's own verdict (it knows the private ranges) is as good as the address test.
+        return Hit(0.9 if f.flag("nat.cgnat") is True else 0.8, detail=detail)
     return None
 
 

@@ -813,8 +813,12 @@ def test_cgnat_from_router_wan_address_in_shared_range() -> None:
 
 
 def test_double_nat() -> None:
-    _, site = run({("nat.double_nat", ""): True})
+    _, site = run({("nat.double_nat", ""): True, ("upnp.external_ip", ""): "198.18.200.2"})
     assert_site_top(site, "cgnat")
+    assert "198.18.200.2" in site["cgnat"].detail.render()  # type: ignore[union-attr]
+    _, site = run({("nat.cgnat", ""): True})  # the check's verdict without an address to show
+    assert_site_top(site, "cgnat")
+    assert PUBLIC in site["cgnat"].detail.render()  # type: ignore[union-attr]
 
 
 def test_cgnat_near_miss_public_address() -> None:
