@@ -476,8 +476,11 @@ def _ip_access_broken(env: Env, d: Device | None) -> Hit | None:
     )
     if matches is False:
         resolved = ", ".join(f.strings("ddns.resolved", d.name)) or "-"
+        conf = 0.9 if no_mapping else 0.85
+        if f.flag("device.reachable", d.name) is False:
+            conf = 0.5  # the device itself is down on the LAN: fix that first
         return Hit(
-            0.9 if no_mapping else 0.85,
+            conf,
             evidence,
             msg(
                 "{host} resolves to {resolved}, but the site's public address is {public_ip}",

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lang", choices=("en", "pl"), default=None, help="language (default: the run's)"
     )
+    parser.add_argument(
+        "--history", metavar="DB", help="add the history section from a `diag monitor` database"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,8 +36,23 @@ def main(args: argparse.Namespace) -> int:
         print(f"diag report: {exc}", file=sys.stderr)
         return EXIT_USAGE
     lang = args.lang or run.lang
+    sections = []
+    if args.history:
+        from pathlib import Path
+
+        from diag.monitor.store import StoreError
+        from diag.monitor.timeline import section_from_db
+
+        if not Path(args.history).is_file():
+            print(f"diag report: no history database at {args.history}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            sections.append(section_from_db(args.history, lang, now=run.started_at))
+        except StoreError as exc:
+            print(f"diag report: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
-        html.write(run, args.html, lang)
+        html.write(run, args.html, lang, sections=sections)
     except OSError as exc:
         print(f"diag report: cannot write {args.html}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -341,6 +341,11 @@ def _check_view(r: CheckResult, lang: str, t: Callable[..., str]) -> dict[str, A
     }
 
 
+def _quiet(d: Mapping[str, Any]) -> bool:
+    """Online, in colour, nothing to say but notes: a small tile instead of a full card."""
+    return bool(d["state"] == "online" and d["icon"] == "colour" and not d["causes"])
+
+
 def context(run: Run, lang: str) -> dict[str, Any]:
     """Everything the template shows, as plain strings and lists (rendered in ``lang``)."""
     lang = normalize_lang(lang)
@@ -356,6 +361,7 @@ def context(run: Run, lang: str) -> dict[str, Any]:
         (d for d in devices if d["icon"] == "grey" or d["state"] != "online"),
         key=lambda d: (order[d["state"]], d["name"]),
     )
+    sorted_devices = sorted(devices, key=lambda d: (order[d["state"]], d["name"]))
     site_causes = [_cause_view(c, lang, t) for c in run.site_causes]
     counts = {
         s: sum(1 for d in devices if d["state"] == s) for s in ("online", "degraded", "offline")
@@ -372,7 +378,8 @@ def context(run: Run, lang: str) -> dict[str, Any]:
         "counts": counts,
         "grey_count": sum(1 for d in devices if d["icon"] == "grey"),
         "attention": attention,
-        "devices": sorted(devices, key=lambda d: (order[d["state"]], d["name"])),
+        "devices": [d for d in sorted_devices if not _quiet(d)],
+        "quiet_devices": [d for d in sorted_devices if _quiet(d)],
         "site_causes": [c for c in site_causes if c["strong"]],
         "site_notes": [c for c in site_causes if not c["strong"]],
         "network": _network_view(run, lang, t),

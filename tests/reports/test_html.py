@@ -237,3 +237,33 @@ def test_extra_sections_markup_is_kept_and_plain_strings_are_escaped() -> None:
 def test_element_ids_are_unique() -> None:
     ids = re.findall(r'\sid="([^"]+)"', html.render(sample_run(16), "en"))
     assert ids and len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def test_healthy_devices_are_compact_tiles_problem_devices_full_cards() -> None:
+    import datetime as dt
+
+    from diag.model import Cause, Verdict
+
+    note = Cause(
+        "share-not-possible",
+        0.2,
+        detail=msg("{device} was added by P2P without an account", device="cam-a"),
+    )
+    run = Run(
+        "Tiles",
+        dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        1.0,
+        (),
+        devices=(
+            Verdict("cam-a", "ipc", "p2p", "online", "colour", (note,)),
+            Verdict("cam-b", "ipc", "p2p-account", "offline", "grey", ()),
+        ),
+    )
+    page = html.render(run, "en")
+    devices = page[page.index('id="devices"') : page.index('id="network"')]
+    assert devices.count('<article class="card') == 1
+    assert devices.count('class="chip"') == 1
+    assert "cam-a was added by P2P without an account" in devices
+    # grey with no cause found: says so, never "no problem"
+    card = devices[devices.index('<article class="card') : devices.index('class="chip"')]
+    assert "No cause found from the site" in card and "No problem found" not in card
