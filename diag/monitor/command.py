@@ -80,6 +80,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--deadline", type=float, default=None, metavar="S")
     p.add_argument("--json", metavar="FILE", help="also write the run as JSON")
+    p.add_argument(
+        "--html", metavar="FILE", help="also write the HTML report with the history section"
+    )
     p.add_argument("--lang", choices=("en", "pl"), help="language of the status line")
 
 
@@ -180,6 +183,19 @@ def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tu
         from diag.reports import json as rjson
 
         rjson.write(run, args.json, lang)
+    if args.html:
+        # Only on request: the report draws charts with matplotlib, which cron runs never load.
+        from diag.monitor.timeline import history_section
+        from diag.reports.html import write as write_html
+
+        end = run.started_at.date()
+        start = end - dt.timedelta(days=364)
+        since = dt.datetime.combine(start, dt.time(), dt.UTC)
+        section = history_section(store.device_history(since), start, end, lang)
+        try:
+            write_html(run, args.html, lang, sections=[section])
+        except OSError as exc:
+            notes.append(msg("report not written: {error}", error=str(exc)).render(lang))
     cutoff = run.started_at - dt.timedelta(days=args.retention_days)
     oldest = store.oldest_run()
     if oldest is not None and oldest < cutoff:

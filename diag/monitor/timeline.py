@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jinja2 import Environment
+from markupsafe import Markup
 
 from diag.i18n import N_, render
 from diag.monitor.store import DeviceHistory, Outage
@@ -104,7 +105,7 @@ def history_section(
     start: dt.date,
     end: dt.date,
     lang: str = "en",
-) -> str:
+) -> Markup:
     """An HTML fragment (everything from outside escaped) for the report's history section."""
     from diag.diagnosis.catalog import title_of
 
@@ -142,13 +143,29 @@ def history_section(
         for o in all_outages[:MAX_OUTAGES_LISTED]
     ]
     env = Environment(autoescape=True)
-    return env.from_string(_TEMPLATE).render(
-        t=lambda s: render(s, lang),
-        rows=rows,
-        outages=listed,
-        total_outages=len(all_outages),
-        start=start.isoformat(),
-        end=end.isoformat(),
-        bar_w=BAR_W,
-        bar_h=BAR_H,
+    # Markup: the report embeds it as HTML; every value in it went through autoescaping above.
+    return Markup(
+        env.from_string(_TEMPLATE).render(
+            t=lambda s: render(s, lang),
+            rows=rows,
+            outages=listed,
+            total_outages=len(all_outages),
+            start=start.isoformat(),
+            end=end.isoformat(),
+            bar_w=BAR_W,
+            bar_h=BAR_H,
+        )
     )
+
+
+def section_from_db(
+    db_path: str, lang: str = "en", days: int = 365, now: dt.datetime | None = None
+) -> Markup:
+    """The history section for the last ``days`` days of a monitor database."""
+    from diag.monitor.store import Store
+
+    end = (now or dt.datetime.now(dt.UTC)).date()
+    start = end - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(start, dt.time(), dt.UTC)
+    with Store(db_path) as store:
+        return history_section(store.device_history(since), start, end, lang)

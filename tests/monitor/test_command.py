@@ -386,3 +386,59 @@ def test_history_feeds_relogin_delay_after_a_link_outage(site: Path) -> None:
     run2 = json.loads((site.parent / "run2.json").read_text())
     nvr2 = next(d for d in run2["devices"] if d["name"] == "NVR")
     assert not nvr2["causes"] or nvr2["causes"][0]["id"] != "p2p-relogin-delay", r2.stdout
+
+
+def test_reports_carry_the_history_section(site: Path) -> None:
+    for up in (True, False, True):
+        monitor(site, states={"Gate camera": up})
+    html_path = site.parent / "report.html"
+    # back at the platform too, so no relogin delay keeps it grey
+    back = {"Gate camera": {"reachable": True, "platform": True}}
+    r = monitor(
+        site, "--html", str(html_path), "--json", str(site.parent / "run.json"), states=back
+    )
+    assert r.returncode == 0, r.stdout
+    page = html_path.read_text()
+    assert 'id="history"' in page and "Gate camera" in page and "75.00%" in page
+    # the same section from a saved run and the database, in Polish
+    out = site.parent / "report-pl.html"
+    db = site.parent / "history.sqlite"
+    rr = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "diag.cli",
+            "report",
+            "--from",
+            str(site.parent / "run.json"),
+            "--html",
+            str(out),
+            "--lang",
+            "pl",
+            "--history",
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rr.returncode == 0, rr.stderr
+    assert "Historia" in out.read_text()
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "diag.cli",
+            "report",
+            "--from",
+            str(site.parent / "run.json"),
+            "--html",
+            str(out),
+            "--history",
+            str(site.parent / "nope.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "no history database" in missing.stderr
