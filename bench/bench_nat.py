@@ -177,17 +177,82 @@ def _exec(ns: str, argv: list[str]) -> str:
 # --- in-namespace probe: one run of the check, JSON on stdout -------------------------------
 
 
-def probe(site_path: str) -> None:
+def probe(site_path: str, deep: bool = False) -> None:
     from diag.checks.base import Context
     from diag.checks.stun import StunCheck, facts
     from diag.config import load_site
 
     site = load_site(site_path)
     check = StunCheck()
-    ctx = Context(site, "stun", check.targets(site), time.monotonic() + 30)
+    ctx = Context(site, "stun", check.targets(site), time.monotonic() + 30, deep=deep)
     obs = asyncio.run(check.observe(ctx))
     out = {f.key: f.value for f in facts(obs, site)}
-    print(json.dumps({"facts": out, "classification_s": obs.classification_s}))
+    print(
+        json.dumps(
+            {
+                "facts": out,
+                "classification_s": obs.classification_s,
+                "lifetime": [obs.lifetime_s, obs.lifetime_upper_s, obs.lifetime_proven],
+                "lifetime_search_s": obs.lifetime_s_spent,
+            }
+        )
+    )
+
+
+# --- mapping lifetime: does a mapping survive the heartbeat interval? -----------------------
+
+# The lab's heartbeat interval (diag.lab.plan.HEARTBEAT_INTERVAL_S) and what each scenario's
+# router does to an idle UDP mapping within it.
+HEARTBEAT_S = 10
+LIFETIME_SCENARIOS = {"nat-mapping-expiry": False, "healthy": True}  # survives the heartbeat?
+
+
+def lifetime_diag(ns: str, site: str) -> tuple[bool | None, str]:
+    out = _exec(ns, [str(VENV_BIN / "python"), __file__, "--probe-deep", site])
+    try:
+        data = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None, f"no answer: {out[-200:]!r}"
+    lo, hi, proven = data["lifetime"]
+    said = f"≥ {lo:.2f} s" if hi is None else f"{lo:.2f}–{hi:.2f} s"
+    return proven, said
+
+
+def lifetime_coturn(ns: str, site: str) -> tuple[bool | None, str]:
+    out = _exec(ns, ["turnutils_natdiscovery", "-t", "-T", str(HEARTBEAT_S), STUN_IP])
+    tail = out.split("Mapping Lifetime Behavior Discovery", 1)[-1]
+    if "Response origin" not in tail:
+        return None, "nothing"
+    expired = "receive timeout" in tail
+    return (not expired), ("expired" if expired else "alive") + f" after {HEARTBEAT_S} s"
+
+
+def lifetime_bench(runs: int) -> str:
+    lines = [
+        "| behaviour | expected | tool | said | right | median s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for sc, survives in LIFETIME_SCENARIOS.items():
+        for tool, fn in (("diag --deep", lifetime_diag), ("coturn -t", lifetime_coturn)):
+            said, ok, times = [], 0, []
+            for _ in range(runs):
+                box: dict[str, Any] = {}
+
+                def call(ns: str, site: str, fn: Any = fn, box: dict[str, Any] = box) -> Answer:
+                    box["r"] = fn(ns, site)
+                    return Answer(said="")
+
+                _, wall = _in_fresh_lab(sc, call)
+                verdict, text = box["r"]
+                said.append(text)
+                ok += verdict is survives
+                times.append(wall)
+            exp = f"{'≥' if survives else '<'} {HEARTBEAT_S} s"
+            row = f"| {sc} | {exp} | {tool} | {'; '.join(sorted(set(said)))} | {ok}/{runs} | "
+            row += f"{statistics.median(times):.2f} |"
+            print(row, flush=True)
+            lines.append(row)
+    return "\n".join(lines)
 
 
 # --- the benchmark -------------------------------------------------------------------------
@@ -222,6 +287,8 @@ def _in_fresh_lab(scenario: str, fn: Any) -> tuple[Answer, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--probe", metavar="SITE", help=argparse.SUPPRESS)
+    ap.add_argument("--probe-deep", metavar="SITE", help=argparse.SUPPRESS)
+    ap.add_argument("--lifetime", action="store_true", help="the mapping lifetime table instead")
     ap.add_argument("--runs", type=int, default=3, help="fresh labs per tool and behaviour")
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--behaviours", default=",".join(BEHAVIOURS))
@@ -229,6 +296,15 @@ def main() -> None:
     a = ap.parse_args()
     if a.probe:
         probe(a.probe)
+        return
+    if a.probe_deep:
+        probe(a.probe_deep, deep=True)
+        return
+    if a.lifetime:
+        table = lifetime_bench(a.runs)
+        print(table)
+        if a.md:
+            Path(a.md).write_text(table + "\n", encoding="utf-8")
         return
     tools = a.tools.split(",")
     rows: list[dict[str, Any]] = []

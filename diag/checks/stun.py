@@ -83,6 +83,9 @@ RESOLVE_TIMEOUT_S = 2.0
 LIFETIME_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 # The lifetime search stops refining when the bracket is narrower than this, s (or 10 %).
 LIFETIME_RESOLUTION_S = 0.5
+# A refinement round splits the bracket into this many parts, all probed at once: a socket pair
+# per probe is cheap, while every extra round costs the bracket's upper end in waiting.
+LIFETIME_REFINE_SPLIT = 8
 # Time kept back from the check's deadline for reporting, s.
 REPORT_MARGIN_S = 0.5
 
@@ -573,10 +576,14 @@ async def measure_lifetime(
             return lo, None, None
         width = hi - lo
         room = end - loop.time() - overhead
-        if width <= max(LIFETIME_RESOLUTION_S, 0.1 * hi) or room < lo + width / 4:
+        step = width / LIFETIME_REFINE_SPLIT
+        if width <= max(LIFETIME_RESOLUTION_S, 0.1 * hi) or room < lo + step:
             break
-        step = width / 4
-        intervals = [round(lo + step * k, 3) for k in (1, 2, 3) if lo + step * k <= room]
+        intervals = [
+            round(lo + step * k, 3)
+            for k in range(1, LIFETIME_REFINE_SPLIT)
+            if lo + step * k <= room
+        ]
     proven = False if hi is not None and hi <= heartbeat_s else None
     return lo, hi, proven
 
