@@ -20,6 +20,7 @@ Targets (issue 6): first paint < 1 s, repaint < 100 ms.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import fcntl
 import json
@@ -218,6 +219,38 @@ def cli_first_paint(nice: int = 0) -> float:
         term.close()
 
 
+async def _cpu_per_key() -> dict[str, float]:
+    """UI-thread CPU per key (handler + composing a full 80x24 frame), ms: independent of load."""
+    from diag.tui.app import DiagApp
+
+    site = bench_site()
+    app = DiagApp(site, registry=bench_registry(site, CHECK_S))
+    keys = {
+        "l (language)": lambda: app.action_switch_language(),
+        "down (device)": lambda: app.dashboard.devices.action_cursor_down(),
+        "g (mark grey)": lambda: app.dashboard.action_mark_grey(),
+    }
+    out: dict[str, list[float]] = {k: [] for k in keys}
+    async with app.run_test(size=(80, 24)):
+        while not any(r.phase == "running" for r in app.dashboard.checks.rows_by_id.values()):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+        for _ in range(10):
+            for name, press in keys.items():
+                c0 = time.thread_time()
+                press()
+                await asyncio.sleep(0)  # the handlers and watchers it set off
+                app.screen._refresh_layout()
+                app.screen._compositor.render_full_update()
+                out[name].append((time.thread_time() - c0) * 1000)
+                await asyncio.sleep(0.05)
+        running = app.dashboard.running
+        app.exit()
+    if not running:
+        raise RuntimeError("the run ended before the keys were measured")
+    return {k: round(statistics.median(v), 1) for k, v in out.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -232,6 +265,7 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     runs = [measure(args.nice) for _ in range(args.runs)]
     cli_paints = [round(cli_first_paint(args.nice), 3) for _ in range(args.runs)]
+    cpu = asyncio.run(_cpu_per_key())
     load_after = os.getloadavg()[0]
     worst_paint = max([r["first_paint_s"] for r in runs] + cli_paints)
     worst_p95 = max(r["p95_ms"] for r in runs)
@@ -261,6 +295,7 @@ def main() -> int:
         rates = [r["output_bytes_per_s_while_running"] for r in runs]
         print(f"terminal output while the run streams, no key pressed: {rates} bytes/s")
         print(f"first paint of `diag tui` (the command, real checks): {cli_paints} s")
+        print(f"UI-thread CPU per key incl. a full frame, median ms: {cpu}")
         print(load)
         print(
             f"worst first paint {worst_paint:.3f} s (target < {FIRST_PAINT_TARGET_S:.0f} s), "

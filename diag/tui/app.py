@@ -75,9 +75,13 @@ class DiagApp(App[int]):
         return screen
 
     def on_mount(self) -> None:
-        # Reading the Polish catalogues takes ~0.1 s: do it now, off the screen's thread, so the
-        # first press of ``l`` is as quick as the others. functools.cache makes it a one-off.
-        threading.Thread(target=_warm_catalogues, name="diag-tui-i18n", daemon=True).start()
+        # Reading the Polish catalogues takes ~0.2 s: do it after the first frame, off the
+        # screen's thread, so neither the first paint nor the first press of ``l`` waits for it.
+        self.call_after_refresh(
+            lambda: threading.Thread(
+                target=_warm_catalogues, name="diag-tui-i18n", daemon=True
+            ).start()
+        )
         dashboard = Dashboard(self.config)
         dashboard.set_reactive(Dashboard.lang, self.lang)
         self.install_screen(dashboard, "dashboard")
