@@ -370,8 +370,13 @@ def open_packet_socket(iface: LocalInterface, proto: int = ETH_P_ALL) -> socket.
     return sock
 
 
-def recv_frames(sock: socket.socket, timeout: float) -> list[tuple[bytes, int | None, float]]:
-    """Frames received within ``timeout`` s (at least one wait): (frame, aux vid, time)."""
+def recv_frames(
+    sock: socket.socket, timeout: float, only_ours: bool = False
+) -> list[tuple[bytes, int | None, float]]:
+    """Frames received within ``timeout`` s (at least one wait): (frame, aux vid, time).
+
+    ``only_ours`` keeps only frames the kernel would hand to this host (``is_ours``).
+    """
     out: list[tuple[bytes, int | None, float]] = []
     ready, _, _ = select.select([sock], [], [], max(0.0, timeout))
     if not ready:
@@ -384,8 +389,24 @@ def recv_frames(sock: socket.socket, timeout: float) -> list[tuple[bytes, int | 
         # Our own transmissions loop back to a packet socket: they are not answers.
         if isinstance(addr, tuple) and len(addr) > 2 and addr[2] == PACKET_OUTGOING:
             continue
+        if only_ours and not is_ours(addr):
+            continue
         out.append((data, aux_vid(anc), time.monotonic()))
     return out
+
+
+PACKET_OTHERHOST = 3
+
+
+def is_ours(addr: object) -> bool:
+    """Whether a packet socket's source address says the frame is for this host.
+
+    A socket bound to one protocol (ETH_P_ARP) gets frames tagged with a VLAN this host has no
+    interface for only after the kernel has stripped the tag and marked them PACKET_OTHERHOST:
+    an answer from another VLAN would otherwise pass for an untagged one. Frames to other MACs
+    (another socket made the interface promiscuous) carry the same mark.
+    """
+    return not (isinstance(addr, tuple) and len(addr) > 2 and addr[2] == PACKET_OTHERHOST)
 
 
 @dataclass
@@ -431,7 +452,7 @@ def arp_scan(
     try:
 
         def drain(timeout: float) -> None:
-            for frame, vid, at in recv_frames(sock, timeout):
+            for frame, vid, at in recv_frames(sock, timeout, only_ours=True):
                 ans = answer_from_frame(frame, vid)
                 if ans is not None and ans.ip in wanted:
                     scan.answers.append(ArpAnswer(ans.ip, ans.mac, ans.vid, at - t0))

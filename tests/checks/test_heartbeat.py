@@ -702,3 +702,10 @@ async def test_as_root_on_a_loopback_site_no_raw_or_packet_socket_is_opened(
     assert ("lan.icmp", "") not in f and ("device.icmp_loss_pct", "cam") not in f
     assert f[("device.auth", "cam")] == "ok"
     assert f[("device.reachable", "cam")] is True
+
+
+def test_frames_the_kernel_marks_for_another_host_are_not_ours() -> None:
+    assert lan.is_ours(("eth0", 0x0806, 0, 1, b"\x02" * 6))  # PACKET_HOST
+    assert lan.is_ours(("eth0", 0x0806, 1, 1, b"\x02" * 6))  # broadcast
+    assert not lan.is_ours(("eth0", 0x0806, lan.PACKET_OTHERHOST, 1, b"\x02" * 6))
+    assert lan.is_ours(None)

@@ -367,3 +367,30 @@ def test_without_root_heartbeat_still_runs_tcp_and_unprivileged_icmp(minilan: Mi
     assert f[("device.reachable", "off")] is False
     assert hb["status"] == "fail"  # it ran: "off" is off
     assert v["status"] == "skip" and "root" in v["summary"]
+
+
+def test_an_answer_from_another_vlan_is_not_an_untagged_arp_answer(minilan: MiniLan) -> None:
+    """The kernel strips the tag of a frame from a VLAN the laptop has no interface for before a
+    protocol-bound socket sees it; the ARP scan must still not count it (it did once, when the
+    vlan check's tagged asks ran during the heartbeat's ARP)."""
+    code = textwrap.dedent(
+        """
+        import json, threading, time
+        from diag.checks import lan
+        i = next(x for x in lan.local_interfaces() if x.name == "eth0")
+        tx = lan.open_packet_socket(i, lan.ETH_P_ALL)
+        def ask_tagged():
+            for _ in range(12):
+                tx.send(lan.build_arp_request(lan.mac_bytes(i.mac), "198.18.0.100",
+                                              "198.18.0.26", 30))
+                time.sleep(0.05)
+        t = threading.Thread(target=ask_tagged)
+        t.start()
+        scan = lan.arp_scan(i, ["198.18.0.26", "198.18.0.21"], passes=8, min_passes=2,
+                            wait_s=0.1)
+        t.join()
+        print(json.dumps(scan.by_ip(untagged_only=False)))
+        """
+    )
+    found = json.loads(minilan.python("laptop", code))
+    assert found == {"198.18.0.21": ["02:00:5e:00:54:01"]}
