@@ -380,3 +380,29 @@ async def test_unknown_only_ids_are_reported(site: Site) -> None:
         await wait_until(pilot, lambda: finished(app))
         assert list(dash(app).checks.rows_by_id) == ["wan"]
         assert any("no check named nosuch" in n.message for n in app._notifications)
+
+
+async def test_diagnosis_recomputed_as_each_check_finishes(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import diag.diagnosis
+
+    calls: list[list[str]] = []
+    real = diag.diagnosis.diagnose
+
+    def spy(s: Site, results: list[object], *a: object, **k: object) -> object:
+        calls.append(sorted(r.check_id for r in results))  # type: ignore[attr-defined]
+        return real(s, results, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(diag.diagnosis, "diagnose", spy)
+    reg = registry_from(
+        FakeCheck("wan", delay_s=0.05, facts=site_facts()),
+        FakeCheck("heartbeat", delay_s=0.3, facts=reachability(site, ["Yard camera"])),
+    )
+    app = DiagApp(site, registry=reg)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+    # One diagnosis per finished check, with the results so far, then one when the run ends.
+    assert calls[0] == ["wan"]
+    assert calls[1] == ["heartbeat", "wan"]
+    assert calls[-1] == ["heartbeat", "wan"] and len(calls) == 3
