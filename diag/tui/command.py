@@ -21,16 +21,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--export-dir", type=Path, default=None, metavar="DIR", help="where e writes reports"
     )
+    parser.add_argument(
+        "--grey",
+        type=_ids,
+        default=[],
+        metavar="NAME,..",
+        help="devices the app shows grey (the installer's observation; g toggles it live)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from diag.config import load_site
+    from diag.config import ConfigError, load_site, with_observations
     from diag.runner import DEFAULT_DEADLINE_S
     from diag.tui.app import DiagApp
 
     site = load_site(args.site)
+    if args.grey:
+        unknown = [g for g in args.grey if site.device(g) is None]
+        if unknown:
+            raise ConfigError(site.path, "--grey", f"no device named {unknown[0]!r} in the site")
+        site = with_observations(site, {g: True for g in args.grey})
     app = DiagApp(
         site,
         only=args.only,

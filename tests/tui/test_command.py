@@ -35,6 +35,8 @@ def test_arguments_reach_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
             "7.5",
             "--export-dir",
             str(tmp_path),
+            "--grey",
+            "Yard camera",
         ]
     )
     assert rc == 0
@@ -43,6 +45,13 @@ def test_arguments_reach_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert list(cfg.only) == ["dns", "p2p"]
     assert cfg.deadline_s == 7.5 and cfg.export_dir == tmp_path
     assert cfg.site.name == "Loopback test site" and cfg.registry is None
+    assert cfg.site.device("Yard camera").app_shows_grey is True
+    assert cfg.site.device("Gate camera").app_shows_grey is None
+
+
+def test_grey_names_a_device_or_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["tui", "--site", str(SITE_FILE), "--grey", "Nope"]) == 2
+    assert "--grey" in capsys.readouterr().err
 
 
 def test_bad_site_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,5 +69,5 @@ def test_help_lists_the_options() -> None:
         timeout=30,
         check=True,
     ).stdout
-    for opt in ("--site", "--lang", "--deadline", "--only", "--export-dir"):
+    for opt in ("--site", "--lang", "--deadline", "--only", "--export-dir", "--grey"):
         assert opt in out
