@@ -45,9 +45,10 @@ PING_DEEP = (100, 0.050)
 # After the last echo, answers on a LAN come within milliseconds; 0.5 s also covers a radio bridge
 # retransmitting (Wi-Fi retries take tens of ms) without stretching the run.
 PING_WAIT_S = 0.5
-# A TCP handshake on a LAN takes ~1 ms; 1 s allows a busy camera. A device that is off gives no
-# answer at all, and the kernel itself only gives up on its ARP after ~3 s, so we cut it shorter.
-TCP_TIMEOUT_S = 1.0
+# A TCP handshake on a LAN takes ~1 ms. 2.5 s lets a lossy radio link retry: the kernel's ARP
+# (one try a second) and the SYN (retransmitted after 1 s) each get a second chance. A device
+# that is off costs these 2.5 s once, in parallel with everything else.
+TCP_TIMEOUT_S = 2.5
 # HTTP on a camera: its web server is slow (embedded CPU, digest computed in CGI), 3 s per request.
 HTTP_TIMEOUT_S = 3.0
 # The platform's status API is on the internet: 3 s covers a slow LTE uplink's RTT several times.
