@@ -264,6 +264,9 @@ async def test_question_mark_opens_help_and_escape_closes_it(site: Site) -> None
         assert isinstance(app.screen, Dashboard)
         await pilot.press("l", "question_mark")
         assert "ponownie" in screen_text(app)
+        await pilot.press("l")  # the help follows a language switch while open
+        assert "re-run all checks" in screen_text(app)
+        await pilot.press("l")
         await pilot.press("q")  # closes help, does not quit
         assert isinstance(app.screen, Dashboard)
         assert app.is_running

@@ -68,6 +68,8 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape", "dismiss", show=False),
         Binding("question_mark", "dismiss", show=False),
         Binding("q", "dismiss", show=False),
+        # A modal screen hides the app's keys; the language switch is kept, the help follows it.
+        Binding("l", "app.switch_language", show=False),
     ]
 
     def __init__(self, lang: str) -> None:
@@ -77,3 +79,10 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
             yield Static(help_text(self.lang), id="help-body")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "lang", self._relang, init=False)
+
+    def _relang(self, lang: str) -> None:
+        self.lang = lang
+        self.query_one("#help-body", Static).update(help_text(lang))
