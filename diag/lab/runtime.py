@@ -267,11 +267,18 @@ def _bound(pid: int, proto: str, ip: str, port: int) -> bool:
 
 
 def new_lab_id(root: Path = P.STATE_ROOT) -> str:
+    """A fresh lab id, claimed by creating its state directory (atomic against a parallel up)."""
     existing = set(list_labs(root))
+    root.mkdir(parents=True, exist_ok=True)
     while True:
         lab = secrets.token_hex(2)
-        if lab not in existing and not lab.isdigit():
-            return lab
+        if lab in existing or lab.isdigit():
+            continue
+        try:
+            (root / lab).mkdir()
+        except FileExistsError:
+            continue
+        return lab
 
 
 def up(

@@ -134,6 +134,15 @@ def test_up_status_exec_down() -> None:
                 ip = ipaddress.ip_interface(a).ip
                 assert any(ip in n for n in ALLOWED), (ns["role"], a)
 
+    # ... and in every generated file (configs, rules, scripts, the site config).
+    state_dir = Path(st["state_dir"])
+    for f in state_dir.rglob("*"):
+        if f.suffix in (".toml", ".nft", ".conf", ".json", ".sh") and f.is_file():
+            for m in re.finditer(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])", f.read_text()):
+                ip = ipaddress.ip_address(m.group(1))
+                ok = any(ip in n for n in ALLOWED) or ip in ipaddress.ip_network("0.0.0.0/8")
+                assert ok or str(ip).startswith("255."), (f.name, str(ip))
+
     t0 = time.monotonic()
     assert cli("down").returncode == 0
     assert time.monotonic() - t0 < 10
