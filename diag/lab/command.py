@@ -124,6 +124,10 @@ def _status_text(st: dict[str, Any]) -> str:
         f"status {st.get('status', '?')}",
         f"site config: {st.get('site_config')}",
     ]
+    for f in st.get("faults", []):
+        if f.get("cause"):
+            on = f" ({f['device']})" if f.get("device") else ""
+            lines.append(f"fault: {f['scenario']} -> {f['cause']}{on}")
     for ns in st.get("namespaces", []):
         addrs = "; ".join(
             f"{i['name']} {' '.join(i['addresses']) or '-'}{'' if i['up'] else ' (down)'}"

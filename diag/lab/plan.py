@@ -421,7 +421,8 @@ def build(
         scripts[d.name] += [f"ip addr add {d.address}/{prefix} dev eth0"]
         if "no-power" not in df:
             scripts[d.name] += ["ip link set eth0 up", f"ip route add default via {gw}"]
-        p.resolv[d.name] = DNS_ISP
+        # net-config: the device's own resolver is as wrong as its gateway.
+        p.resolv[d.name] = str(lan.network_address + 253) if "net-config" in df else DNS_ISP
         if "ip-conflict" in df:
             scripts["conflict"] += [
                 f"ip link set eth0 address {_mac(int(d.address.split('.')[-1]) & 0x7F, 0x54)}",
