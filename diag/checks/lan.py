@@ -46,8 +46,8 @@ BROADCAST = b"\xff" * 6
 # Ethernet's minimum frame without FCS; a packet socket sends what it is given, real NICs pad.
 MIN_FRAME = 60
 
-# ARP pacing: 1 ms between requests (1000 broadcasts/s, ~60 kB/s on the wire): a /24 takes 0.25 s
-# per pass, and no host on the LAN gets more than one request per address asked.
+# ARP pacing: 1 ms between requests (1000 broadcasts/s, ~60 kB/s on the wire, a load any switch
+# and host shrug off): a /24 takes 0.25 s per pass.
 ARP_INTERVAL_S = 0.001
 # After the last request of a pass, answers arrive within a few ms on a wired LAN (under 1 ms in
 # the lab); 0.25 s leaves a wide margin for a busy embedded CPU or a Wi-Fi bridge's retries.
