@@ -103,12 +103,39 @@ def _site_gateway(env: Env) -> str | None:
 
 
 def _blocked_ports(env: Env, where: str) -> list[Fact]:
-    """``port.blocked_at`` facts equal to ``where`` whose port is not open."""
+    """``port.blocked_at`` facts equal to ``where`` whose port is not open.
+
+    Ports of a server that is itself down do not count: its host answers (a TCP port is refused,
+    or the probe reached it) yet none of its ports is open, so a silent UDP port there is the
+    service being down, not the path dropping it.
+    """
+    down = _hosts_down(env)
     return [
         f
         for f in env.facts.all("port.blocked_at")
-        if f.value == where and env.facts.flag("port.open", f.target) is not True
+        if f.value == where
+        and env.facts.flag("port.open", f.target) is not True
+        and _port_host(env, f.target) not in down
     ]
+
+
+def _port_host(env: Env, target: str) -> str:
+    """The address a ``host:port/proto`` target was probed at (its name when unknown)."""
+    return env.facts.text("port.address", target) or target.rsplit(":", 1)[0]
+
+
+def _hosts_down(env: Env) -> set[str]:
+    reached: set[str] = set()
+    open_: set[str] = set()
+    for f in env.facts.all("port.open"):
+        host = _port_host(env, f.target)
+        if f.value is True:
+            open_.add(host)
+        elif env.facts.text("port.result", f.target) == "refused" or (
+            env.facts.text("port.blocked_at", f.target) == "beyond"
+        ):
+            reached.add(host)
+    return reached - open_
 
 
 def _internet_up(env: Env) -> bool | None:

@@ -948,3 +948,30 @@ def test_grey_device_without_own_cause_gets_the_lossy_link() -> None:
     # a device that is grey for its own reason does not get the link blamed first
     devs, _ = run({("wan.loss_pct", ""): 15.0} | dead("Cam-P2P"))
     assert top(devs["Cam-P2P"]) == "device-no-power"
+
+
+def test_server_down_is_not_operator_blocking() -> None:
+    # The platform host refuses its TCP ports and is silent on UDP: the UDP walk dies after the
+    # operator's hop, but the host answered, so the server is down, not the operator blocking.
+    over = ALL_P2P_DOWN | {
+        ("port.open", UDP): False,
+        ("port.blocked_at", UDP): "isp",
+        ("port.blocked_hop", UDP): 2,
+        ("port.address", UDP): "198.51.100.10",
+        ("port.open", TCP): False,
+        ("port.result", TCP): "refused",
+        ("port.blocked_at", TCP): "beyond",
+        ("port.address", TCP): "198.51.100.10",
+    }
+    _, site = run(over)
+    assert_site_top(site, "p2p-server-unavailable")
+    assert conf(site, "isp-p2p-blocking") == 0.0
+
+
+def test_operator_blocking_near_miss_server_has_an_open_port() -> None:
+    over = _blocked("isp") | {
+        ("port.address", UDP): "198.51.100.10",
+        ("port.address", TCP): "198.51.100.10",
+    }
+    _, site = run(over)
+    assert_site_top(site, "isp-p2p-blocking")
