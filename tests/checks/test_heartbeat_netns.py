@@ -184,11 +184,44 @@ class MiniLan:
             subprocess.run(["ip", "netns", "del", n], capture_output=True, timeout=10)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale() -> None:
+    """Removes mini-LANs (and their processes) left by a test run that was killed outright."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    for line in listing.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        parts = name.split("-")
+        if len(parts) < 3 or parts[0] != "diagt" or not parts[1].isdigit():
+            continue
+        if _alive(int(parts[1])):
+            continue
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+        for pid in pids.stdout.split():
+            try:
+                os.kill(int(pid), 9)
+            except (ProcessLookupError, ValueError):
+                pass
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
 @pytest.fixture(scope="module")
 def minilan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniLan]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    lan_ = MiniLan(f"diagt-{uuid.uuid4().hex[:5]}", tmp_path_factory.mktemp("minilan"))
+    reap_stale()
+    # The pid in the name lets a later run tell a leftover of a killed run from a live one.
+    lan_ = MiniLan(
+        f"diagt-{os.getpid()}-{uuid.uuid4().hex[:4]}", tmp_path_factory.mktemp("minilan")
+    )
     try:
         sw = lan_.ns("sw")
         hosts = {
