@@ -6,6 +6,8 @@ address (two MACs: an IP conflict), ICMP loss/RTT/jitter, its TCP service ports,
 with the site's credentials (one try only: devices lock out after five failures), its network
 settings (gateway, DNS, P2P switch) over ISAPI, and the platform status API's view of its
 heartbeat. One ARP sweep of the laptop's subnet lists hosts the site config does not know.
+With root the devices are asked first (up to eight times), and the echo requests then go straight
+to the MAC that answered, so a lossy link shows its own loss, not the kernel's ARP giving up.
 
 Without root, ARP and the sweep are skipped (a fact says so), ICMP uses unprivileged sockets if the
 system allows them, TCP and HTTP run as usual. The password is resolved only to hand it to httpx;
