@@ -335,17 +335,20 @@ def main() -> None:
 
 
 def render(rows: list[dict[str, Any]], tools: list[str]) -> str:
+    """The results table (as in docs/bench-nat.md), totals, and the time ratios to diag."""
     by = {(r["behaviour"], r["tool"]): r for r in rows}
     behaviours = list(dict.fromkeys(r["behaviour"] for r in rows))
     head = ["behaviour", "expected"]
     for t in tools:
         head += [f"{t} said", f"{t} right", f"{t} s"]
-    if "diag" in tools:
-        head += ["diag in-check s"]
-    for t in tools:
-        if t != "diag" and "diag" in tools:
-            head += [f"{t}/diag time"]
+        if t == "diag":
+            head.append("diag in-check s")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    peers = [t for t in tools if t != "diag"]
+    ratio_head = (
+        ["behaviour"] + [f"{t}/diag" for t in peers] + [f"{t}/diag in-check" for t in peers]
+    )
+    ratios = ["| " + " | ".join(ratio_head) + " |", "|" + "---|" * len(ratio_head)]
     totals = {t: [0, 0] for t in tools}
     for b in behaviours:
         e = BEHAVIOURS[b]
@@ -358,23 +361,29 @@ def render(rows: list[dict[str, Any]], tools: list[str]) -> str:
         for t in tools:
             r = by.get((b, t))
             if r is None:
-                cells += ["", "", ""]
+                cells += ["", "", ""] + ([""] if t == "diag" else [])
                 continue
             n, d = (int(x) for x in r["right"].split("/"))
             totals[t][0] += n
             totals[t][1] += d
             cells += [r["said"], r["right"], f"{r['median_s']:.2f}"]
-        if "diag" in tools:
-            r = by.get((b, "diag"))
-            cells.append(f"{r['check_s']:.2f}" if r and r["check_s"] is not None else "")
-        for t in tools:
-            if t != "diag" and "diag" in tools:
-                rd, rt = by.get((b, "diag")), by.get((b, t))
-                ratio = rt["median_s"] / rd["median_s"] if rd and rt and rd["median_s"] else None
-                cells.append(f"{ratio:.1f}×" if ratio else "")
+            if t == "diag":
+                cells.append(f"{r['check_s']:.2f}" if r["check_s"] is not None else "")
         lines.append("| " + " | ".join(cells) + " |")
+        rd = by.get((b, "diag"))
+        if rd and peers:
+            rc = [b]
+            for key in ("median_s", "check_s"):
+                for t in peers:
+                    rt = by.get((b, t))
+                    base = rd.get(key)
+                    rc.append(f"{rt['median_s'] / base:.1f}×" if rt and base else "")
+            ratios.append("| " + " | ".join(rc) + " |")
     summary = ", ".join(f"{t}: {n}/{d} right" for t, (n, d) in totals.items())
-    return "\n".join(lines) + f"\n\nTotals: {summary}."
+    out = "\n".join(lines) + f"\n\nTotals: {summary}."
+    if len(ratios) > 2:
+        out += "\n\n" + "\n".join(ratios)
+    return out
 
 
 if __name__ == "__main__":
