@@ -129,7 +129,7 @@ def main() -> int:
         time.sleep(0.5)  # iperf3 binds its port
         for rate in RATES_MBIT:
             shape(ns, rate)
-            r: dict[str, list[Any]] = {k: [] for k in ("qd", "qu", "qt", "dd", "du", "dt")}
+            r: dict[str, list[Any]] = {k: [] for k in ("qd", "qu", "dd", "du")}
             r |= {k: [] for k in ("id", "iu", "it", "qdd", "qud", "ddd", "dud")}
             for _ in range(args.runs):
                 q = run_diag(ns, site, deep=False)

@@ -116,14 +116,23 @@ class PortsCheck(Check):
         timeout = min(PROBE_TIMEOUT_S, max(0.2, ctx.remaining() / 4))
 
         hosts = sorted({t.host for t in targets})
-        resolved = await asyncio.gather(
+        # The same names through an independent resolver, at the same time: a lying site
+        # resolver sends the probes to an address where nothing answers, which looks like a block.
+        names = [h for h in hosts if not probe.is_ip(h)]
+        indep = site.profile.independent_resolvers[:1]
+        lookups = await asyncio.gather(
             *(probe.resolve(h, resolver, min(probe.RESOLVE_TIMEOUT_S, timeout)) for h in hosts),
+            *(probe.resolve(h, spec, timeout) for spec in indep for h in names),
             return_exceptions=True,
         )
+        resolved = lookups[: len(hosts)]
         address: dict[str, str] = {}
         for h, r in zip(hosts, resolved, strict=True):
             if isinstance(r, list) and r:
                 address[h] = r[0]
+        other: dict[str, list[str]] = {
+            h: r for h, r in zip(names, lookups[len(hosts) :], strict=False) if isinstance(r, list)
+        }
         ctx.progress(0.2, msg("probing {n} ports", n=len(targets)))
 
         probed = [t for t in targets if t.host in address]
@@ -145,6 +154,9 @@ class PortsCheck(Check):
         for t in probed:
             a = answers[t.key]
             facts.append(Fact("port.address", address[t.host], target=t.key))
+            if t.host in other:
+                same = bool(set(other[t.host]) & {address[t.host]})
+                facts.append(Fact("port.address_matches_independent", same, target=t.key))
             facts.append(Fact("port.open", a.ok, target=t.key))
             facts.append(Fact("port.result", a.status, target=t.key))
             if a.ok and a.rtt_ms is not None:
@@ -230,7 +242,8 @@ class PortsCheck(Check):
             facts.append(Fact("port.gateway_hop", gw_at))
         for t in blocked:
             hops = walks.get(t.key, [])
-            loc = probe.locate(hops, address[t.host], gw_at, ref_first)
+            refused = answers[t.key].status == "refused"
+            loc = probe.locate(hops, address[t.host], gw_at, ref_first, refused)
             at = loc.blocked_at or "unknown"
             if loc.passes:
                 # The walk got through where the plain probe did not: intermittent, not blocked.

@@ -559,6 +559,7 @@ def locate(
     destination: str,
     gateway_at: int | None,
     reference_first_hop: bool = False,
+    refused: bool = False,
 ) -> Location:
     """Where the probe recorded in ``hops`` dies (pure).
 
@@ -569,6 +570,9 @@ def locate(
     somewhere beyond. ``gateway_at`` is the gateway's TTL (from a passing reference walk; 1 when
     unknown). ``reference_first_hop``: a reference walk got time-exceeded at TTL 1, so a probe
     that gets nothing at all dies at the router before its TTL check (an ingress filter).
+    ``refused``: the plain probe was actively refused (RST / ICMP port unreachable); when the walk
+    then sees no such answer (hosts rate-limit ICMP errors: ~6 in a burst, then 1/s), the refusal
+    came from beyond the last time-exceeded hop, not from a silent drop.
     """
     gw = gateway_at or 1
     ordered = sorted(hops, key=lambda h: h.ttl)
@@ -595,6 +599,8 @@ def locate(
             # "From the destination" this close: the router forged the RST / unreachable.
             return Location(False, last or 0, "router", "rejected at the router")
         return Location(False, last, "beyond", "destination reached, port closed")
+    if refused and last is not None and last > gw:
+        return Location(False, last, "beyond", "refused beyond the operator's first hop")
     if last is None:
         if reference_first_hop:
             return Location(False, 0, "router", "not even the first hop answered")

@@ -126,6 +126,9 @@ async def _quiet(aw: Awaitable[T]) -> T | BaseException:
 class WanCheck(Check):
     id = "wan"
     title = msg("Internet path")
+    # After the ports check: its probes and TTL walk, and this check's 40-probe series, would
+    # otherwise share the hosts' ICMP error budget (~6 per burst) and blur each other's answers.
+    depends_on = ("ports",)
     timeout_s = 8.0
 
     async def run(self, ctx: Context) -> Outcome:
@@ -153,6 +156,7 @@ class WanCheck(Check):
         if gateway:
             tasks["gateway"] = self._gateway(gateway, root)
         series_names: dict[str, str] = {}
+        probe_addr = next((addr[x.host] for x in prof.p2p_servers if x.host in addr), None)
         if hello is not None and hello.host in addr:
             tasks["series"] = probe.udp_series(
                 addr[hello.host], hello.port, "hello", count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S
@@ -226,22 +230,6 @@ class WanCheck(Check):
                     public, public_source = public_ip_of(addrs[-1]), label
         if public_source == "platform":
             public_source = "hello"
-        chosen = next((k for k in runs if runs[k].answered), next(iter(runs), None))
-        series = runs.get(chosen) if chosen else None
-        if series is not None and chosen is not None:
-            facts.append(Fact("wan.series_target", series_names[chosen]))
-            loss = series.loss_pct
-            facts.append(Fact("wan.loss_pct", loss, "%"))
-            metrics["loss"] = Metric(loss, "%")
-            ok = series.answered
-            if ok:
-                rtt = round(statistics.median(ok), 3)
-                facts.append(Fact("wan.rtt_ms", rtt, "ms"))
-                metrics["rtt"] = Metric(rtt, "ms")
-                jit = probe.jitter_ms(ok)
-                if jit is not None:
-                    facts.append(Fact("wan.jitter_ms", jit, "ms"))
-                    metrics["jitter"] = Metric(jit, "ms")
         for i, _s in enumerate(tcp_servers):
             a = res.get(f"tcp{i}")
             if isinstance(a, probe.Answer) and a.ok:
@@ -260,6 +248,38 @@ class WanCheck(Check):
                     facts.append(Fact("wan.http_redirect", cap.redirect[:300]))
                 if cap.captive is False:
                     reached.append("http")
+
+        # Loss, RTT, jitter from the series that got answers. When both UDP series got none
+        # while TCP or HTTP got through, UDP is blocked: that is no loss figure for the link, so
+        # ICMP to the platform is tried instead, and without it no loss is reported.
+        chosen = next((k for k in runs if runs[k].answered), None)
+        if chosen is None and reached and probe_addr is not None:
+            icmp = await probe.icmp_ping(
+                probe_addr, count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S, root
+            )
+            if icmp.answered:
+                runs["icmp"] = icmp
+                series_names["icmp"] = f"{probe_addr} icmp"
+                chosen = "icmp"
+            else:
+                facts.append(Fact("wan.series_blocked", True))
+        elif chosen is None:
+            chosen = next(iter(runs), None)
+        series = runs.get(chosen) if chosen else None
+        if series is not None and chosen is not None:
+            facts.append(Fact("wan.series_target", series_names[chosen]))
+            loss = series.loss_pct
+            facts.append(Fact("wan.loss_pct", loss, "%"))
+            metrics["loss"] = Metric(loss, "%")
+            ok = series.answered
+            if ok:
+                rtt = round(statistics.median(ok), 3)
+                facts.append(Fact("wan.rtt_ms", rtt, "ms"))
+                metrics["rtt"] = Metric(rtt, "ms")
+                jit = probe.jitter_ms(ok)
+                if jit is not None:
+                    facts.append(Fact("wan.jitter_ms", jit, "ms"))
+                    metrics["jitter"] = Metric(jit, "ms")
 
         # DNS: does any resolver beyond the gateway answer?
         dns_passes = False
@@ -376,4 +396,6 @@ def _verdict(
             ip=public or "?",
             devices=", ".join(mismatched),
         )
-    return "ok", msg("internet reachable, public address {ip}", ip=public or "?")
+    if public is None:
+        return "ok", msg("internet reachable; public address unknown (no UDP answer)")
+    return "ok", msg("internet reachable, public address {ip}", ip=public)

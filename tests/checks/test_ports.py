@@ -179,6 +179,26 @@ async def test_names_resolved_through_the_site_resolver() -> None:
     assert ("p2p.lab-cloud.test", "A") in dns_srv.queries
 
 
+async def test_site_resolver_disagreeing_with_independent_is_a_fact() -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from fakes import FakeDNS, answer
+
+    with (
+        FakeDNS({"p2p.lab-cloud.test": answer("127.0.0.3")}) as liar,
+        FakeDNS({"p2p.lab-cloud.test": answer(LOOPBACK)}) as honest,
+        silent_udp() as port,
+    ):
+        site = make_site(
+            servers=(P2PServer("p2p.lab-cloud.test", port, "udp", "hello"),),
+            resolver=liar.address,
+            independent_resolvers=(honest.address,),
+        )
+        out = await ports.PortsCheck().run(context(site, "ports"))
+    key = f"p2p.lab-cloud.test:{port}/udp"
+    assert facts(out, "port.address") == {key: "127.0.0.3"}
+    assert facts(out, "port.address_matches_independent") == {key: False}
+
+
 # --- TTL walk logic on recorded walks ----------------------------------------------------
 
 GW, ISP, DEST = "198.18.0.1", "203.0.113.1", "198.51.100.10"
@@ -213,6 +233,18 @@ def test_locate(name: str) -> None:
     hops, passes, hop, at = CASES[name]
     loc = locate(hops, DEST, gateway_at=1)
     assert (loc.passes, loc.blocked_hop, loc.blocked_at) == (passes, hop, at)
+
+
+def test_locate_refused_port_whose_rejection_was_rate_limited() -> None:
+    # The platform is down: its host answered the plain probe with ICMP port unreachable, but
+    # the walk's copies got nothing back (ICMP errors are rate-limited): refused beyond.
+    hops = walk((TE, GW), (TE, ISP), SILENT, SILENT)
+    loc = locate(hops, DEST, gateway_at=1, refused=True)
+    assert (loc.blocked_hop, loc.blocked_at) == (2, "beyond")
+    # A silent drop at the same place is the operator.
+    assert locate(hops, DEST, gateway_at=1).blocked_at == "isp"
+    # Refused right after the router: the router rejects it.
+    assert locate(walk((TE, GW), SILENT), DEST, 1, refused=True).blocked_at == "router"
 
 
 def test_locate_silent_first_hop_with_reference_is_the_router() -> None:

@@ -139,6 +139,33 @@ async def test_loss_measured_per_probe() -> None:
     assert out.status == "warn"  # 50% > thresholds.loss_pct
 
 
+async def test_udp_blocked_is_not_link_loss() -> None:
+    # The platform's UDP is silent but its TCP relay answers: no loss figure for the link.
+    sys.path.insert(0, str(Path(__file__).parent))
+    from netfakes_bpw import tcp_server
+
+    with FakeDNS(NAMES) as dns:
+        async with (
+            udp_server(HelloServer(answer=False)) as hp,
+            tcp_server() as relay,
+            http_server(b"HTTP/1.1 204 No Content\r\n") as web,
+        ):
+            site = site_for(dns, hp, web)
+            servers = (*site.profile.p2p_servers, P2PServer(LOOPBACK, relay, "tcp", "connect"))
+            site = make_site(
+                servers=servers,
+                resolver=dns.address,
+                gateway="127.0.0.2",
+                captive_probe_url=site.profile.captive_probe_url,
+            )
+            out = await wan.WanCheck().run(context(site, "wan"))
+    f = facts(out)
+    assert f["wan.internet_reachable"] is True
+    assert f["wan.series_blocked"] is True
+    assert "wan.loss_pct" not in f
+    assert out.status == "ok"
+
+
 async def test_dead_link_is_quick_and_says_so() -> None:
     # The site resolver and the platform are silent: only the gateway answers.
     with FakeDNS({}) as dns:
