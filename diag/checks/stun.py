@@ -434,10 +434,22 @@ async def _resolve(servers: Sequence[tuple[str, int]]) -> list[tuple[Address, in
     return out
 
 
+def supports_rfc5780(reply: Reply, primary: Address) -> bool:
+    """The server named an alternate address differing in both IP and port (RFC 5780 needs it)."""
+    other = reply.other
+    return other is not None and other[0] != primary[0] and other[1] != primary[1]
+
+
 async def first_binding(
-    registry: _Registry, servers: Sequence[tuple[Address, int]], give_up: float
+    registry: _Registry,
+    servers: Sequence[tuple[Address, int]],
+    give_up: float,
+    need_rfc5780: bool = False,
 ) -> tuple[_Endpoint, Reply, Address, int] | None:
-    """Test I against the servers, staggered; the first answer wins, the other sockets close."""
+    """Test I against the servers, staggered; the first answer wins, the other sockets close.
+
+    ``need_rfc5780``: only a server that can classify (OTHER-ADDRESS) may win.
+    """
     loop = asyncio.get_running_loop()
     winner: asyncio.Future[tuple[_Endpoint, Reply, Address, int]] = loop.create_future()
     endpoints: list[_Endpoint] = []
@@ -449,8 +461,11 @@ async def first_binding(
         ep = await _open(registry, fam)
         endpoints.append(ep)
         reply = await transact(ep, dest, FIRST_SCHEDULE_S, FIRST_GIVE_UP_S)
-        if reply is not None and not winner.done():
-            winner.set_result((ep, reply, dest, fam))
+        if reply is None or winner.done():
+            return
+        if need_rfc5780 and not supports_rfc5780(reply, dest):
+            return
+        winner.set_result((ep, reply, dest, fam))
 
     tasks = [asyncio.create_task(one(i, d, f)) for i, (d, f) in enumerate(servers)]
     try:
@@ -689,6 +704,16 @@ class StunCheck(Check):
             obs.classification_s = round(ctx.world.monotonic() - t0, 3)
             return
         s1, reply, primary, fam = first
+        if not supports_rfc5780(reply, primary) and len(servers) > 1:
+            # Many public STUN servers are RFC 5389 only; another one in the profile may be able
+            # to classify. The non-RFC 5780 answer is kept if none is.
+            rest = [sv for sv in servers if sv[0] != primary]
+            better = await first_binding(
+                registry, rest, min(ctx.remaining() - REPORT_MARGIN_S, FIRST_GIVE_UP_S * 2), True
+            )
+            if better is not None:
+                s1.close()
+                s1, reply, primary, fam = better
         endpoints: list[_Endpoint] = [s1]
         try:
             await self._classify(ctx, obs, registry, s1, reply, primary, fam, endpoints)
@@ -742,7 +767,7 @@ class StunCheck(Check):
         obs.local = (local_ip, s1.port) if local_ip else None
         obs.nat_present = obs.local != obs.mapped if obs.local else None
         other = reply.other
-        obs.rfc5780 = other is not None and other[0] != primary[0] and other[1] != primary[1]
+        obs.rfc5780 = supports_rfc5780(reply, primary)
         ctx.progress(0.2, msg("filtering tests"))
 
         async def fresh() -> _Endpoint:

@@ -137,6 +137,18 @@ def test_second_server_used_when_first_is_silent() -> None:
     assert obs.server == live.primary and obs.filtering == "EIF"
 
 
+def test_rfc5780_server_preferred() -> None:
+    """The first server answers but cannot classify (no OTHER-ADDRESS); the second one can."""
+    with (
+        FakeStunServer(Behaviour(rfc5780=False)) as plain,
+        FakeStunServer(Behaviour(mapping="EIM", filtering="ADF")) as full,
+    ):
+        site = site_for(plain.primary, full.primary)
+        obs = run_check(site)
+    assert obs.server == full.primary
+    assert (obs.mapping, obs.filtering, obs.rfc5780) == ("EIM", "ADF", True)
+
+
 def test_hairpinning_detected() -> None:
     with FakeStunServer(Behaviour(hairpin=True)) as srv:
         obs = run_check(site_for(srv.primary))
