@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
-import itertools
 import secrets
 import socket
 import struct
@@ -378,111 +377,28 @@ async def udp_series(
 # --- ICMP echo -------------------------------------------------------------------------------
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return int(~s & 0xFFFF)
-
-
-def _icmp_socket(allow_raw: bool = True) -> tuple[socket.socket, bool] | None:
-    """An ICMP socket: unprivileged (kernel ping socket) when allowed, else raw (root), else None.
-
-    Returns (socket, raw): raw sockets see the IP header and every ICMP packet of the host.
-    """
-    try:
-        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), False
-    except OSError:
-        pass
-    if not allow_raw:
-        return None
-    try:
-        return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), True
-    except OSError:
-        return None
-
-
-def icmp_available(allow_raw: bool = True) -> bool:
-    got = _icmp_socket(allow_raw)
-    if got is None:
-        return False
-    got[0].close()
-    return True
-
-
-PingResult = Series
-
-
 async def icmp_ping(
     address: str, count: int, interval_s: float, timeout_s: float, allow_raw: bool = True
 ) -> Series:
-    """``count`` ICMP echos ``interval_s`` apart, each waited for up to ``timeout_s``.
+    """``count`` ICMP echos ``interval_s`` apart, waited for ``timeout_s`` after the last.
 
-    ``allow_raw``: fall back to a raw socket (root) when unprivileged ping sockets are not
-    allowed (``net.ipv4.ping_group_range``); the caller passes ``World.is_root()``.
+    The heartbeat check's ``lan.ping`` does the work (raw socket with root, else the kernel's
+    unprivileged ping socket, kernel receive timestamps); ``allow_raw`` is ``World.is_root()``.
+    ``available`` is false when neither socket can be opened (no root, ``ping_group_range``).
     """
-    got = _icmp_socket(allow_raw)
-    if got is None:
+    from diag.checks.lan import ping
+
+    stats = await ping(address, count, interval_s, timeout_s, allow_raw)
+    if stats is None:
         return Series(available=False)
-    sock, raw = got
-    sock.setblocking(False)
-    loop = asyncio.get_running_loop()
-    ident = secrets.randbelow(0xFFFF)
-    sent_at: dict[int, float] = {}
-    rtts: dict[int, float] = {}
-    done = asyncio.Event()
-
-    def on_readable() -> None:
-        while True:
-            try:
-                data, peer = sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            if raw:
-                if peer[0] != address or len(data) < 20:
-                    continue
-                data = data[(data[0] & 0x0F) * 4 :]
-            if len(data) < 8 or data[0] != 0:
-                continue
-            rid, seq = struct.unpack("!HH", data[4:8])
-            # The kernel's ping socket rewrites the id to its port; raw sockets see every echo.
-            if raw and rid != ident:
-                continue
-            if seq in sent_at and seq not in rtts:
-                rtts[seq] = round((time.monotonic() - sent_at[seq]) * 1000, 3)
-                if len(rtts) == count:
-                    done.set()
-
-    loop.add_reader(sock.fileno(), on_readable)
-    try:
-        for seq in range(count):
-            body = secrets.token_bytes(16)
-            hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-            csum = _checksum(hdr + body)
-            pkt = struct.pack("!BBHHH", 8, 0, csum, ident, seq) + body
-            sent_at[seq] = time.monotonic()
-            with contextlib.suppress(OSError):
-                sock.sendto(pkt, (address, 0))
-            if seq < count - 1:
-                await asyncio.sleep(interval_s)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), timeout_s)
-    finally:
-        loop.remove_reader(sock.fileno())
-        sock.close()
-    return Series(tuple(rtts.get(s) for s in range(count)))
+    return Series(tuple(None if r is None else round(r, 3) for r in stats.rtts_ms))
 
 
 def jitter_ms(rtts: Sequence[float]) -> float | None:
-    """Mean absolute difference of consecutive RTTs (RFC 3550's idea, without smoothing)."""
-    if len(rtts) < 2:
-        return None
-    diffs = [abs(b - a) for a, b in itertools.pairwise(rtts)]
-    return round(sum(diffs) / len(diffs), 3)
+    """Mean absolute difference of consecutive answered RTTs, ms (``lan.jitter_ms``)."""
+    from diag.checks.lan import jitter_ms as lan_jitter
+
+    return lan_jitter(list(rtts))
 
 
 # --- default gateway -------------------------------------------------------------------------
