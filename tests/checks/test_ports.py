@@ -296,3 +296,33 @@ async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.Monke
     assert sent[key].proto == "udp" and sent[key].payload.startswith(b"DIAGP2P1 HELLO ")
     assert "at the operator" in out.summary.render("en")
     assert "u operatora" in out.summary.render("pl")
+
+
+# --- hostile input: parsers never raise ------------------------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.binary(max_size=200), st.text(max_size=20))
+def test_welcome_parser_never_raises(data: bytes, nonce: str) -> None:
+    out = probe.parse_welcome(data, nonce)
+    assert out is None or out.rpartition(":")[2].isdigit()
+
+
+@given(st.binary(max_size=300), st.binary(min_size=12, max_size=12))
+def test_stun_parser_never_raises(data: bytes, txid: bytes) -> None:
+    out = probe.parse_stun_response(data, txid)
+    assert out is None or out == "" or ":" in out
+
+
+@given(st.binary(max_size=100))
+def test_dns_reply_parser_never_raises(data: bytes) -> None:
+    probe.parse_dns_response(data, 1234)
+
+
+@given(st.integers(0, 0xFFFF), st.binary(max_size=40))
+def test_dns_reply_parser_any_flags(flags: int, rest: bytes) -> None:
+    data = struct.pack("!HH", 1234, flags) + rest
+    out = probe.parse_dns_response(data, 1234)
+    assert (out is None) == (len(data) < 12 or not flags & 0x8000)
