@@ -27,7 +27,8 @@ def test_healthy_link_measured(lab_factory: Any) -> None:
     )
     assert f["bw.idle_rtt_ms"] < 20
     assert f["bw.loaded_rtt_ms"] >= f["bw.idle_rtt_ms"]
-    assert c["duration_s"] < 5.0
+    # 2 × (warm-up + 0.8 s) plus pings; bounded loosely: CI shares 2 cores with other labs.
+    assert c["duration_s"] < 6.0
 
 
 def test_low_bandwidth_upload_below_need(lab_factory: Any) -> None:

@@ -29,7 +29,7 @@ def test_healthy_every_port_open(lab_factory: Any) -> None:
     assert all(is_open.values()) and len(is_open) == 5
     assert not facts(c, "port.blocked_at")
     # Nothing blocked: no walk, so no scapy import and a quick check.
-    assert c["duration_s"] < 1.0
+    assert c["duration_s"] < 2.0
 
 
 @pytest.mark.parametrize(
@@ -52,4 +52,5 @@ def test_blocked_ports_located(lab_factory: Any, scenario: str, where: str, hop:
     assert ref.endswith(":3478/udp")
     assert facts(c, "port.reference_passes")[ref] is True
     assert facts(c, "port.gateway_hop")[""] == 1
-    assert c["duration_s"] < 5.0
+    # 1.5 s probe timeout + 1 s walk; loosely bounded for a loaded CI box.
+    assert c["duration_s"] < 7.0

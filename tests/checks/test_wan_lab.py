@@ -28,7 +28,7 @@ def test_healthy(lab_factory: Any) -> None:
     assert f[("wan.only_dns_passes", "")] is False
     assert f[("wan.public_ip", "")] == PUBLIC
     assert f[("ddns.matches_public", "ipc1")] is True
-    assert c["duration_s"] < 1.5
+    assert c["duration_s"] < 3.0
 
 
 def test_link_outage(lab_factory: Any) -> None:
@@ -38,7 +38,8 @@ def test_link_outage(lab_factory: Any) -> None:
     assert f[("wan.internet_reachable", "")] is False
     assert f[("wan.only_dns_passes", "")] is False
     assert ("wan.public_ip", "") not in f
-    assert c["duration_s"] < 5.0
+    # Every probe runs at once with short timeouts: a dead link must not cost the whole budget.
+    assert c["duration_s"] < 7.0
 
 
 def test_data_plan_exhausted(lab_factory: Any) -> None:
