@@ -12,10 +12,20 @@ PUBLIC = "203.0.113.2"  # the router's WAN address (docs/lab.md)
 CARRIER_PUBLIC = "203.0.113.1"  # the operator's NAT address in the CGNAT scenarios
 
 
+RUNS: dict[tuple[str, bool], dict[str, Any]] = {}
+
+
 def stun(lab: Any, deep: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     run = lab.diag_run(only=["stun"], extra=["--deep"] if deep else [])
+    RUNS[(lab.name, deep)] = run
     c = next(c for c in run["checks"] if c["id"] == "stun")
     return c, {f["key"]: f["value"] for f in c["facts"] if f["target"] == ""}
+
+
+def site_causes(lab: Any, deep: bool = False) -> dict[str, float]:
+    """Cause id -> confidence the diagnosis drew from this module's last run on ``lab``."""
+    run = RUNS[(lab.name, deep)]
+    return {c["id"]: c["confidence"] for c in run["site"]["causes"]}
 
 
 @pytest.mark.parametrize(
@@ -42,6 +52,12 @@ def test_nat_behaviour(
     assert f["nat.hairpinning"] is False  # plain masquerade does not hairpin
     assert c["status"] == ("warn" if mapping != "EIM" else "ok"), c["summary"]
     assert c["metrics"]["classification_s"]["value"] < 1.5
+    # End to end: the diagnosis names the NAT only when it stops direct P2P.
+    causes = site_causes(lab_factory(scenario))
+    if mapping == "APDM":
+        assert causes.get("nat-unfriendly", 0) > 0.5
+    else:
+        assert causes.get("nat-unfriendly", 0) <= 0.5 and causes.get("cgnat", 0) <= 0.5
 
 
 def test_healthy_gateway_services(lab_factory: Any) -> None:
@@ -85,6 +101,7 @@ def test_cgnat(lab_factory: Any, scenario: str) -> None:
     assert f["nat.cgnat"] is True
     assert f["nat.double_nat"] is True
     assert c["status"] == "warn"
+    assert site_causes(lab_factory(scenario)).get("cgnat", 0) > 0.5
 
 
 def test_mapping_lifetime_shorter_than_heartbeat(lab_factory: Any) -> None:
@@ -98,6 +115,7 @@ def test_mapping_lifetime_shorter_than_heartbeat(lab_factory: Any) -> None:
     upper = c["metrics"]["mapping_lifetime_upper_s"]["value"]
     assert lifetime < upper <= heartbeat
     assert c["status"] == "warn"
+    assert site_causes(lab, deep=True).get("nat-mapping-expiry", 0) > 0.5
 
 
 def test_mapping_lifetime_healthy_reaches_heartbeat(lab_factory: Any) -> None:
@@ -105,6 +123,7 @@ def test_mapping_lifetime_healthy_reaches_heartbeat(lab_factory: Any) -> None:
     assert f["nat.mapping_lifetime_s"] >= f["nat.heartbeat_interval_s"]
     # Proven as soon as the heartbeat-long idle probe survives, not after the whole budget.
     assert c["metrics"]["lifetime_search_s"]["value"] < f["nat.heartbeat_interval_s"] + 3
+    assert site_causes(lab_factory("healthy"), deep=True).get("nat-mapping-expiry", 0) <= 0.5
 
 
 def test_without_deep_no_lifetime(lab_factory: Any) -> None:
