@@ -31,7 +31,9 @@ def synth(devices: int, days: int, seed: int = 1) -> list[tuple[str, dt.datetime
         for i in range(n):
             if i > down_until and rng.random() < 1 / (10 * 24 * 12):  # ~one outage per 10 days
                 down_until = i + rng.randint(1, 72)
-            state = "offline" if i <= down_until else ("degraded" if rng.random() < 0.001 else "online")
+            state = (
+                "offline" if i <= down_until else ("degraded" if rng.random() < 0.001 else "online")
+            )
             cause = "link-outage" if state == "offline" else None
             out.append((name, t0 + i * STEP, state, cause))
     return out
@@ -67,7 +69,10 @@ def main() -> None:
         print(f"generate                  {t_gen:.1f} s")
         print(f"bulk import               {t_import:.1f} s")
         print(f"database size             {size / 2**20:.0f} MiB (target < 1024)")
-        print(f"history section render    median {timings[2]:.3f} s, max {timings[-1]:.3f} s (target < 2)")
+        print(
+            f"history section render    median {timings[2]:.3f} s, "
+            f"max {timings[-1]:.3f} s (target < 2)"
+        )
         print(f"section size              {len(html) / 1024:.0f} KiB")
         print(f"outages                   {sum(len(h.outages) for h in hist):,}")
 

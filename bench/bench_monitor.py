@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from labkit import start_lab  # noqa: E402
+from labkit import start_lab
 
 
 def main() -> None:
@@ -30,8 +30,16 @@ def main() -> None:
             walls, rss, lines = [], [], []
             for _ in range(a.runs):
                 res = lab.exec(
-                    "/usr/bin/time", "-f", "TIME %e %M", diag, "monitor", "--site",
-                    str(lab.site_path), "--db", str(db), timeout=120,
+                    "/usr/bin/time",
+                    "-f",
+                    "TIME %e %M",
+                    diag,
+                    "monitor",
+                    "--site",
+                    str(lab.site_path),
+                    "--db",
+                    str(db),
+                    timeout=120,
                 )
                 t = next(x for x in res.stderr.splitlines() if x.startswith("TIME "))
                 _, wall, maxkb = t.split()
@@ -40,8 +48,14 @@ def main() -> None:
                 lines.append(res.stdout.strip().split(" | ")[0])
             print(f"lab {lab.name}, devices: {a.devices or 'default'}, runs: {a.runs}")
             print(f"status line        {lines[-1]}")
-            print(f"wall time          median {statistics.median(walls):.2f} s, max {max(walls):.2f} s (target < 2)")
-            print(f"peak RSS           median {statistics.median(rss):.0f} MiB, max {max(rss):.0f} MiB (target < 80)")
+            print(
+                f"wall time          median {statistics.median(walls):.2f} s, "
+                f"max {max(walls):.2f} s (target < 2)"
+            )
+            print(
+                f"peak RSS           median {statistics.median(rss):.0f} MiB, "
+                f"max {max(rss):.0f} MiB (target < 80)"
+            )
     finally:
         lab.down()
 
