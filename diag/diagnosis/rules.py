@@ -37,6 +37,9 @@ LOGIN_SLOT_S = 2.0
 # A link outage that ended this recently is still worth a note on a healthy site, s.
 RECENT_OUTAGE_S = 3600.0
 RCODE_OK = "NOERROR"
+# Public address changes of one device at the platform that mean "mappings expire": one change is
+# a router reboot or a new WAN lease, three in the platform's memory is a pattern.
+ADDRESS_CHURN = 3
 CGNAT_NET = ipaddress.ip_network("100.64.0.0/10")
 
 
@@ -955,6 +958,30 @@ def _mapping_expiry(env: Env, _d: Device | None) -> Hit | None:
     )
 
 
+def _address_churn(env: Env, _d: Device | None) -> Hit | None:
+    """Devices whose public address keeps changing at the platform: mappings expire."""
+    if _mapping_expires(env) is not None:
+        return None  # the measured lifetime says it better
+    if env.facts.num("nat.mapping_lifetime_s") is not None:
+        return None  # measured, and long enough
+    churn = [
+        f
+        for f in env.facts.all("device.platform_address_changes")
+        if (n := as_num(f.value)) is not None and n >= ADDRESS_CHURN
+    ]
+    if not churn:
+        return None
+    return Hit(
+        0.8 if len(churn) >= 2 else 0.65,
+        tuple(churn) + env.facts.pick(("nat.heartbeat_interval_s",), ""),
+        msg(
+            "The platform saw the public address of {devices} change again and again: the NAT "
+            "drops their UDP mappings between heartbeats",
+            devices=", ".join(f.target for f in churn),
+        ),
+    )
+
+
 def _cgnat(env: Env, _d: Device | None) -> Hit | None:
     f = env.facts
     mapped = _ip_of(f.text("nat.mapped_address"))
@@ -1198,6 +1225,14 @@ RULES: tuple[Rule, ...] = (
         ("nat.mapping_lifetime_s", "nat.heartbeat_interval_s"),
         0.85,
         scope="site",
+    ),
+    Rule(
+        "nat-mapping-expiry",
+        _address_churn,
+        ("device.platform_address_changes",),
+        0.8,
+        scope="site",
+        name="address-churn",
     ),
     Rule(
         "cgnat",

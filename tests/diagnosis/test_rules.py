@@ -975,3 +975,26 @@ def test_operator_blocking_near_miss_server_has_an_open_port() -> None:
     }
     _, site = run(over)
     assert_site_top(site, "isp-p2p-blocking")
+
+
+def test_nat_mapping_expiry_from_address_churn_at_the_platform() -> None:
+    _, site = run(
+        {
+            ("device.platform_address_changes", "NVR"): 7,
+            ("device.platform_address_changes", "Cam-P2P"): 6,
+        }
+    )
+    assert_site_top(site, "nat-mapping-expiry")
+    assert "NVR" in site["nat-mapping-expiry"].detail.render()  # type: ignore[union-attr]
+
+
+def test_address_churn_near_miss_one_change_or_lifetime_measured_long() -> None:
+    _, site = run({("device.platform_address_changes", "NVR"): 1})
+    assert conf(site, "nat-mapping-expiry") == 0.0
+    _, site = run(
+        {
+            ("device.platform_address_changes", "NVR"): 7,
+            ("nat.mapping_lifetime_s", ""): (120.0, "s"),
+        }
+    )
+    assert conf(site, "nat-mapping-expiry") == 0.0
