@@ -18,6 +18,7 @@ Names are resolved through the site resolver only (dnspython), never the system'
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import statistics
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -291,8 +292,7 @@ class WanCheck(Check):
                 isinstance(r, probe.ResolveError) and r.reason in ("NXDOMAIN", "NODATA")
             )
             facts.append(Fact(f"wan.dns_{label}_answers", answered))
-            # A resolver on the gateway itself answers from its cache even with the link down.
-            if answered and probe_host(spec) != gateway:
+            if answered and resolver_beyond_gateway(spec, gateway):
                 dns_passes = True
 
         internet = bool(reached)
@@ -339,6 +339,24 @@ class WanCheck(Check):
         if a.status in ("open", "refused"):
             return True, a.rtt_ms
         return False, None
+
+
+def resolver_beyond_gateway(spec: str, gateway: str | None) -> bool:
+    """Whether an answer from this resolver proves DNS gets past the gateway (pure but for
+    reading resolv.conf for ``system``).
+
+    A resolver on the gateway, or the laptop's own stub (``system`` pointing at 127.0.0.53 and
+    the like), answers from its cache, or NXDOMAIN, even with the link down.
+    """
+    ip = probe_host(spec)
+    if not ip or ip == gateway:
+        return False
+    if spec == "system":
+        try:
+            return not ipaddress.ip_address(ip).is_loopback
+        except ValueError:
+            return False
+    return True
 
 
 def probe_host(spec: str) -> str:

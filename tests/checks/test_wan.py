@@ -203,3 +203,17 @@ def test_judge_captive(
     status: int, location: str | None, body: bytes, expect: str | None, captive: bool
 ) -> None:
     assert wan.judge_captive(status, location, body, expect).captive is captive
+
+
+def test_resolver_on_the_gateway_or_a_local_stub_proves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert wan.resolver_beyond_gateway("198.51.100.53", "198.18.0.1") is True
+    assert wan.resolver_beyond_gateway("198.18.0.1", "198.18.0.1") is False
+    assert wan.resolver_beyond_gateway("198.18.0.1:5353", "198.18.0.1") is False
+    from diag.checks import dns as dns_check
+
+    monkeypatch.setattr(dns_check, "system_resolver", lambda *a: "127.0.0.53")
+    assert wan.resolver_beyond_gateway("system", "198.18.0.1") is False
+    monkeypatch.setattr(dns_check, "system_resolver", lambda *a: "198.51.100.53")
+    assert wan.resolver_beyond_gateway("system", "198.18.0.1") is True
