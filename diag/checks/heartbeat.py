@@ -169,6 +169,22 @@ def parse_platform_status(body: bytes | str) -> tuple[bool, float | None] | None
     return data["online"], (round(float(ago), 3) if ago is not None else None)
 
 
+def parse_address_changes(body: bytes | str) -> int | None:
+    """How often the platform saw the device's public address change (``address_changes``).
+
+    A NAT that forgets the device's UDP mapping between heartbeats gives it a new public port each
+    time: the platform counts those changes, evidence of mapping expiry without a deep run.
+    """
+    try:
+        data = json.loads(body[:MAX_BODY])
+    except (ValueError, TypeError):
+        return None
+    n = data.get("address_changes") if isinstance(data, dict) else None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        return None
+    return n
+
+
 def gateway_matches(settings: Mapping[str, Any], site_gateway: str | None) -> bool:
     """The device's gateway is the site's and lies in the device's own subnet (pure)."""
     gw = settings.get("gateway")
@@ -385,10 +401,14 @@ async def platform_probe(client: httpx.AsyncClient, base: str, device: Device) -
     if parsed is None:
         return [Fact("device.platform_error", "bad-reply", target=name)]
     online, ago = parsed
-    return [
+    facts = [
         Fact("device.platform_online", online, target=name),
         Fact("device.platform_last_seen_s", ago, "s", target=name),
     ]
+    changes = parse_address_changes(r.content)
+    if changes is not None:
+        facts.append(Fact("device.platform_address_changes", changes, target=name))
+    return facts
 
 
 async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:

@@ -262,6 +262,7 @@ def test_xml_parsers_never_raise(text: str) -> None:
     hb.parse_network(text)
     hb.parse_p2p(text)
     hb.parse_platform_status(text)
+    hb.parse_address_changes(text)
 
 
 @pytest.mark.parametrize(
@@ -277,6 +278,21 @@ def test_xml_parsers_never_raise(text: str) -> None:
 )
 def test_platform_status_json(body: str, expected: Any) -> None:
     assert hb.parse_platform_status(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('{"online": true, "address_changes": 3}', 3),
+        ('{"online": true, "address_changes": 0}', 0),
+        ('{"online": true, "address_changes": -1}', None),
+        ('{"online": true, "address_changes": true}', None),
+        ('{"online": true}', None),
+        ("not json", None),
+    ],
+)
+def test_platform_address_changes(body: str, expected: int | None) -> None:
+    assert hb.parse_address_changes(body) == expected
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,8 @@ def test_healthy(lab_factory: LabFactory) -> None:
     for n in DEVICES:
         assert f[("device.platform_online", n)] is True, n
         assert 0 <= f[("device.platform_last_seen_s", n)] < 30, n
+        # the router keeps UDP mappings longer than the heartbeat: the public address never moves
+        assert f[("device.platform_address_changes", n)] == 0, n
         mac = next(d["mac"] for d in lab.status["devices"] if d["name"] == n)
         assert f[("device.arp_macs", n)] == [mac]
         assert f[("device.rtt_ms", n)] < 20
