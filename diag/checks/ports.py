@@ -2,10 +2,12 @@
 
 Every P2P server and STUN server of the profile is probed with its own protocol (TCP handshake;
 UDP platform hello, STUN binding or echo), its name resolved through the site resolver. For each
-one that does not answer, a TTL walk (scapy, root) of the SAME protocol and port finds the last
-hop that still answers, and a walk of a reference that passes shows where the site gateway sits
-and that other traffic gets through. ``probe.locate`` turns the walks into ``router`` / ``isp`` /
-``beyond``. Without root the open/blocked verdicts stand and ``port.blocked_at`` is ``unknown``.
+one that does not answer, a TTL walk of the SAME protocol and port finds the last hop that still
+answers, and a walk of a reference that passes shows where the site gateway sits and that other
+traffic gets through. ``probe.locate`` turns the walks into ``router`` / ``isp`` / ``beyond``.
+The walk uses scapy with root; without root (or when scapy fails) ordinary sockets with
+``IP_TTL`` + ``IP_RECVERR`` do the same walk, as ``tracepath`` does; when neither can,
+``port.blocked_at`` is ``unknown`` and ``port.walk_error`` says why.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from diag.checks import probe
-from diag.checks.base import NEED_ROOT, Check, Context
+from diag.checks.base import Check, Context
 from diag.i18n import N_, Message, msg
 from diag.model import Fact, JSONValue, Metric, Outcome, Site
 
@@ -101,8 +103,7 @@ async def _probe(t: PortTarget, address: str, timeout_s: float) -> probe.Answer:
 class PortsCheck(Check):
     id = "ports"
     title = msg("Platform ports and protocols")
-    needs = (NEED_ROOT,)
-    root_optional = True
+    # Root is optional: with it the walk uses scapy, without it the kernel's IP_RECVERR reports.
     timeout_s = 10.0
 
     def targets(self, site: Site) -> tuple[str, ...]:
@@ -204,8 +205,6 @@ class PortsCheck(Check):
                 where[t.key] = "unknown"
             return where
 
-        if not ctx.world.is_root():
-            return unknown("needs-root")
         if ctx.remaining() < WALK_TIMEOUT_S + 0.5:
             return unknown("no-time")
         ref = pick_reference(probed, answers, blocked)
@@ -214,14 +213,27 @@ class PortsCheck(Check):
             for t in [*blocked, *([ref] if ref else [])]
         ]
         ctx.progress(0.6, msg("locating the hop that drops {n} ports", n=len(blocked)))
-        try:
-            if warm is not None:
-                await warm
-            walks = await ctx.run_blocking(
-                probe.ttl_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
-            )
-        except Exception as exc:  # scapy raises a zoo of errors (no route, no interface, ...)
-            return unknown(f"error: {type(exc).__name__}")
+        walks: dict[str, list[probe.Hop]] | None = None
+        method = "scapy"
+        if ctx.world.is_root():
+            try:
+                if warm is not None:
+                    await warm
+                walks = await ctx.run_blocking(
+                    probe.ttl_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
+                )
+            except Exception:  # scapy raises a zoo of errors (no route, no interface, ...)
+                walks = None
+        if walks is None:
+            # No root (or scapy failed): the kernel's IP_RECVERR reports, as tracepath uses them.
+            method = "socket"
+            try:
+                walks = await ctx.run_blocking(
+                    probe.socket_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
+                )
+            except OSError as exc:
+                return unknown(f"error: {type(exc).__name__}")
+        facts.append(Fact("port.walk_method", method))
         gateway = ctx.site.network.gateway or probe.default_gateway()
         gw_at = None
         ref_first = False

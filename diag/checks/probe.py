@@ -593,3 +593,120 @@ def ttl_walk(
     for i, t in enumerate(targets):
         out[t.key] = [found.get((i, ttl), Hop(ttl, "silent")) for ttl in range(1, max_ttl + 1)]
     return out
+
+
+# --- TTL walk without root --------------------------------------------------------------------
+
+# Linux constants Python's socket module does not export.
+IP_RECVERR = 11
+SO_EE_ORIGIN_ICMP = 2
+_EE = struct.Struct("=IBBBBII")  # struct sock_extended_err
+
+
+def parse_recverr(cmsgs: Sequence[tuple[int, int, bytes]]) -> tuple[int, int, str | None] | None:
+    """(ICMP type, code, offender IP) from an ``IP_RECVERR`` control message (pure).
+
+    The kernel queues ``struct sock_extended_err`` followed by the offender's ``sockaddr_in``
+    (``SO_EE_OFFENDER``). None when no ICMP error is in ``cmsgs`` or it is malformed.
+    """
+    for level, typ, data in cmsgs:
+        if level != socket.IPPROTO_IP or typ != IP_RECVERR or len(data) < _EE.size:
+            continue
+        _errno, origin, itype, code, _pad, _info, _data = _EE.unpack_from(data)
+        if origin != SO_EE_ORIGIN_ICMP:
+            continue
+        offender: str | None = None
+        off = data[_EE.size :]
+        if len(off) >= 8 and struct.unpack_from("=H", off)[0] == socket.AF_INET:
+            ip = socket.inet_ntoa(off[4:8])
+            offender = None if ip == "0.0.0.0" else ip
+        return itype, code, offender
+    return None
+
+
+def socket_walk(
+    targets: Sequence[WalkTarget], max_ttl: int = 8, timeout_s: float = 1.0
+) -> dict[str, list[Hop]]:
+    """``ttl_walk`` without root: ordinary sockets with ``IP_TTL`` and ``IP_RECVERR`` (Linux).
+
+    The kernel hands ICMP errors about our own datagrams and SYNs to the socket's error queue
+    with the offender's address, as ``tracepath`` uses it; a SYN that meets time-exceeded fails
+    its connect at once. One socket per (target, TTL), all sent at once. Blocking: run it in a
+    thread.
+    """
+    import select
+
+    socks: dict[int, tuple[socket.socket, int, int]] = {}  # fd -> (socket, target index, ttl)
+    found: dict[tuple[int, int], Hop] = {}
+    poller = select.poll()
+    try:
+        for i, t in enumerate(targets):
+            for ttl in range(1, max_ttl + 1):
+                kind = socket.SOCK_STREAM if t.proto == "tcp" else socket.SOCK_DGRAM
+                s = socket.socket(socket.AF_INET, kind)
+                s.setblocking(False)
+                s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+                socks[s.fileno()] = (s, i, ttl)
+                try:
+                    if t.proto == "tcp":
+                        s.connect_ex((t.address, t.port))
+                        poller.register(s, select.POLLOUT | select.POLLERR)
+                    else:
+                        s.connect((t.address, t.port))
+                        s.send(t.payload or b"\0")
+                        poller.register(s, select.POLLIN | select.POLLERR)
+                except OSError:
+                    continue
+        end = time.monotonic() + timeout_s
+        while len(found) < len(socks):
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            for fd, ev in poller.poll(left * 1000):
+                s, i, ttl = socks[fd]
+                t = targets[i]
+                hop = _socket_event(s, t, ttl, ev)
+                if hop is not None:
+                    found.setdefault((i, ttl), hop)
+                    poller.unregister(fd)
+    finally:
+        for s, _i, _ttl in socks.values():
+            s.close()
+    return {
+        t.key: [found.get((i, ttl), Hop(ttl, "silent")) for ttl in range(1, max_ttl + 1)]
+        for i, t in enumerate(targets)
+    }
+
+
+def _socket_event(s: socket.socket, t: WalkTarget, ttl: int, ev: int) -> Hop | None:
+    import select
+
+    if ev & select.POLLERR:
+        try:
+            _data, anc, _flags, _addr = s.recvmsg(512, 1024, socket.MSG_ERRQUEUE)
+        except OSError:
+            anc = []
+        got = parse_recverr(anc)
+        if got is not None:
+            itype, code, offender = got
+            if itype == 11:
+                return Hop(ttl, "time-exceeded", offender, code)
+            if itype == 3:
+                return Hop(ttl, "rejected", offender, code)
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err == errno.ECONNREFUSED:
+            return Hop(ttl, "rejected", t.address)
+        # An error without an ICMP report (local: no route, ...): nothing came back.
+        return Hop(ttl, "silent")
+    if t.proto == "tcp" and ev & select.POLLOUT:
+        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+            return Hop(ttl, "reply", t.address)
+        return None
+    if ev & select.POLLIN:
+        try:
+            s.recv(2048)
+        except OSError:
+            return None
+        return Hop(ttl, "reply", t.address)
+    return None

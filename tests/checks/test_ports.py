@@ -64,11 +64,13 @@ async def test_udp_hello_answered_silent_and_garbage() -> None:
     assert result[f"{LOOPBACK}:{gp}/udp"] == "open"
     assert result[f"{LOOPBACK}:{silent}/udp"] == "timeout"
     assert result[f"{LOOPBACK}:{bp}/udp"] == "bad-reply"
-    # A hello is retransmitted: the silent server saw every try, each with its own nonce.
-    assert len(good.received) == 1
-    # Without root the hop cannot be located, and the facts say why.
+    # One hello answered at once, then the reference walk's copy per TTL (it passes: loopback).
+    assert len(good.received) == 1 + ports.WALK_MAX_TTL
+    assert facts(out, "port.reference")[""] == f"{LOOPBACK}:{gp}/udp"
+    # Without root the walk uses plain sockets; on loopback no hop answers, so: unknown.
+    assert facts(out, "port.walk_method")[""] == "socket"
     assert facts(out, "port.blocked_at")[f"{LOOPBACK}:{silent}/udp"] == "unknown"
-    assert facts(out, "port.walk_error")[f"{LOOPBACK}:{silent}/udp"] == "needs-root"
+    assert facts(out, "port.blocked_hop")[f"{LOOPBACK}:{silent}/udp"] is None
     assert f"{LOOPBACK}:{gp}/udp" not in facts(out, "port.blocked_at")
 
 
@@ -120,6 +122,26 @@ async def test_stun_server_probed_with_binding_request() -> None:
         out = await ports.PortsCheck().run(context(site, "ports"))
     assert facts(out, "port.open") == {f"{LOOPBACK}:{port}/udp": True}
     assert out.status == "ok"
+
+
+def test_recverr_parser() -> None:
+    ee = struct.pack("=IBBBBII", 113, probe.SO_EE_ORIGIN_ICMP, 11, 0, 0, 0, 0)
+    offender = struct.pack("=HH4s8x", socket.AF_INET, 0, socket.inet_aton("198.18.0.1"))
+    cm = [(socket.IPPROTO_IP, probe.IP_RECVERR, ee + offender)]
+    assert probe.parse_recverr(cm) == (11, 0, "198.18.0.1")
+    local = struct.pack("=IBBBBII", 90, 1, 0, 0, 0, 0, 0)  # SO_EE_ORIGIN_LOCAL: not ICMP
+    assert probe.parse_recverr([(socket.IPPROTO_IP, probe.IP_RECVERR, local)]) is None
+    assert probe.parse_recverr([(socket.IPPROTO_IP, probe.IP_RECVERR, b"short")]) is None
+    assert probe.parse_recverr([]) is None
+
+
+def test_socket_walk_on_loopback_sees_the_destination() -> None:
+    # Loopback never decrements the TTL: every TTL reaches the closed port and is refused.
+    port = free_port(socket.SOCK_DGRAM)
+    t = probe.WalkTarget("k", LOOPBACK, port, "udp", b"x")
+    hops = probe.socket_walk([t], max_ttl=3, timeout_s=0.5)["k"]
+    assert [h.kind for h in hops] == ["rejected"] * 3
+    assert hops[0].responder == LOOPBACK and hops[0].icmp_code == 3
 
 
 def test_stun_parser_rejects_wrong_txid_and_junk() -> None:

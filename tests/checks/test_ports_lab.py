@@ -54,3 +54,31 @@ def test_blocked_ports_located(lab_factory: Any, scenario: str, where: str, hop:
     assert facts(c, "port.gateway_hop")[""] == 1
     # 1.5 s probe timeout + 1 s walk; loosely bounded for a loaded CI box.
     assert c["duration_s"] < 7.0
+
+
+NO_ROOT_RUN = """
+import asyncio, json, sys, time
+from diag.checks.base import Context, World
+from diag.checks.ports import PortsCheck
+from diag.config import load_site
+site = load_site(sys.argv[1] if len(sys.argv) > 1 else {site!r})
+ctx = Context(site=site, check_id="ports", targets=(), deadline=time.monotonic() + 10,
+              world=World(is_root=lambda: False))
+out = asyncio.run(PortsCheck().run(ctx))
+print(json.dumps([[f.key, f.target, f.value] for f in out.facts]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("scenario", "where"), [("router-port-blocking", "router"), ("isp-p2p-blocking", "isp")]
+)
+def test_blocked_ports_located_without_root(lab_factory: Any, scenario: str, where: str) -> None:
+    """The same verdicts from the unprivileged walk (IP_TTL + IP_RECVERR sockets, no scapy)."""
+    import json
+
+    lab = lab_factory(scenario)
+    out = json.loads(lab.python(NO_ROOT_RUN.format(site=str(lab.site_path))))
+    got = {(k, t): v for k, t, v in out}
+    assert got[("port.walk_method", "")] == "socket"
+    assert got[("port.blocked_at", LOGIN)] == where
+    assert got[("port.blocked_at", RELAY)] == where
