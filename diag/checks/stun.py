@@ -407,6 +407,7 @@ class Observation:
     discovery: nat_discovery.Discovery | None = None
     malformed: int = 0
     unresolved: bool = False
+    out_of_time: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -676,15 +677,19 @@ class StunCheck(Check):
             )
         try:
             await self._stun(ctx, obs)
-        finally:
+        except BaseException:
+            # Cancelled (the runner's deadline) or crashed: the gateway probe goes with it.
             if discovery_task is not None:
-                try:
-                    obs.discovery = await asyncio.wait_for(
-                        discovery_task, max(0.1, ctx.remaining() - REPORT_MARGIN_S)
-                    )
-                except Exception as exc:
-                    # Informational: a broken IGD must not cost the NAT facts already measured.
-                    obs.notes.append(f"discovery: {type(exc).__name__}")
+                discovery_task.cancel()
+            raise
+        if discovery_task is not None:
+            try:
+                obs.discovery = await asyncio.wait_for(
+                    discovery_task, max(0.1, ctx.remaining() - REPORT_MARGIN_S)
+                )
+            except Exception as exc:
+                # Informational: a broken IGD must not cost the NAT facts already measured.
+                obs.notes.append(f"discovery: {type(exc).__name__}")
         return obs
 
     async def _stun(self, ctx: Context, obs: Observation) -> None:
@@ -698,6 +703,11 @@ class StunCheck(Check):
             return
         budget = max(0.1, ctx.remaining() - REPORT_MARGIN_S)
         first = await first_binding(registry, servers, min(budget, FIRST_GIVE_UP_S * 4))
+        if first is None and budget < FIRST_GIVE_UP_S:
+            # Silence for less than the full wait is no evidence: the deadline cut us short.
+            obs.out_of_time = True
+            obs.malformed = registry.malformed
+            return
         if first is None:
             obs.udp_blocked = True
             obs.malformed = registry.malformed
@@ -850,7 +860,7 @@ def facts(obs: Observation, site: Site) -> tuple[Fact, ...]:
     def add(key: str, value: JSONValue, unit: str = "") -> None:
         out.append(Fact(key, value, unit))
 
-    if obs.unresolved:
+    if obs.unresolved or obs.out_of_time:
         return ()
     add("nat.udp_blocked", obs.udp_blocked)
     if obs.server is not None:
@@ -924,6 +934,7 @@ def metrics(obs: Observation) -> dict[str, Metric]:
 
 
 _SUMMARY_UNRESOLVED = N_("no STUN server name could be resolved")
+_SUMMARY_NO_TIME = N_("no STUN answer in the time left: not enough time to tell UDP blocked")
 _SUMMARY_BLOCKED = N_("UDP blocked: no STUN server answered")
 _SUMMARY_OPEN = N_("no NAT ({rfc3489}), public address {mapped}")
 _SUMMARY_NAT = N_(
@@ -943,6 +954,8 @@ def outcome_from(obs: Observation, site: Site, deep: bool) -> Outcome:
     summary: Message
     if obs.unresolved:
         return Outcome("error", msg(_SUMMARY_UNRESOLVED), metrics(obs), fs)
+    if obs.out_of_time:
+        return Outcome("error", msg(_SUMMARY_NO_TIME), metrics(obs), fs)
     if obs.udp_blocked:
         return Outcome("fail", msg(_SUMMARY_BLOCKED), metrics(obs), fs)
     mapped = _fmt(obs.mapped) or "?"

@@ -383,3 +383,29 @@ def test_rfc3489_name_agrees_with_pystun3(mapping: str, filtering: str, name: st
         assert theirs == "Full Cone"
     else:
         assert PYSTUN_NAMES.get(theirs) == ours
+
+
+def test_runner_deadline_cuts_a_silent_server_cleanly() -> None:
+    """Under the runner, a deadline shorter than the first-binding wait is no UDP-blocked verdict.
+
+    The check stops just before the deadline and says it had no time; no nat.* fact claims UDP is
+    blocked on the strength of 0.1 s of silence.
+    """
+    from diag.checks.base import registry_from
+    from diag.runner import Runner, plan
+
+    with FakeStunServer(Behaviour(udp_blocked=True)) as srv:
+        site = Site(
+            "t",
+            (),
+            Profile("p", stun_servers=(StunServer(*srv.primary),)),
+            network=Network(gateway="127.0.0.1"),
+        )
+        reg = registry_from(s.StunCheck())
+        runner = Runner(reg, deadline_s=0.6)
+        t0 = time.monotonic()
+        (res,) = asyncio.run(runner.run(site, plan(site, reg)))
+        took = time.monotonic() - t0
+    assert res.status == "error"
+    assert res.fact("nat.udp_blocked") is None
+    assert took < 1.5
