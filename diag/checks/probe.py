@@ -6,9 +6,10 @@ system's getaddrinfo), so a check sees the names exactly as the cameras on the s
 UDP probes speak the protocol of the port they test (platform hello, STUN binding, DNS), because a
 firewall or a server that answers only well-formed requests makes a blind datagram look blocked.
 
-The TTL walk (``ttl_walk``, root) sends the SAME protocol and port with increasing TTL and records
-who answers; ``locate`` turns the recorded answers into the hop that drops the probe. ``locate``
-is pure so that it is tested on recorded walks.
+The TTL walk sends the SAME protocol and port with increasing TTL and records who answers:
+``ttl_walk`` with scapy (root), ``socket_walk`` with plain sockets and the kernel's ``IP_RECVERR``
+reports (no root, as tracepath). ``locate`` turns the recorded answers into the hop that drops
+the probe; it is pure so that it is tested on recorded walks.
 """
 
 from __future__ import annotations
@@ -248,7 +249,6 @@ async def udp_exchange(
         return Answer(_error_status(exc), info=type(exc).__name__)
     sent: list[tuple[UdpProbe, float]] = []
     bad = False
-    refused = False
     try:
         end = clock() + timeout_s
         gap = timeout_s / max(1, tries)
@@ -266,12 +266,8 @@ async def udp_exchange(
                 except TimeoutError:
                     break
                 if isinstance(item, OSError):
-                    status = _error_status(item)
-                    if status == "refused":
-                        # ICMP port unreachable can be stale (a previous probe): note and go on.
-                        refused = True
-                        continue
-                    return Answer(status, info=type(item).__name__)
+                    # A fresh socket's own port: an ICMP error on it is about our datagram.
+                    return Answer(_error_status(item), info=type(item).__name__)
                 for p, t_sent in reversed(sent):
                     got = p.accept(item)
                     if got is not None:
@@ -281,9 +277,7 @@ async def udp_exchange(
                 break
     finally:
         transport.close()
-    if bad:
-        return Answer("bad-reply")
-    return Answer("refused" if refused else "timeout")
+    return Answer("bad-reply" if bad else "timeout")
 
 
 async def tcp_connect(
