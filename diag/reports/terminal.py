@@ -34,15 +34,17 @@ def summary_table(run: Run, lang: str = "en") -> str:
     if run.devices:
         w = max(len(t(DEVICE)), *(len(v.device) for v in run.devices))
         w = min(w, 28)
-        lines.append(f"{t(DEVICE):<{w}}  {t(STATE):<10} {t(ICON):<7} {t(WHY)}")
+        # Column widths from the words in this language ("poza siecią" is longer than "offline").
+        ws = max(len(t(x)) for x in (STATE, *_STATE.values()))
+        wi = max(len(t(x)) for x in (ICON, *_ICON.values()))
+        lines.append(f"{t(DEVICE):<{w}}  {t(STATE):<{ws}} {t(ICON):<{wi}} {t(WHY)}")
         for v in run.devices:
             # Below 0.5 a cause is a note (a share about to expire, a possibility), not "why": the
             # table would otherwise accuse a healthy device; the reports list the notes.
             top = v.causes[0] if v.causes and v.causes[0].confidence >= LIKELY else None
             why = f"{render(title_of(top.id), lang)} ({top.confidence:.0%})" if top else "-"
-            lines.append(
-                f"{_cut(v.device, w):<{w}}  {t(_STATE[v.state]):<10} {t(_ICON[v.icon]):<7} {why}"
-            )
+            state, icon = t(_STATE[v.state]), t(_ICON[v.icon])
+            lines.append(f"{_cut(v.device, w):<{w}}  {state:<{ws}} {icon:<{wi}} {why}")
     else:
         lines.append(t(NO_DEVICES))
     lines.append("")
