@@ -1,4 +1,4 @@
-"""Whole runs (every check at once) on the lab: checks must not disturb each other's measurements."""
+"""Whole runs (every check at once) on the lab: checks must not disturb each other."""
 
 from __future__ import annotations
 
