@@ -28,7 +28,8 @@ from diag.tui.screens.help import HelpScreen
 class DiagApp(App[int]):
     """``diag tui``: the installer's dashboard."""
 
-    CSS_PATH = "app.tcss"
+    # Absolute: Textual resolves a relative CSS_PATH against the module of the (sub)class.
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "diag"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
