@@ -175,17 +175,19 @@ class Term:
 
 
 def measure(nice: int = 0) -> dict[str, Any]:
+    import shutil
     import tempfile
 
-    mark = Path(tempfile.mkdtemp(prefix="bench-tui-")) / "paint.json"
-    os.environ["DIAG_BENCH_MARK"] = str(mark)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-tui-"))
+    paint_file = tmp / "paint.json"
+    os.environ["DIAG_BENCH_MARK"] = str(paint_file)
     term = Term(nice=nice)
     try:
         first_paint = term.wait_for(b"quit", 0) - term.t0
         # CPU the process spent until its first frame (interpreter, imports, layout): what an
         # idle laptop would take, whatever the load here.
         term.drain(0.3)
-        paint_cpu = json.loads(mark.read_text())["cpu_s"] if mark.exists() else None
+        paint_cpu = json.loads(paint_file.read_text())["cpu_s"] if paint_file.exists() else None
         term.drain(1.0)  # let the run get going: progress streaming from all eight checks
         # What the screen costs a weak link while nothing is pressed: spinners, times, results.
         mark = len(term.out)
@@ -208,6 +210,7 @@ def measure(nice: int = 0) -> dict[str, Any]:
         still_running = elapsed < CHECK_S
     finally:
         term.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     all_times = sorted(key_times + help_times)
     return {
         "first_paint_s": round(first_paint, 3),
