@@ -127,9 +127,10 @@ async def _quiet(aw: Awaitable[T]) -> T | BaseException:
 class WanCheck(Check):
     id = "wan"
     title = msg("Internet path")
-    # After the ports check: its probes and TTL walk, and this check's 40-probe series, would
-    # otherwise share the hosts' ICMP error budget (~6 per burst) and blur each other's answers.
-    depends_on = ("ports",)
+    # No dependency: it runs from the start, beside stun and ports (its series sends to the
+    # platform and the first STUN address only, which the stun check contacts itself). The ICMP
+    # errors its hellos draw from a refused port are why ``probe.locate`` takes the plain probe's
+    # refusal into account. Bandwidth waits for it, so the link is quiet while it measures.
     timeout_s = 8.0
 
     async def run(self, ctx: Context) -> Outcome:
@@ -141,44 +142,20 @@ class WanCheck(Check):
         count = DEEP_SERIES_COUNT if ctx.deep else SERIES_COUNT
         root = ctx.world.is_root()
 
-        # Hosts of the profile, resolved once through the site resolver.
+        # What needs no resolved profile host starts at once: the gateway, DNS, the captive
+        # probe (it resolves its own name), DDNS; a dead resolver then costs its timeout once.
+        tasks: dict[str, asyncio.Future[Any]] = {}
+
+        def start(key: str, aw: Awaitable[Any]) -> None:
+            tasks[key] = asyncio.ensure_future(_quiet(aw))
+
+        if gateway:
+            start("gateway", self._gateway(gateway, root))
         hello = next(
             (s for s in prof.p2p_servers if s.protocol == "udp" and s.probe == "hello"), None
         )
         tcp_servers = [s for s in prof.p2p_servers if s.protocol in ("tcp", "https", "http")]
         hosts = sorted({s.host for s in prof.p2p_servers} | {s.host for s in prof.stun_servers})
-        got = await asyncio.gather(
-            *(_quiet(probe.resolve(h, resolver, DNS_TIMEOUT_S)) for h in hosts)
-        )
-        addr = {h: r[0] for h, r in zip(hosts, got, strict=True) if isinstance(r, list) and r}
-        ctx.progress(0.2, msg("probing the gateway and the internet"))
-
-        tasks: dict[str, Awaitable[Any]] = {}
-        if gateway:
-            tasks["gateway"] = self._gateway(gateway, root)
-        series_names: dict[str, str] = {}
-        probe_addr = next((addr[x.host] for x in prof.p2p_servers if x.host in addr), None)
-        if hello is not None and hello.host in addr:
-            tasks["series"] = probe.udp_series(
-                addr[hello.host], hello.port, "hello", count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S
-            )
-            series_names["series"] = f"{hello.host}:{hello.port}/udp hello"
-        elif prof.p2p_servers and prof.p2p_servers[0].host in addr:
-            tasks["series"] = probe.icmp_ping(
-                addr[prof.p2p_servers[0].host], count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S, root
-            )
-            series_names["series"] = f"{prof.p2p_servers[0].host} icmp"
-        for st in prof.stun_servers[:1]:
-            if st.host in addr:
-                # A second series to another internet host: when the platform's port is
-                # blocked its series measures the block, not the link.
-                tasks["stun"] = probe.udp_series(
-                    addr[st.host], st.port, "stun", count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S
-                )
-                series_names["stun"] = f"{st.host}:{st.port}/udp stun"
-        for i, s in enumerate(tcp_servers):
-            if s.host in addr:
-                tasks[f"tcp{i}"] = probe.tcp_connect(addr[s.host], s.port, PROBE_TIMEOUT_S)
         name = next(iter(prof.dns_names), None) or next(
             (h for h in hosts if not probe.is_ip(h)), None
         )
@@ -187,18 +164,71 @@ class WanCheck(Check):
             dns_specs["independent"] = prof.independent_resolvers[0]
         if name:
             for label, spec in dns_specs.items():
-                tasks[f"dns-{label}"] = probe.resolve(name, spec, DNS_TIMEOUT_S)
+                start(f"dns-{label}", probe.resolve(name, spec, DNS_TIMEOUT_S))
         if prof.captive_probe_url:
-            tasks["captive"] = fetch_captive(site, prof.captive_probe_url)
+            start("captive", fetch_captive(site, prof.captive_probe_url))
         ddns = ddns_devices(site)
         for d in ddns:
             for label, spec in dns_specs.items():
-                tasks[f"ddns-{label}-{d.name}"] = probe.resolve(
-                    d.public_host or "", spec, DNS_TIMEOUT_S
+                start(
+                    f"ddns-{label}-{d.name}",
+                    probe.resolve(d.public_host or "", spec, DNS_TIMEOUT_S),
                 )
-        keys = list(tasks)
-        values = await asyncio.gather(*(_quiet(tasks[k]) for k in keys))
-        res: dict[str, Any] = dict(zip(keys, values, strict=True))
+
+        try:
+            # Hosts of the profile, resolved once through the site resolver.
+            got = await asyncio.gather(
+                *(_quiet(probe.resolve(h, resolver, DNS_TIMEOUT_S)) for h in hosts)
+            )
+            addr = {h: r[0] for h, r in zip(hosts, got, strict=True) if isinstance(r, list) and r}
+            ctx.progress(0.2, msg("probing the gateway and the internet"))
+            series_names: dict[str, str] = {}
+            probe_addr = next((addr[x.host] for x in prof.p2p_servers if x.host in addr), None)
+            if hello is not None and hello.host in addr:
+                start(
+                    "series",
+                    probe.udp_series(
+                        addr[hello.host],
+                        hello.port,
+                        "hello",
+                        count,
+                        SERIES_INTERVAL_S,
+                        PROBE_TIMEOUT_S,
+                    ),
+                )
+                series_names["series"] = f"{hello.host}:{hello.port}/udp hello"
+            elif probe_addr is not None:
+                start(
+                    "series",
+                    probe.icmp_ping(probe_addr, count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S, root),
+                )
+                host = next(x.host for x in prof.p2p_servers if addr.get(x.host) == probe_addr)
+                series_names["series"] = f"{host} icmp"
+            for st in prof.stun_servers[:1]:
+                if st.host in addr:
+                    # A second series to another internet host: when the platform's port is
+                    # blocked its series measures the block, not the link.
+                    start(
+                        "stun",
+                        probe.udp_series(
+                            addr[st.host],
+                            st.port,
+                            "stun",
+                            count,
+                            SERIES_INTERVAL_S,
+                            PROBE_TIMEOUT_S,
+                        ),
+                    )
+                    series_names["stun"] = f"{st.host}:{st.port}/udp stun"
+            for i, s in enumerate(tcp_servers):
+                if s.host in addr:
+                    start(f"tcp{i}", probe.tcp_connect(addr[s.host], s.port, PROBE_TIMEOUT_S))
+            await asyncio.gather(*tasks.values())
+        finally:
+            # Cancelled (the runner's deadline): no probe outlives the check.
+            for f in tasks.values():
+                f.cancel()
+        res: dict[str, Any] = {k: f.result() for k, f in tasks.items()}
         ctx.progress(0.9)
 
         metrics: dict[str, Metric] = {}
