@@ -109,3 +109,23 @@ def test_catalogues_parse_and_hold_no_fuzzy_entries() -> None:
             cat = read_po(fh, locale="pl")
         fuzzy = [m.id for m in cat if m.id and m.fuzzy]
         assert not fuzzy, f"{po.name}: fuzzy entries are ignored at run time: {fuzzy}"
+
+
+def test_catalogues_agree_where_they_share_a_message() -> None:
+    """All *.po files are merged at run time: one msgid with two translations would make the
+    wording depend on file order, so every shared msgid must read the same everywhere."""
+    from babel.messages.pofile import read_po
+
+    from diag.i18n import LOCALE_DIR
+
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for po in sorted((LOCALE_DIR / "pl" / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as fh:
+            for m in read_po(fh, locale="pl"):
+                if not (isinstance(m.id, str) and m.id and isinstance(m.string, str) and m.string):
+                    continue
+                first = seen.setdefault(m.id, (po.name, m.string))
+                if first[1] != m.string:
+                    clashes.append(f"{m.id!r}: {first[0]} {first[1]!r} vs {po.name} {m.string!r}")
+    assert not clashes, "\n".join(clashes)
