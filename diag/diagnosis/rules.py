@@ -775,6 +775,11 @@ def _blocking(where: str) -> Predicate:
                 hop=hop,
             )
         conf = 0.88 if passes else 0.6
+        refs = [f.flag("port.reference_passes", t) for t in targets]
+        if False in refs and True not in refs:
+            # The walk's reference (a destination that should pass) died too: the path is down,
+            # not a port filter; link-outage or data-plan rules say what instead.
+            conf = min(conf, 0.35)
         if f.flag("nat.udp_blocked") is True and all(t.endswith("/udp") for t in targets):
             conf = 0.6  # all UDP is blocked, not just the platform's ports: nat-unfriendly
         return Hit(conf, evidence, detail)

@@ -712,6 +712,14 @@ def test_isp_p2p_blocking() -> None:
     assert top(devs["Cam-shared"]) == "isp-p2p-blocking"
 
 
+def test_blocking_near_miss_reference_died_too() -> None:
+    """Link down: the TTL walk's reference dies as well, so it is no port filter."""
+    _, site = run(_blocked("router") | {("port.reference_passes", UDP): False})
+    assert conf(site, "router-port-blocking") < 0.5
+    _, site = run(_blocked("isp") | {("port.reference_passes", UDP): True})
+    assert conf(site, "isp-p2p-blocking") > 0.5
+
+
 def test_blocking_near_miss_port_open_or_hop_unknown() -> None:
     _, site = run({("port.blocked_at", UDP): "router"})  # open port with a stale field
     assert conf(site, "router-port-blocking") == 0.0
