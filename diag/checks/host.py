@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from diag.checks import lan
 from diag.checks.base import Check, Context
 from diag.i18n import msg
 from diag.model import Fact, JSONValue, Metric, Outcome, Status
@@ -60,38 +61,8 @@ class Snapshot:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def default_route(v4_text: str, v6_text: str = "") -> tuple[str | None, str | None]:
-    """(gateway, interface) of the default route with the lowest metric; IPv4 first."""
-    best: tuple[int, str, str] | None = None
-    for line in v4_text.splitlines()[1:]:
-        cols = line.split()
-        if len(cols) < 8:
-            continue
-        try:
-            dest, gw, flags, metric, mask = (int(cols[i], 16) for i in (1, 2, 3, 6, 7))
-        except ValueError:
-            continue
-        if dest != 0 or mask != 0:
-            continue
-        # /proc/net/route holds addresses in host (little-endian) byte order.
-        gw_ip = socket.inet_ntoa(gw.to_bytes(4, "little")) if flags & RTF_GATEWAY else None
-        cand = (metric, cols[0], gw_ip or "")
-        if best is None or cand[0] < best[0]:
-            best = cand
-    if best is not None:
-        return best[2] or None, best[1]
-    for line in v6_text.splitlines():
-        cols = line.split()
-        if len(cols) < 10 or cols[0] != "0" * 32 or cols[1] != "00":
-            continue
-        try:
-            gw6 = ipaddress.IPv6Address(bytes.fromhex(cols[4]))
-        except ValueError:
-            continue
-        if cols[9] == "lo":
-            continue
-        return (None if gw6.is_unspecified else str(gw6)), cols[9]
-    return None, None
+# The routing-table parser lives with the other LAN helpers; the name stays for this module's API.
+default_route = lan.parse_default_route
 
 
 def _cidr(address: str, netmask: str | None) -> str | None:

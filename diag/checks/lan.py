@@ -123,28 +123,70 @@ def local_interfaces() -> list[LocalInterface]:
     return out
 
 
-def parse_proc_route(text: str) -> tuple[str | None, str | None]:
-    """(interface, gateway) of the IPv4 default route in ``/proc/net/route`` text."""
-    for line in text.splitlines()[1:]:
-        parts = line.split()
-        if len(parts) < 4 or parts[1] != "00000000":
+RTF_GATEWAY = 0x2  # route flag: through a gateway (otherwise on-link)
+ROUTE_V4 = "/proc/net/route"
+
+
+def parse_default_route(v4_text: str, v6_text: str = "") -> tuple[str | None, str | None]:
+    """(gateway, interface) of the default route with the lowest metric; IPv4 first.
+
+    ``v4_text`` is ``/proc/net/route``, ``v6_text`` ``/proc/net/ipv6_route``. The one parser of
+    the kernel's routing table in diag: host, heartbeat, stun, ports and wan all read it here.
+    """
+    best: tuple[int, str, str] | None = None
+    for line in v4_text.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) < 8:
             continue
         try:
-            flags = int(parts[3], 16)
-            gw = ipaddress.IPv4Address(struct.pack("<I", int(parts[2], 16)))
-        except (ValueError, struct.error):
+            dest, gw, flags, metric, mask = (int(cols[i], 16) for i in (1, 2, 3, 6, 7))
+        except ValueError:
             continue
-        # RTF_GATEWAY (0x2): the route goes through a gateway, otherwise it is on-link.
-        return parts[0], (str(gw) if flags & 0x2 else None)
+        if dest != 0 or mask != 0:
+            continue
+        # /proc/net/route holds addresses in host (little-endian) byte order.
+        gw_ip = socket.inet_ntoa(gw.to_bytes(4, "little")) if flags & RTF_GATEWAY else None
+        cand = (metric, cols[0], gw_ip or "")
+        if best is None or cand[0] < best[0]:
+            best = cand
+    if best is not None:
+        return best[2] or None, best[1]
+    for line in v6_text.splitlines():
+        cols = line.split()
+        if len(cols) < 10 or cols[0] != "0" * 32 or cols[1] != "00":
+            continue
+        try:
+            gw6 = ipaddress.IPv6Address(bytes.fromhex(cols[4]))
+        except ValueError:
+            continue
+        if cols[9] == "lo":
+            continue
+        return (None if gw6.is_unspecified else str(gw6)), cols[9]
     return None, None
 
 
+def parse_proc_route(text: str) -> tuple[str | None, str | None]:
+    """(interface, gateway) of the IPv4 default route in ``/proc/net/route`` text."""
+    gw, iface = parse_default_route(text)
+    return iface, gw
+
+
 def default_route() -> tuple[str | None, str | None]:
+    """(interface, gateway) of this network namespace's IPv4 default route (no traffic)."""
     try:
-        with open("/proc/net/route", encoding="ascii") as fh:
+        with open(ROUTE_V4, encoding="ascii") as fh:
             return parse_proc_route(fh.read())
     except OSError:
         return None, None
+
+
+def default_gateway(route_file: str = ROUTE_V4) -> str | None:
+    """The IPv4 default gateway of this network namespace, or None (read from the kernel)."""
+    try:
+        with open(route_file, encoding="ascii") as fh:
+            return parse_default_route(fh.read())[0]
+    except OSError:
+        return None
 
 
 def pick_interface(site: Site, ifaces: Sequence[LocalInterface]) -> LocalInterface | None:

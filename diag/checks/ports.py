@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from diag.checks import probe
+from diag.checks import lan, probe
 from diag.checks.base import Check, Context
 from diag.i18n import N_, Message, msg
 from diag.model import Fact, JSONValue, Metric, Outcome, Site
@@ -238,7 +238,7 @@ class PortsCheck(Check):
             except OSError as exc:
                 return unknown(f"error: {type(exc).__name__}")
         facts.append(Fact("port.walk_method", method))
-        gateway = ctx.site.network.gateway or probe.default_gateway()
+        gateway = ctx.site.network.gateway or lan.default_gateway()
         gw_at = None
         ref_first = False
         if ref is not None:

@@ -395,23 +395,6 @@ def jitter_ms(rtts: Sequence[float]) -> float | None:
     return lan_jitter(list(rtts))
 
 
-# --- default gateway -------------------------------------------------------------------------
-
-
-def default_gateway(route_file: str = "/proc/net/route") -> str | None:
-    """The IPv4 default gateway of this network namespace (Linux), or None."""
-    try:
-        with open(route_file, encoding="ascii") as fh:
-            lines = fh.readlines()[1:]
-    except OSError:
-        return None
-    for line in lines:
-        cols = line.split()
-        if len(cols) >= 4 and cols[1] == "00000000" and int(cols[3], 16) & 0x2:
-            return socket.inet_ntoa(struct.pack("<I", int(cols[2], 16)))
-    return None
-
-
 # --- TTL walk --------------------------------------------------------------------------------
 
 HopKind = Literal["time-exceeded", "reply", "rejected", "silent"]

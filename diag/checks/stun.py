@@ -33,15 +33,14 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from diag.checks import nat_discovery
 from diag.checks.base import Check, Context, profile_need
+from diag.checks.lan import default_gateway
 from diag.checks.stun_codec import (
     CLASS_ERROR,
     CLASS_REQUEST,
@@ -348,19 +347,6 @@ def _fmt(addr: Address | None) -> str | None:
         return None
     host, port = addr
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def default_gateway(route_file: str = "/proc/net/route") -> str | None:
-    """The IPv4 default gateway of this network namespace (read from the kernel, no traffic)."""
-    try:
-        lines = Path(route_file).read_text(encoding="ascii").splitlines()[1:]
-    except OSError:
-        return None
-    for line in lines:
-        parts = line.split()
-        if len(parts) > 3 and parts[1] == "00000000" and int(parts[3], 16) & 0x2:
-            return str(ipaddress.IPv4Address(struct.pack("<I", int(parts[2], 16))))
-    return None
 
 
 def local_ip_towards(host: str, family: int = socket.AF_INET) -> str | None:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from diag.checks import probe
+from diag.checks import lan, probe
 from diag.checks.base import Check, Context
 from diag.i18n import Message, msg
 from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site, Status
@@ -138,7 +138,7 @@ class WanCheck(Check):
         prof = site.profile
         resolver = probe.site_resolver(site)
         facts: list[Fact] = []
-        gateway = site.network.gateway or probe.default_gateway()
+        gateway = site.network.gateway or lan.default_gateway()
         count = DEEP_SERIES_COUNT if ctx.deep else SERIES_COUNT
         root = ctx.world.is_root()
 
