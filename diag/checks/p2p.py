@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from diag.checks import probe
 from diag.checks.base import Check, Context, profile_need
 from diag.checks.dns import ATTEMPT_TIMEOUTS_S, resolve_host
 from diag.i18n import msg
@@ -34,7 +35,6 @@ CONNECT_TIMEOUT_S = 3.0
 HTTPS_TIMEOUT_S = 5.0
 # Bytes read from a UDP reply: the protocol's replies are short lines; more is junk.
 MAX_REPLY = 512
-HELLO_MAGIC = "DIAGP2P1"
 
 
 @dataclass
@@ -69,15 +69,8 @@ def _os_error(exc: OSError) -> str:
     return "unreachable"
 
 
-def parse_welcome(data: bytes, nonce: str) -> str | None:
-    """The public ``ip:port`` from a WELCOME for ``nonce``; None when it is not one."""
-    parts = data.decode("ascii", "replace").split()
-    if len(parts) != 4 or parts[:3] != [HELLO_MAGIC, "WELCOME", nonce]:
-        return None
-    host, sep, port = parts[3].rpartition(":")
-    if not sep or not port.isdigit() or not host or len(parts[3]) > 64:
-        return None
-    return parts[3]
+# The platform's hello protocol is spoken by ports and wan too: one codec, in probe.py.
+parse_welcome = probe.parse_welcome
 
 
 async def probe_udp(
@@ -90,7 +83,7 @@ async def probe_udp(
     except OSError as exc:
         return Probe(error=_os_error(exc))
     nonce = secrets.token_hex(8)
-    payload = f"{HELLO_MAGIC} HELLO {nonce}".encode() if hello else f"diag {nonce}".encode()
+    payload = probe.hello_request(nonce) if hello else f"diag {nonce}".encode()
     bad = False
     try:
         for wait in backoff:
