@@ -10,6 +10,7 @@ with ``msg()``) so that Babel's extractor finds them; the Polish catalogues are
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,11 @@ from typing import Any
 LANGS = ("en", "pl")
 DEFAULT_LANG = "en"
 LOCALE_DIR = Path(__file__).parent / "locale"
+# An argument longer than this many characters is cut when rendered: arguments carry text from
+# outside (banners, exception texts, DNS answers) and one hostile reply must not make a
+# multi-megabyte summary line.
+MAX_ARG_CHARS = 1000
+_MAX_INT = 10**MAX_ARG_CHARS
 
 
 def N_(text: str) -> str:
@@ -89,9 +95,28 @@ def gettext(text: str, lang: str = DEFAULT_LANG) -> str:
 def _render_arg(value: Any, lang: str) -> Any:
     if isinstance(value, Message):
         return value.render(lang)
+    if isinstance(value, bool):
+        return value
     if isinstance(value, float):
+        if not math.isfinite(value):
+            # int(nan) raises: a non-finite measurement shows as "nan"/"inf", never a crash.
+            return str(value)
         # Two significant decimals are enough for any measurement we show; avoid 0.30000000004.
         return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
+    if isinstance(value, int) and abs(value) >= _MAX_INT:
+        # str() of an int beyond sys.int_info's digit limit raises ValueError (Python 3.11+).
+        return "…"
+    if isinstance(value, int | float):
+        return value
+    if not isinstance(value, str):
+        # A list or table from outside: its text, bounded like any string (a list holding a
+        # huge banner is as long as the banner).
+        try:
+            value = str(value)
+        except ValueError:  # an int beyond the digit limit somewhere inside
+            return "…"
+    if len(value) > MAX_ARG_CHARS:
+        return value[: MAX_ARG_CHARS - 1] + "…"
     return value
 
 
@@ -101,12 +126,15 @@ def render(message: Message | str, lang: str = DEFAULT_LANG) -> str:
         return gettext(message, lang)
     template = gettext(message.text, lang)
     args = {k: _render_arg(v, lang) for k, v in message.args.items()}
+    # TypeError/AttributeError: a template's "{x[0]}" or "{x.y}" on an argument of another type
+    # (arguments come from outside; a saved run may carry anything).
+    broken = (KeyError, IndexError, ValueError, TypeError, AttributeError)
     try:
         return template.format(**args)
-    except (KeyError, IndexError, ValueError):
+    except broken:
         try:
             return message.text.format(**args)
-        except (KeyError, IndexError, ValueError):
+        except broken:
             return message.text
 
 
