@@ -22,13 +22,47 @@ SCHEMA_PATH = Path(__file__).parent / "run.schema.json"
 
 
 def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: a non-finite measurement is written as null (not measured)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """JSON has no NaN or infinity: a non-finite measurement is written as null (not measured).
+
+    Values come from checks (and plugins), so anything may arrive: an int too big for a float
+    (and for ``str()`` beyond 4300 digits) is null too; text that is not valid Unicode (lone
+    surrogates from undecodable bytes) gets its bad characters escaped; bytes are decoded;
+    any other object becomes its text. The result always encodes as UTF-8 JSON.
+    """
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        return value if abs(value) <= _MAX_JSON_INT else None
+    if isinstance(value, str):
+        return _unicode(value)
+    if isinstance(value, bytes | bytearray):
+        return _unicode(bytes(value).decode("utf-8", "backslashreplace"))
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return {_unicode(str(k)): _finite(v) for k, v in value.items()}
+    return _unicode(str(value))
+
+
+# Larger ints are not measurements; a float cannot hold them and other JSON readers choke.
+_MAX_JSON_INT = 2**1023
+
+
+def _unicode(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _scalar(value: Any) -> Any:
+    """A metric value as the schema wants it (a JSON scalar); a list or table becomes its text."""
+    value = _finite(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)[:300]
     return value
 
 
@@ -59,7 +93,7 @@ def _check(r: CheckResult, lang: str) -> dict[str, Any]:
         "status": r.status,
         "summary": r.summary.render(lang),
         "summary_msg": r.summary.to_json(),
-        "metrics": {k: {"value": _finite(m.value), "unit": m.unit} for k, m in r.metrics.items()},
+        "metrics": {k: {"value": _scalar(m.value), "unit": m.unit} for k, m in r.metrics.items()},
         "facts": [_fact(f) for f in r.facts],
         "targets": list(r.targets),
         "duration_s": max(0.0, r.duration_s),
@@ -79,6 +113,13 @@ def _verdict(v: Verdict, lang: str) -> dict[str, Any]:
 
 def run_to_dict(run: Run, lang: str | None = None) -> dict[str, Any]:
     lang = lang or run.lang
+    # One pass over everything: message arguments, names and rendered text carry values from
+    # outside too (a NaN argument, undecodable bytes), not only facts and metrics.
+    out: dict[str, Any] = _finite(_run_dict(run, lang))
+    return out
+
+
+def _run_dict(run: Run, lang: str) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "diag", "version": run.tool_version},
