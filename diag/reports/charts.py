@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,37 +81,53 @@ def bar_chart(
     height = 1.0 + 0.3 * max(1, len(bars))
     width = 6.4
     fig = Figure(figsize=(width, height))
-    labels = [_short(b.label) for b in bars]
+    labels = [_plain(_short(b.label)) for b in bars]
     # Room for the longest label on the left (about 0.075 in per character at 9 pt), for the
     # title above and the axis label below; fixed margins keep one draw per chart.
     left = min(0.45, (0.25 + 0.075 * max((len(x) for x in labels), default=4)) / width)
     fig.subplots_adjust(left=left, right=0.97, top=1 - 0.42 / height, bottom=0.55 / height)
     ax = fig.add_subplot()
-    values = [max(0.0, b.value) for b in bars]
+    values = [_bounded(b.value) for b in bars]
     ys = list(range(len(bars)))
     ax.barh(ys, values, color=[b.colour for b in bars], height=0.6)
     ax.set_yticks(ys, labels)
     ax.invert_yaxis()
+    limit = _bounded(limit) if limit is not None else None
     top = max([*values, limit or 0.0, 1e-9])
     ax.set_xlim(0, top * 1.22)
     for y, b, v in zip(ys, bars, values, strict=True):
         ax.text(
             v + top * 0.01,
             y,
-            b.note if b.note is not None else f"{_num(b.value)} {unit}",
+            _plain(b.note if b.note is not None else f"{_num(v)} {unit}"),
             va="center",
             fontsize=8,
             color=INK,
         )
     if limit is not None:
-        ax.axvline(limit, color=BAD, linestyle="--", linewidth=1, label=limit_label or None)
-    ax.set_title(title, loc="left", fontsize=10, color=INK)
-    ax.set_xlabel(unit)
+        ax.axvline(limit, color=BAD, linestyle="--", linewidth=1, label=_plain(limit_label) or None)
+    ax.set_title(_plain(title), loc="left", fontsize=10, color=INK)
+    ax.set_xlabel(_plain(unit))
     ax.grid(axis="x", color=GRID, linewidth=0.6)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return _to_data_uri(fig)
+
+
+# Bars longer than this are cut to it: a broken measurement (1e308 ms) must not overflow the
+# axis limits to infinity, which matplotlib refuses.
+MAX_VALUE = 1e12
+
+
+def _bounded(v: float) -> float:
+    """The bar's length: NaN -> 0, negative -> 0, beyond MAX_VALUE -> MAX_VALUE."""
+    return min(MAX_VALUE, max(0.0, v)) if math.isfinite(v) or v > 0 else 0.0
+
+
+def _plain(text: str) -> str:
+    """Text as-is: "$" would start matplotlib mathtext, and "$^$" in a label makes it raise."""
+    return text.replace("$", r"\$")
 
 
 def _num(v: float) -> str:

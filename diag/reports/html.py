@@ -10,11 +10,13 @@ Polish: the template calls ``t("English text")`` and the strings live in ``repor
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from diag.diagnosis.catalog import ADDED_VIA_LABELS, CATALOG, description_of, icon_colour, title_of
+from diag.diagnosis.facts import as_num
 from diag.i18n import N_, msg, normalize_lang
 from diag.i18n import render as render_msg
 from diag.model import Cause, CheckResult, Fact, Run, Thresholds, Verdict
@@ -26,6 +28,7 @@ STRONG = 0.5
 MAX_CHART_DEVICES = 16
 # A fact value longer than this is cut in the evidence tables (a hostile banner can be megabytes).
 MAX_VALUE_CHARS = 300
+_MAX_INT = 10**MAX_VALUE_CHARS
 
 _STATE = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
 _KIND = {"ipc": N_("camera"), "nvr": N_("recorder")}
@@ -53,8 +56,14 @@ def fmt_value(value: Any, unit: str = "") -> str:
         text = "yes" if value else "no"
     elif value is None:
         text = "–"
+    elif isinstance(value, float) and not math.isfinite(value):
+        # int(nan) raises: a broken measurement shows as "nan"/"inf", it must not stop the report.
+        text = str(value)
     elif isinstance(value, float):
         text = f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
+    elif isinstance(value, int) and abs(value) >= _MAX_INT:
+        # str() of an int beyond Python's digit limit raises ValueError; nobody reads it anyway.
+        text = "…"
     elif isinstance(value, list):
         text = ", ".join(fmt_value(v) for v in value) or "–"
     elif isinstance(value, dict):
@@ -252,7 +261,8 @@ _WHERE = {
 
 
 def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    """A finite number for a chart, or None (not a number, NaN, inf, an int beyond a float)."""
+    return as_num(v)
 
 
 def _charts(
