@@ -83,5 +83,9 @@ class Facts:
 def as_num(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float):
         return None
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:
+        # An int beyond a float's range (a hostile or broken value) is no usable measurement.
+        return None
     return f if math.isfinite(f) else None

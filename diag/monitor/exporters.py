@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from diag import __version__
+from diag.diagnosis.facts import as_num
 from diag.model import DEVICE_STATES, STATUSES, Run
 
 # Check metric units -> (base unit suffix, factor to the base unit).
@@ -82,7 +83,10 @@ def registry_for(run: Run, runs_total: int | None = None) -> CollectorRegistry:
             status.labels(site, r.check_id, st).set(1 if r.status == st else 0)
         duration.labels(site, r.check_id).set(r.duration_s)
         for name, m in r.metrics.items():
-            if isinstance(m.value, bool) or not isinstance(m.value, int | float):
+            value = as_num(m.value)
+            if value is None:
+                # Not a number, NaN/inf or an int beyond a float: not measured, as in the JSON
+                # (float() of a huge int would raise and lose the whole export).
                 continue
             base, factor = UNIT_BASE.get(m.unit, ("value", 1.0))
             if base not in per_unit:
@@ -92,7 +96,7 @@ def registry_for(run: Run, runs_total: int | None = None) -> CollectorRegistry:
                     ["site", "check", "metric"],
                     registry=reg,
                 )
-            per_unit[base].labels(site, r.check_id, name).set(float(m.value) * factor)
+            per_unit[base].labels(site, r.check_id, name).set(value * factor)
     if runs_total is not None:
         runs = Counter("diag_runs", "Monitor runs recorded in the history", ["site"], registry=reg)
         runs.labels(site).inc(runs_total)
