@@ -162,7 +162,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _err(message: Message, lang: str | None = None) -> None:
-    print(f"diag: {render(message, lang or DEFAULT_LANG)}", file=sys.stderr)
+    from diag.reports.terminal import printable
+
+    # Errors quote what they got (a site file's key, an exception's text): shown, never acted on.
+    print(f"diag: {printable(render(message, lang or DEFAULT_LANG))}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

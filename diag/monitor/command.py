@@ -94,7 +94,11 @@ def default_db(site_name: str) -> Path:
 
 
 def _line(code: int, text: str, perf: str = "") -> str:
-    return f"DIAG {LABEL[code]} - {text}" + (f" | {perf}" if perf else "")
+    from diag.reports.terminal import printable
+
+    # One line, whatever the text carries (an exception text, a device name): a newline would
+    # end the plugin output early and an escape sequence would act on the terminal.
+    return f"DIAG {LABEL[code]} - {printable(text)}" + (f" | {perf}" if perf else "")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ def main(args: argparse.Namespace) -> int:
     from diag.i18n import N_, render
     from diag.monitor.command import default_db
     from diag.monitor.store import Store, StoreError
+    from diag.reports.terminal import printable
 
     path = Path(args.db) if args.db else default_db(load_site(args.site).name)
     if not path.exists():
@@ -78,5 +79,5 @@ def main(args: argparse.Namespace) -> int:
             if last
             else "-"
         )
-        print(f"{h.device:<{w}}  {up:>8}  {len(h.outages):>7}  {last_s}")
+        print(printable(f"{h.device:<{w}}  {up:>8}  {len(h.outages):>7}  {last_s}"))
     return 0

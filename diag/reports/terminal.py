@@ -5,6 +5,8 @@ Plain text with fixed columns so it reads the same over SSH, in a log and withou
 
 from __future__ import annotations
 
+import re
+
 from diag.diagnosis.catalog import title_of
 from diag.i18n import N_, msg, render
 from diag.model import Run
@@ -18,6 +20,29 @@ SITE, DURATION, SECONDS = N_("Site"), N_("duration"), N_("{seconds} s")
 DEVICE, STATE, ICON, WHY = N_("Device"), N_("State"), N_("Icon"), N_("Why")
 SITE_CAUSE, NO_DEVICES = N_("Site cause"), N_("no devices in the site file")
 CHECK, RESULT, TIME, SUMMARY = N_("Check"), N_("Result"), N_("Time"), N_("Summary")
+
+
+# What must never reach a terminal raw: C0/C1 controls (ESC starts an escape sequence that can
+# clear the screen or retitle the window, CR overwrites the line, BEL rings), Unicode bidi controls
+# (they reorder the text after them, so a line reads differently from what it says) and lone
+# surrogates (undecodable bytes; print() raises UnicodeEncodeError on them).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: every unsafe character shown as its escape (``\\x1b``).
+
+    Device names, banners, DNS answers, exception texts: anything from outside that is printed
+    goes through this, so a hostile string shows what it is instead of acting on the terminal.
+    """
+    return _UNSAFE.sub(_escape, text)
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _cut(text: str, width: int) -> str:
@@ -62,4 +87,4 @@ def summary_table(run: Run, lang: str = "en") -> str:
             f"{c.check_id:<{w}}  {_STATUS[c.status]:<6} {c.duration_s:>6.2f}s  "
             f"{_cut(c.summary.render(lang), 100)}"
         )
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
