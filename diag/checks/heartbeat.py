@@ -318,15 +318,45 @@ async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fa
     if net is not None:
         gw_ok = gateway_matches(net, env.site_gateway)
         qname = site.profile.dns_names[0] if site.profile.dns_names else "."
-        dns_ok = False
-        for server in net["dns"]:
+        dns_ok: bool | None = False
+        asked = [srv for srv in net["dns"] if may_query(srv, site, env)]
+        for server in asked:
             if server not in env.dns_cache:
                 env.dns_cache[server] = asyncio.ensure_future(dns_answers(server, qname))
             if await env.dns_cache[server]:
                 dns_ok = True
                 break
-        facts.append(Fact("device.gateway_ok", gw_ok and dns_ok, target=name))
+        if not asked and net["dns"]:
+            # Only resolvers the site names or that sit on the site's own subnets are asked (SPEC
+            # section 7: the tool probes what the config names and the local subnets); a device
+            # pointing elsewhere is judged by its gateway alone and the servers are reported.
+            dns_ok = None
+            facts.append(Fact("device.dns_not_asked", list(net["dns"]), target=name))
+        facts.append(Fact("device.gateway_ok", gw_ok and dns_ok is not False, target=name))
     return facts
+
+
+def may_query(server: str, site: Site, env: Env) -> bool:
+    """Whether a resolver a device reports may be asked: named by the site, or on its subnets."""
+    from diag.config import parse_resolver
+
+    named = {env.site_gateway, site.network.gateway}
+    for spec in (site.network.site_resolver, *site.profile.independent_resolvers):
+        with contextlib.suppress(ValueError):
+            named.add(parse_resolver(spec)[0])
+    if server in named:
+        return True
+    try:
+        ip = ipaddress.ip_address(server)
+    except ValueError:
+        return False
+    if env.iface is not None and env.iface.onlink(server) is not None:
+        return True
+    for subnet in site.network.subnets:
+        with contextlib.suppress(ValueError):
+            if ip in ipaddress.ip_network(subnet, strict=False):
+                return True
+    return False
 
 
 @dataclass(frozen=True)

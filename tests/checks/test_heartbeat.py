@@ -725,3 +725,27 @@ def test_frames_the_kernel_marks_for_another_host_are_not_ours() -> None:
     assert lan.is_ours(("eth0", 0x0806, 1, 1, b"\x02" * 6))  # broadcast
     assert not lan.is_ours(("eth0", 0x0806, lan.PACKET_OTHERHOST, 1, b"\x02" * 6))
     assert lan.is_ours(None)
+
+
+def test_device_resolvers_are_asked_only_when_the_site_names_them_or_they_are_local() -> None:
+    import ipaddress
+
+    site = make_site(
+        network={
+            "site_resolver": "198.51.100.53",
+            "gateway": "198.18.0.1",
+            "subnets": ["198.18.5.0/24"],
+        },
+        profile={"independent_resolvers": ["198.51.100.54"]},
+    )
+    iface = lan.LocalInterface(
+        "eth0", 2, "02:00:00:00:00:01", (ipaddress.IPv4Interface("198.18.0.100/24"),)
+    )
+    env = hb.Env(root=False, iface=iface, site_gateway="198.18.0.1", deep=False)
+    assert hb.may_query("198.51.100.53", site, env)  # the site's resolver
+    assert hb.may_query("198.51.100.54", site, env)  # the independent one
+    assert hb.may_query("198.18.0.1", site, env)  # the gateway
+    assert hb.may_query("198.18.0.253", site, env)  # on the laptop's link
+    assert hb.may_query("198.18.5.9", site, env)  # a configured subnet
+    assert not hb.may_query("203.0.113.77", site, env)  # anything else: not probed
+    assert not hb.may_query("not-an-ip", site, env)
