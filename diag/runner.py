@@ -5,25 +5,39 @@
 into skips with a reason. ``run()`` executes a plan: every check is a task that waits for the
 checks it depends on, then runs under ``min(its own timeout, the run's deadline)``. An exception or
 a timeout becomes that check's result; the others go on; a partial run is always returned.
+
+Whatever a check does, it is that check's result: any exception (SystemExit and a plugin's own
+BaseException subclasses too; only Ctrl-C's KeyboardInterrupt stops the run), a return value that
+is no ``Outcome``, a ``targets()`` that raises. The deadline holds for checks that await: asyncio
+cannot pre-empt a check that blocks the event loop (``time.sleep``, a blocking socket call), so the
+run overruns by as long as it blocks; that check's result then says it blocked the run (status
+error, fact ``check.blocked_s``) and the checks it starved end as timed out, none is lost.
+Blocking code belongs in ``Context.run_blocking`` (a thread), which the deadline does bound.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from diag import __version__
 from diag.checks.base import Check, Context, Progress, Registry, World
 from diag.i18n import Message, msg
-from diag.model import CheckResult, Fact, Metric, Run, Site, Status
+from diag.model import STATUSES, CheckResult, Fact, Metric, Outcome, Run, Site, Status
+
+T = TypeVar("T")
 
 # The whole run must end in this many seconds even when checks hang: an installer waits for it.
 DEFAULT_DEADLINE_S = 30.0
 # What is left of the deadline for a check that starts late must still let it say something, s.
 MIN_CHECK_BUDGET_S = 0.05
+# A result that arrives this long after the check's budget means the check held the event loop
+# (asyncio could not cancel it), s: well above scheduling jitter on a loaded 2-core machine.
+BLOCKED_SLACK_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,8 @@ class PlanItem:
     depends_on: tuple[str, ...]
     timeout_s: float
     skip: Message | None = None
+    # Set when planning the check already failed (its targets() raised): it runs as that error.
+    error: Message | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +113,21 @@ def plan(
     items = []
     for cid in order:
         check = registry[cid]
-        missing = check.unmet_needs(site, root)
-        targets = check.targets(site)
+        try:
+            missing = check.unmet_needs(site, root)
+            targets = tuple(check.targets(site))
+        except Exception as exc:
+            # A plugin's broken targets() is that check's error, not the end of the run.
+            items.append(
+                PlanItem(
+                    check_id=cid,
+                    targets=(),
+                    depends_on=tuple(d for d in check.depends_on if d in selected),
+                    timeout_s=_timeout(check),
+                    error=msg("check crashed: {error}", error=_describe(exc)),
+                )
+            )
+            continue
         skip: Message | None = None
         if "root" in missing:
             skip = msg("needs root (CAP_NET_RAW)")
@@ -111,11 +140,20 @@ def plan(
                 check_id=cid,
                 targets=targets,
                 depends_on=tuple(d for d in check.depends_on if d in selected),
-                timeout_s=check.timeout_s,
+                timeout_s=_timeout(check),
                 skip=skip,
             )
         )
     return Plan(tuple(items), unknown)
+
+
+def _timeout(check: Check) -> float:
+    """The check's ``timeout_s``; a plugin's unusable value (a string, NaN) means the default."""
+    try:
+        value = float(check.timeout_s)
+    except (TypeError, ValueError):
+        return DEFAULT_DEADLINE_S
+    return value if value > 0 and math.isfinite(value) else DEFAULT_DEADLINE_S
 
 
 @dataclass(frozen=True)
@@ -168,6 +206,16 @@ class Runner:
                     raise
                 except Exception:
                     continue
+            if item.error is not None:
+                res = CheckResult(
+                    item.check_id,
+                    "error",
+                    item.error,
+                    facts=(Fact("check.exception", "plan", target=item.check_id),),
+                )
+                results[item.check_id] = res
+                emit(CheckFinished(res))
+                return res
             if item.skip is not None:
                 res = CheckResult(item.check_id, "skip", item.skip, targets=item.targets)
                 results[item.check_id] = res
@@ -220,8 +268,23 @@ class Runner:
         metrics: Mapping[str, Metric] = {}
         facts: tuple[Fact, ...] = ()
         try:
-            out = await asyncio.wait_for(check.run(ctx), timeout=budget)
-            status, summary, metrics, facts = out.status, out.summary, out.metrics, out.facts
+            out = await asyncio.wait_for(_contained(check.run(ctx)), timeout=budget)
+            status, summary, metrics, facts = _usable(out)
+            held = world.monotonic() - t0
+            if held > budget + BLOCKED_SLACK_S:
+                # The result came after the check's budget: only code that held the event loop
+                # (time.sleep, a blocking socket) gets past wait_for. Its data is kept, but the
+                # run says which check stalled every other one.
+                status = "error"
+                summary = msg(
+                    "blocked the run for {seconds} s beyond its {budget} s budget",
+                    seconds=round(held - budget, 2),
+                    budget=round(budget, 2),
+                )
+                facts = (
+                    *facts,
+                    Fact("check.blocked_s", round(held - budget, 3), "s", item.check_id),
+                )
         except TimeoutError as exc:
             ours = isinstance(exc.__cause__, asyncio.CancelledError)
             if not ours and world.monotonic() - t0 < budget * 0.9:
@@ -235,9 +298,21 @@ class Runner:
                 status = "error"
                 summary = msg("timed out after {seconds} s", seconds=round(budget, 2))
                 facts = (Fact("check.timeout", True, target=item.check_id),)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the run itself is being cancelled
+            # The check raised CancelledError on its own (nobody cancelled it): a crash.
+            status = "error"
+            summary = msg("check crashed: {error}", error=_describe(exc))
+            facts = (Fact("check.exception", type(exc).__name__, target=item.check_id),)
+        except KeyboardInterrupt:
+            raise  # Ctrl-C: the person wants diag to stop
+        except BaseException as exc:
+            # Exception, but also SystemExit, GeneratorExit or a plugin's own BaseException
+            # subclass: one check must not end diag.
+            if isinstance(exc, _Escaped):
+                exc = exc.original
             status = "error"
             summary = msg("check crashed: {error}", error=_describe(exc))
             facts = (Fact("check.exception", type(exc).__name__, target=item.check_id),)
@@ -250,6 +325,57 @@ class Runner:
             duration_s=round(world.monotonic() - t0, 4),
             targets=item.targets,
         )
+
+
+class _Escaped(Exception):
+    """Carries a check's SystemExit out of the task that ran it."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+async def _contained(coro: Coroutine[Any, Any, T]) -> T:
+    """Awaits a check; its SystemExit leaves as an ordinary exception.
+
+    asyncio re-raises a task's SystemExit straight out of the event loop (past every ``except``
+    around the await), so ``sys.exit()`` in a plugin would end diag with no output at all.
+    KeyboardInterrupt passes: that is Ctrl-C, the person wants diag to stop.
+    """
+    try:
+        return await coro
+    except SystemExit as exc:
+        raise _Escaped(exc) from exc
+
+
+class BadOutcome(TypeError):
+    """A check returned something the runner cannot use as its result."""
+
+
+def _usable(
+    out: object,
+) -> tuple[Status, Message, Mapping[str, Metric], tuple[Fact, ...]]:
+    """The parts of a check's ``Outcome``; raises ``BadOutcome`` when it is none.
+
+    A plugin's odd parts are mended where the meaning is clear (a plain-string summary), and
+    entries that are no ``Metric``/``Fact`` are dropped so the rest of its data still counts.
+    """
+    if not isinstance(out, Outcome):
+        raise BadOutcome(f"returned {type(out).__name__}, not an Outcome")
+    if out.status not in STATUSES:
+        raise BadOutcome(f"returned status {str(out.status)[:40]!r}, not one of the statuses")
+    summary = out.summary if isinstance(out.summary, Message) else Message(str(out.summary))
+    metrics = (
+        {str(k): m for k, m in out.metrics.items() if isinstance(m, Metric)}
+        if isinstance(out.metrics, Mapping)
+        else {}
+    )
+    facts = (
+        tuple(f for f in out.facts if isinstance(f, Fact))
+        if isinstance(out.facts, list | tuple)
+        else ()
+    )
+    return out.status, summary, metrics, facts
 
 
 def _describe(exc: BaseException) -> str:
