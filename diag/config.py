@@ -219,13 +219,39 @@ def _parse_ports(r: _Reader) -> tuple[ServicePort, ...]:
     return tuple(ports)
 
 
-def _parse_device(r: _Reader) -> Device:
-    name = r.require("name", str)
+def _name(r: _Reader) -> str:
+    name: str = r.require("name", str)
     if not name.strip():
         raise r.fail("name", "must not be empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise r.fail("name", f"is {len(name)} characters long; at most {MAX_NAME_CHARS}")
+    return name
+
+
+def _device_address(r: _Reader, subnets: tuple[str, ...]) -> str | None:
+    """A device's LAN address: one host, not a network's own or its broadcast address."""
+    address: str | None = r.ip("address")
+    if address is None:
+        return None
+    ip = ipaddress.ip_address(address)
+    if ip.is_unspecified or ip.is_multicast or address == "255.255.255.255":
+        raise r.fail("address", f"{address!r} is not the address of one device")
+    for s in subnets:
+        net = ipaddress.ip_network(s, strict=False)
+        # /31 and /32 (and IPv6 /127, /128) have no network or broadcast address (RFC 3021).
+        if ip.version == net.version and net.num_addresses > 2 and ip in net:
+            if ip == net.network_address:
+                raise r.fail("address", f"{address!r} is the network address of {net}")
+            if ip.version == 4 and ip == net.broadcast_address:
+                raise r.fail("address", f"{address!r} is the broadcast address of {net}")
+    return address
+
+
+def _parse_device(r: _Reader, subnets: tuple[str, ...] = ()) -> Device:
+    name = _name(r)
     kind = r.choice("kind", KINDS)
     added_via = r.choice("added_via", ADDED_VIA)
-    address = r.ip("address")
+    address = _device_address(r, subnets)
     mac = r.get("mac", str)
     if mac is not None:
         mac = mac.lower().replace("-", ":")
@@ -358,14 +384,40 @@ def load_profile(name_or_path: str, relative_to: Path | None = None) -> Profile:
     return _parse_profile(_Reader(str(path), data, ""), Profile(name=path.stem))
 
 
+# A site or profile file larger than this is refused, bytes: a site with a thousand devices is
+# about 150 kB; anything near this is a wrong file (a log, a capture) and parsing it would take
+# seconds and hundreds of MB before the first check.
+MAX_FILE_BYTES = 2 * 1024 * 1024
+# Names longer than this are refused, characters: they are printed in every table and report.
+MAX_NAME_CHARS = 200
+
+
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(str(path), "-", f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            str(path), "-", f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: not a site file?"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            str(path), "-", f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "-", f"not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib recurses per nesting level: "x = [[[[…" thousands deep exhausts the stack.
+        raise ConfigError(
+            str(path), "-", "not valid TOML: arrays or tables nested too deeply"
+        ) from None
 
 
 def _parse_thresholds(r: _Reader) -> Thresholds:
@@ -408,7 +460,7 @@ def parse_site(data: Mapping[str, Any], file: str | None = None) -> Site:
     """A ``Site`` from parsed TOML; raises ``ConfigError`` naming the field."""
     root = _Reader(file, data, "")
     sr = root.table("site")
-    name = sr.require("name", str)
+    name = _name(sr)
     lang = sr.choice("lang", ("en", "pl"), "en")
     profile_name = sr.get("profile", str, DEFAULT_PROFILE)
     sr.check_unknown()
@@ -420,20 +472,30 @@ def parse_site(data: Mapping[str, Any], file: str | None = None) -> Site:
         reason = exc.reason if exc.file == "<site>" else str(exc)
         raise ConfigError(file, "site.profile", reason) from None
     profile = _parse_profile(root.table("profile"), base) if "profile" in data else base
-    devices = tuple(_parse_device(d) for d in root.tables("devices"))
+    network = _parse_network(root.table("network"))
+    devices = tuple(_parse_device(d, network.subnets) for d in root.tables("devices"))
     seen: dict[str, int] = {}
+    macs: dict[str, int] = {}
     for i, d in enumerate(devices):
         if d.name in seen:
             raise ConfigError(
                 file, f"devices[{i}].name", f"{d.name!r} is already devices[{seen[d.name]}]"
             )
         seen[d.name] = i
+        if d.mac is not None:
+            if d.mac in macs:
+                # The LAN check finds devices by MAC: two entries with one MAC would take each
+                # other's results (an NVR's channels are one device with channels = N).
+                raise ConfigError(
+                    file, f"devices[{i}].mac", f"{d.mac!r} is already devices[{macs[d.mac]}]"
+                )
+            macs[d.mac] = i
     site = Site(
         name=name,
         devices=devices,
         profile=profile,
         thresholds=_parse_thresholds(root.table("thresholds")),
-        network=_parse_network(root.table("network")),
+        network=network,
         path=file,
         lang=lang,
     )
