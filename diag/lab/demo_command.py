@@ -15,12 +15,21 @@ DEMO_DEADLINE_S = 60.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", default="healthy", metavar="NAME[,NAME..]")
-    parser.add_argument("--devices", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--scenario",
+        default="healthy",
+        metavar="NAME[,NAME..]",
+        help="scenario(s) to inject (see `diag lab list`; default: healthy); several: a,b",
+    )
+    parser.add_argument(
+        "--devices", type=int, default=None, metavar="N", help="number of devices in the lab"
+    )
     parser.add_argument(
         "--out", default="diag-demo", metavar="DIR", help="where the headless run writes reports"
     )
-    parser.add_argument("--lang", choices=("en", "pl"), default=None)
+    parser.add_argument(
+        "--lang", choices=("en", "pl"), default=None, help="language of the dashboard and reports"
+    )
     parser.add_argument("--headless", action="store_true", help="no dashboard even on a terminal")
 
 
