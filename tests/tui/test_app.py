@@ -220,6 +220,25 @@ async def test_l_switches_language_live(site: Site) -> None:
         assert "offline" in screen_text(app)
 
 
+async def test_l_translates_the_details_at_once(site: Site) -> None:
+    # The detail pane was repainted before its own language followed the screen's: after ``l``
+    # a check's details stayed English until the selection moved.
+    app = DiagApp(site, registry=fake_registry(site, offline=["Yard camera"]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("tab", "tab")  # the details themselves have the focus (to scroll)
+        assert "Measurements" in detail(app)
+        await pilot.press("l")
+        await pilot.pause()
+        assert "Pomiary" in detail(app) and "Measurements" not in detail(app)
+        await pilot.press("shift+tab", "shift+tab", "l")
+        await pilot.pause()
+        assert "Address" in detail(app)
+        await pilot.press("l")
+        await pilot.pause()
+        assert "Adres" in detail(app) and "Address" not in detail(app)
+
+
 async def test_g_marks_grey_and_feeds_the_diagnosis(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:

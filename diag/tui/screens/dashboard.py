@@ -155,6 +155,10 @@ class Dashboard(Screen[None]):
         self._refresh_all()
 
     def watch_lang(self) -> None:
+        # The bound children get the new language after this watcher: the details are painted
+        # here, so they must have it first (else a check's details stay in the old language).
+        if self._ready:
+            self.detail.lang = self.lang
         self._refresh_all()
 
     def watch_running(self, running: bool) -> None:
