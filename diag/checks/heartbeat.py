@@ -82,7 +82,8 @@ def parse_xml(body: bytes | str) -> ET.Element | None:
         return None
     try:
         return ET.fromstring(raw)
-    except (ET.ParseError, ValueError):
+    except (ET.ParseError, ValueError, LookupError):
+        # LookupError: <?xml encoding="bogus"?> names a codec Python does not have.
         return None
 
 
@@ -159,7 +160,8 @@ def parse_platform_status(body: bytes | str) -> tuple[bool, float | None] | None
     """(online, seconds since the last heartbeat) from the status API's JSON; None if unusable."""
     try:
         data = json.loads(body[:MAX_BODY])
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
+        # RecursionError: "[[[[…" a few thousand deep fits in MAX_BODY and exhausts the stack.
         return None
     if not isinstance(data, dict) or not isinstance(data.get("online"), bool):
         return None
@@ -177,7 +179,8 @@ def parse_address_changes(body: bytes | str) -> int | None:
     """
     try:
         data = json.loads(body[:MAX_BODY])
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
+        # RecursionError: "[[[[…" a few thousand deep fits in MAX_BODY and exhausts the stack.
         return None
     n = data.get("address_changes") if isinstance(data, dict) else None
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:

@@ -159,7 +159,8 @@ def parse_description(xml: bytes, location: str) -> tuple[str, str] | None:
     """(service type, absolute control URL) of the WAN connection service, or None."""
     try:
         root = ET.fromstring(xml)
-    except ET.ParseError:
+    except (ET.ParseError, ValueError, LookupError):
+        # LookupError: <?xml encoding="bogus"?> names a codec Python does not have.
         return None
     base = location
     for el in root.iter():
@@ -194,7 +195,8 @@ def parse_soap(xml: bytes) -> dict[str, str] | None:
     """The out-arguments of a SOAP response (local names -> text), None on fault or garbage."""
     try:
         root = ET.fromstring(xml)
-    except ET.ParseError:
+    except (ET.ParseError, ValueError, LookupError):
+        # LookupError: <?xml encoding="bogus"?> names a codec Python does not have.
         return None
     for el in root.iter():
         if _local(el.tag) == "Fault":
