@@ -213,7 +213,9 @@ async def _soap(
     action: str,
     args: dict[str, str] | None = None,
 ) -> dict[str, str] | None:
-    resp = await client.post(
+    status, body = await fetch_capped(
+        client,
+        "POST",
         url,
         content=soap_body(service, action, args),
         headers={
@@ -221,9 +223,29 @@ async def _soap(
             "SOAPAction": f'"{service}#{action}"',
         },
     )
-    if resp.status_code != 200 or len(resp.content) > MAX_BODY:
+    if status != 200 or body is None:
         return None
-    return parse_soap(resp.content)
+    return parse_soap(body)
+
+
+async def fetch_capped(
+    client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+) -> tuple[int, bytes | None]:
+    """(status, body); the body is None when it is over ``MAX_BODY`` or compressed.
+
+    Read as a stream and dropped at the cap: the router is outside our control, and an endless
+    or gigabyte answer must cost at most MAX_BODY of memory (the timeout is per read, so a fast
+    endless stream would never time out). IGDs do not compress; inflating is refused.
+    """
+    async with client.stream(method, url, **kwargs) as r:
+        if r.headers.get("content-encoding", "identity") not in ("identity", ""):
+            return r.status_code, None
+        body = bytearray()
+        async for chunk in r.aiter_raw():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return r.status_code, None
+        return r.status_code, bytes(body)
 
 
 def _valid_ip(text: str | None) -> str | None:
@@ -249,11 +271,11 @@ async def upnp_probe(gateway: str, ports: Ports, out: Discovery) -> None:
     # that the concurrent STUN probes time their round trips in.
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, trust_env=False, verify=False) as client:
         try:
-            desc = await client.get(location)
-            if desc.status_code != 200 or len(desc.content) > MAX_BODY:
-                out.upnp_error = f"description: http-{desc.status_code}"
+            status, desc = await fetch_capped(client, "GET", location)
+            if status != 200 or desc is None:
+                out.upnp_error = f"description: http-{status}"
                 return
-            svc = parse_description(desc.content, location)
+            svc = parse_description(desc, location)
             if svc is None:
                 out.upnp_error = "description: no WAN connection service"
                 return

@@ -171,8 +171,13 @@ async def probe_https(
     ext = {"sni_hostname": server.host} if tls else {}
     t0 = time.monotonic()
     try:
-        async with httpx.AsyncClient(verify=verify, timeout=timeout, trust_env=False) as client:
-            resp = await client.get(url, headers=headers, extensions=ext)
+        async with (
+            httpx.AsyncClient(verify=verify, timeout=timeout, trust_env=False) as client,
+            # Streamed and never read: the status line is the answer, and a body (a captive
+            # portal's, an endless one) must not be buffered; the timeout is per read only.
+            client.stream("GET", url, headers=headers, extensions=ext) as resp,
+        ):
+            pass
     except httpx.TimeoutException:
         return Probe(error="timeout")
     except httpx.ConnectError as exc:

@@ -1,0 +1,90 @@
+"""Endless or huge HTTP answers from the router (UPnP) and a platform server: read at most a cap.
+
+httpx's timeout is per read, so a server that streams without pause never times out; a check that
+buffers the whole body would eat memory until the run's deadline. Loopback servers only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from diag.checks import nat_discovery as nd
+from diag.checks import p2p
+from diag.model import P2PServer
+
+CHUNK = b"<x>" + b"A" * 65536 + b"</x>"
+
+
+@pytest.fixture
+def endless() -> Iterator[tuple[int, list[int]]]:
+    """An HTTP server on 127.0.0.1 that answers 200 and streams a body forever."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    sent = [0]
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
+                piece = f"{len(CHUNK):x}\r\n".encode() + CHUNK + b"\r\n"
+                while not stop.is_set() and sent[0] < 2_000_000_000:
+                    conn.sendall(piece)
+                    sent[0] += len(CHUNK)
+            except OSError:
+                pass
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield srv.getsockname()[1], sent
+    finally:
+        stop.set()
+        srv.close()
+
+
+async def test_upnp_answers_are_read_up_to_the_cap(endless: tuple[int, list[int]]) -> None:
+    port, sent = endless
+    async with httpx.AsyncClient(timeout=1.5, trust_env=False) as client:
+        status, body = await asyncio.wait_for(
+            nd.fetch_capped(client, "GET", f"http://127.0.0.1:{port}/desc.xml"), 10
+        )
+    assert status == 200 and body is None
+    # Was: client.get() buffered the whole endless body (no per-read timeout ever fired).
+    assert sent[0] < 50 * nd.MAX_BODY
+
+
+async def test_upnp_answer_within_the_cap_is_returned() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=httpx.ByteStream(b"<ok/>"))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        assert await nd.fetch_capped(client, "POST", "http://198.18.0.1/ctl") == (200, b"<ok/>")
+
+
+async def test_platform_http_probe_does_not_read_an_endless_body(
+    endless: tuple[int, list[int]],
+) -> None:
+    port, sent = endless
+    server = P2PServer("127.0.0.1", port, "http", "https")
+    found = await asyncio.wait_for(p2p.probe_https(server, "127.0.0.1", None, timeout=2.0), 10)
+    assert found.reachable is True and found.error is None
+    assert sent[0] < 100 * len(CHUNK)
