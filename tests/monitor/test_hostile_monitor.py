@@ -1,0 +1,90 @@
+"""Hostile names and values in the monitor's outputs: the status line stays one plugin line, the
+Prometheus exposition parses back to the same label values, ``diag history`` prints escapes."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from diag.i18n import msg
+from diag.model import Cause, CheckResult, Metric, Run, Verdict
+from diag.monitor import exporters
+from diag.monitor import history_command as hc
+from diag.monitor.command import _status
+from diag.monitor.store import Store
+
+NASTY = 'cam "1"\\ \nDIAG OK - all fine | x=1\r\x1b[2J\x07\u202e'
+
+
+def hostile_run() -> Run:
+    return Run(
+        site=NASTY,
+        started_at=dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC),
+        duration_s=1.0,
+        checks=(
+            CheckResult(
+                "wan",
+                "error",
+                msg("{e}", e=NASTY),
+                {
+                    "rtt": Metric(math.inf, "ms"),
+                    "loss": Metric(math.nan, "%"),
+                    "big": Metric(10**400),
+                    "text": Metric(NASTY),
+                    "ok": Metric(12.5, "ms"),
+                },
+            ),
+        ),
+        devices=(
+            Verdict(NASTY, "ipc", "p2p", "offline", "grey", (Cause("device-offline", 0.9),)),
+            Verdict("NVR", "nvr", "ip", "degraded", "colour"),
+        ),
+    )
+
+
+def test_status_line_is_one_line_without_escapes() -> None:
+    line, code = _status(hostile_run(), "en", [f"alert not delivered: {NASTY}"])
+    assert code == 2
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\x07" not in line
+    assert "\u202e" not in line
+    # Exactly one perfdata separator: the text's own "|" cannot start a second one.
+    assert line.count(" | ") == 1
+    assert line.startswith("DIAG CRITICAL - ")
+    assert "\\x1b[2J" in line
+
+
+def test_prometheus_label_values_round_trip() -> None:
+    text = generate_latest(exporters.registry_for(hostile_run(), runs_total=2)).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    devices = {s.labels["device"] for s in families["diag_device_up"].samples}
+    assert devices == {NASTY, "NVR"}
+    assert {s.labels["site"] for s in families["diag_info"].samples} == {NASTY}
+    metrics = {
+        s.labels["metric"]: s.value
+        for name, f in families.items()
+        if name.startswith("diag_check_metric_")
+        for s in f.samples
+    }
+    # Only the finite number is exported; NaN, inf, a huge int and a string are "not measured".
+    assert metrics == {"ok": pytest.approx(0.0125)}
+
+
+def test_history_prints_hostile_device_names_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "h.sqlite"
+    with Store(db) as store:
+        store.record(hostile_run())
+    args = argparse.Namespace(
+        db=str(db), site=None, days=100000, device=None, json=False, lang="en"
+    )
+    assert hc.main(args) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
+    assert "\\x1b[2J" in out
