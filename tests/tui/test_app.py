@@ -15,7 +15,7 @@ from tui_screen import region_text, screen_text
 
 from diag.checks.base import registry_from
 from diag.i18n import render
-from diag.model import Site
+from diag.model import Fact, Site
 from diag.reports import json as rjson
 from diag.tui.app import DiagApp
 from diag.tui.present import STATE_WORD
@@ -87,6 +87,34 @@ async def test_first_paint_before_checks_finish_then_results_stream_in(site: Sit
             text = detail(app)
             assert "Device has no power or its cable is faulty" in text
             assert "device-no-power" in text
+    finally:
+        gate.set()
+
+
+async def test_no_device_is_called_online_before_a_check_reports_on_it(site: Site) -> None:
+    # With no evidence the diagnosis says "online": a dead camera was shown in colour until
+    # the heartbeat ended. While checks run, such a device reads "checking…".
+    gate = threading.Event()
+    reg = registry_from(
+        FakeCheck("wan", facts=[Fact("wan.internet_reachable", True)]),
+        FakeCheck("heartbeat", gate=gate, facts=reachability(site, ["Yard camera"])),
+    )
+    app = DiagApp(site, registry=reg)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: "wan" in dash(app).results)
+            await pilot.pause()
+            assert dash(app).running and dash(app).verdicts["Yard camera"].state == "online"
+            rows = [ln[:40] for ln in screen_text(app).splitlines()[3:9]]
+            yard = next(ln for ln in rows if "Yard camera" in ln)
+            assert "checking" in yard and "online" not in yard
+            await pilot.press("down", "down")  # Yard camera: its details do not say online
+            assert "checking" in detail(app) and "No problem found" not in detail(app)
+            gate.set()
+            await wait_until(pilot, lambda: finished(app))
+            rows = [ln[:40] for ln in screen_text(app).splitlines()[3:9]]
+            assert "offline" in next(ln for ln in rows if "Yard camera" in ln)
+            assert "online" in next(ln for ln in rows if "Gate camera" in ln)
     finally:
         gate.set()
 

@@ -280,7 +280,7 @@ class Dashboard(Screen[None]):
             return
         lang = self.lang
         self.query_one(SiteHeader).show(self.status_line(), self._ordered_results(), self.running)
-        self.devices.show(self.verdicts, self.grey, self.running)
+        self.devices.show(self._shown_verdicts(), self.grey, self.running)
         offline = sum(1 for v in self.verdicts.values() if v.icon == "grey")
         self.devices.border_title = t(
             msg("Devices {n} · grey {grey}", n=len(self.site.devices), grey=offline), lang
@@ -296,6 +296,18 @@ class Dashboard(Screen[None]):
         )
         self.detail.border_title = t(N_("Details"), lang)
         self._show_detail()
+
+    def _shown_verdicts(self) -> dict[str, Verdict]:
+        """The verdicts the device list shows: while checks run, "online" only with evidence.
+
+        Before any finished check has reported a fact about a device the diagnosis calls it
+        online for want of evidence; a dead camera then shows in colour until the heartbeat
+        ends. It stays "checking…" instead; a worse state (a site cause) is shown at once.
+        """
+        if not self.running:
+            return self.verdicts
+        seen = {f.target for r in self.results.values() for f in r.facts if f.target}
+        return {name: v for name, v in self.verdicts.items() if v.state != "online" or name in seen}
 
     def _ordered_results(self) -> list[CheckResult]:
         return list(self.results.values())
@@ -314,7 +326,7 @@ class Dashboard(Screen[None]):
             return
         self.detail.show_device(
             device,
-            self.verdicts.get(device.name),
+            self._shown_verdicts().get(device.name),
             self.site_causes,
             self.grey.get(device.name, False),
             self.running,
