@@ -7,7 +7,7 @@ icon colour comes with a glyph or a tag that reads the same on a monochrome term
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -106,6 +106,8 @@ def t(text: str | Message, lang: str) -> str:
 
 def fmt_number(value: float) -> str:
     """A measurement with as many decimals as it deserves: 12, 1.5, 0.25."""
+    if not math.isfinite(value):
+        return str(value)  # int(nan) raises: a broken measurement reads "nan" / "inf"
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     if abs(value) >= 100:
@@ -113,19 +115,32 @@ def fmt_number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def fmt_value(value: JSONValue, unit: str = "", limit: int = 80, lang: str = "en") -> str:
-    """A fact's value with its unit; structures as compact JSON, cut to ``limit`` characters."""
+def _plain(value: JSONValue, lang: str) -> str:
+    """A value as a person reads it: yes/no, lists joined by commas, ``key: value; ...``."""
     if isinstance(value, bool):
-        text = t(N_("yes") if value else N_("no"), lang)
-    elif value is None:
-        text = "—"
-    elif isinstance(value, int | float):
-        text = fmt_number(float(value))
-    elif isinstance(value, str):
-        text = value
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
-    if unit and not isinstance(value, bool) and value is not None:
+        return t(N_("yes") if value else N_("no"), lang)
+    if value is None:
+        return "—"
+    if isinstance(value, int) and abs(value) >= 10**15:
+        # float() of a huge int overflows and str() beyond ~4300 digits raises; say it is huge.
+        return ">1e15" if value > 0 else "<-1e15"
+    if isinstance(value, int | float):
+        return fmt_number(float(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(_plain(v, lang) for v in value) or "—"
+    return "; ".join(f"{k}: {_plain(v, lang)}" for k, v in sorted(value.items())) or "—"
+
+
+def fmt_value(value: JSONValue, unit: str = "", limit: int = 80, lang: str = "en") -> str:
+    """A fact's value with its unit: yes/no, numbers, lists and ``key: value`` pairs as text.
+
+    The same shapes as the HTML report's evidence (no JSON brackets or quotes for a person to
+    read past); an empty list or mapping reads "—". Cut to ``limit`` characters.
+    """
+    text = _plain(value, lang)
+    if unit and not isinstance(value, bool) and text != "—":
         text = f"{text} {unit}" if unit != "%" else f"{text}%"
     # Values come from the network (banners, DNS answers): bound them and strip control chars.
     text = "".join(ch if ch.isprintable() else "�" for ch in text)

@@ -85,7 +85,15 @@ def test_values_keep_units_and_hostile_text_is_tamed() -> None:
     assert fmt_value(12.0, "ms") == "12 ms"
     assert fmt_value(0.25, "%") == "0.25%"
     assert fmt_value(None, "ms") == "—"
-    assert fmt_value({"b": 1, "a": [1, 2]}) == '{"a": [1, 2], "b": 1}'
+    # Structures read like the report's evidence: no JSON brackets, quotes or true/false.
+    assert fmt_value({"b": 1, "a": [1, 2]}) == "a: 1, 2; b: 1"
+    assert fmt_value({"http": True, "rtsp": False}, lang="pl") == "http: tak; rtsp: nie"
+    assert fmt_value([], "ms") == "—" and fmt_value({}) == "—"
+    assert fmt_value(["198.18.0.0/24"]) == "198.18.0.0/24"
+    # A broken measurement is text, not a crash (int(nan) raised, float(10**400) overflows).
+    assert fmt_value(float("nan"), "ms") == "nan ms"
+    assert fmt_value(float("inf")) == "inf"
+    assert fmt_value(10**400) == ">1e15"
     evil = "banner\x1b[2J\x07" + "x" * 200
     out = fmt_value(evil, limit=40)
     assert "\x1b" not in out and "\x07" not in out and len(out) == 40 and out.endswith("…")
