@@ -220,8 +220,11 @@ def load(path: str | Path) -> Run:
     """Reads and validates a saved run; raises ``ValueError`` naming what is wrong."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:
+        # ValueError: not JSON, or not UTF-8 (UnicodeDecodeError).
         raise ValueError(f"{path}: cannot read a run: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: cannot read a run: nested too deeply") from None
     errors = validate(data)
     if errors:
         raise ValueError(f"{path}: not a diag run: {errors[0]}")
