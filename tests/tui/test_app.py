@@ -87,6 +87,8 @@ async def test_first_paint_before_checks_finish_then_results_stream_in(site: Sit
             text = detail(app)
             assert "Device has no power or its cable is faulty" in text
             assert "device-no-power" in text
+            # What to do comes before the evidence: on 24 lines it is what must be seen.
+            assert text.index("Fix:") < text.index("Evidence:")
     finally:
         gate.set()
 

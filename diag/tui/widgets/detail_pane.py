@@ -128,6 +128,11 @@ class DetailPane(VerticalScroll):
                 )
             if cause.detail is not None:
                 out.append(f"   {t(cause.detail, lang)}\n")
+            # What to do comes before the evidence: on 24 lines it is what must be on screen.
+            if cause.fix:
+                out.append(f"   {t(N_('Fix'), lang)}:\n", style="italic")
+                for n, step in enumerate(cause.fix, 1):
+                    out.append(f"   {n}) {t(step, lang)}\n")
             if cause.evidence:
                 out.append(f"   {t(N_('Evidence'), lang)}:\n", style="italic")
                 for fact in cause.evidence[:MAX_EVIDENCE]:
@@ -135,10 +140,6 @@ class DetailPane(VerticalScroll):
                 more = len(cause.evidence) - MAX_EVIDENCE
                 if more > 0:
                     out.append("   " + t(msg("… and {n} more", n=more), lang) + "\n", "dim")
-            if cause.fix:
-                out.append(f"   {t(N_('Fix'), lang)}:\n", style="italic")
-                for n, step in enumerate(cause.fix, 1):
-                    out.append(f"   {n}) {t(step, lang)}\n")
 
     # -- checks ---------------------------------------------------------------------------------
 
