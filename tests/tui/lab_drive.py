@@ -35,7 +35,9 @@ async def drive(args: argparse.Namespace) -> dict[str, object]:
         finished = not dash.running
         names = [d.name for d in site.devices]
         if args.select in names:
-            await pilot.press(*["down"] * names.index(args.select))
+            await pilot.pause()  # the finished run may have moved the cursor to a grey device
+            steps = names.index(args.select) - dash.devices.cursor_row
+            await pilot.press(*(["down"] * steps if steps > 0 else ["up"] * -steps))
         await pilot.pause()
         out = {
             "finished": finished,

@@ -80,8 +80,9 @@ async def test_first_paint_before_checks_finish_then_results_stream_in(site: Sit
             verdicts = dash(app).verdicts
             assert verdicts["Yard camera"].icon == "grey"
             assert verdicts["NVR office"].icon == "colour"
-            await pilot.press("down", "down")  # Yard camera
+            # The screen points at the grey device by itself: the answer, not row one.
             await pilot.pause()
+            assert dash(app).devices.selected_device == "Yard camera"
             assert "○" in screen_text(app)
             assert "Checks 3/3" in screen_text(app)
             text = detail(app)
@@ -117,6 +118,24 @@ async def test_no_device_is_called_online_before_a_check_reports_on_it(site: Sit
             rows = [ln[:40] for ln in screen_text(app).splitlines()[3:9]]
             assert "offline" in next(ln for ln in rows if "Yard camera" in ln)
             assert "online" in next(ln for ln in rows if "Gate camera" in ln)
+    finally:
+        gate.set()
+
+
+async def test_the_cursor_is_left_alone_once_the_installer_moved_it(site: Site) -> None:
+    gate = threading.Event()
+    app = DiagApp(site, registry=fake_registry(site, offline=["Yard camera"], gate=gate))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("down")  # Gate camera, while the checks run
+            gate.set()
+            await wait_until(pilot, lambda: finished(app))
+            await pilot.pause()
+            assert dash(app).devices.selected_device == "Gate camera"
+            await pilot.press("up", "r")  # a re-run does not move it either
+            await wait_until(pilot, lambda: finished(app))
+            await pilot.pause()
+            assert dash(app).devices.selected_device == "NVR office"
     finally:
         gate.set()
 

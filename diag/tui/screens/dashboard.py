@@ -111,6 +111,9 @@ class Dashboard(Screen[None]):
         self.last_export: ExportResult | None = None
         self.diagnosis_error: str | None = None
         self._ready = False
+        # The first finished run moves the cursor to the first grey device, once, and only if
+        # the installer has not moved it: the screen opens on the answer, not on row one.
+        self._pointed = False
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -229,6 +232,19 @@ class Dashboard(Screen[None]):
                 t(msg("the run failed: {error}", error=message.error), self.lang), severity="error"
             )
         self.rediagnose()
+        self._point_at_grey()
+
+    def _point_at_grey(self) -> None:
+        if self._pointed:
+            return
+        self._pointed = True
+        if self.focus_kind != "device" or self.devices.cursor_row != 0:
+            return
+        names = [d.name for d in self.site.devices]
+        grey = [i for i, n in enumerate(names) if (v := self.verdicts.get(n)) and v.icon == "grey"]
+        if grey and grey[0] != 0:
+            self.devices.move_cursor(row=grey[0])
+            self._show_detail()
 
     def rediagnose(self) -> None:
         """Facts so far -> verdicts; a failing diagnosis is shown, never fatal to the screen."""
