@@ -29,6 +29,8 @@ from diag.monitor import exporters
 from diag.reports import charts, html
 from diag.reports import json as rjson
 from diag.reports.terminal import summary_table
+from diag.tui.present import fmt_fact, fmt_value
+from diag.tui.present import t as render_msg
 
 ROOT = Path(__file__).resolve().parents[1]
 FACT_KEYS = sorted(
@@ -130,6 +132,15 @@ def whole_pipeline(checks: tuple[CheckResult, ...], site: Site = SITE) -> dict[s
         table = summary_table(r, "en")
         assert "\x1b" not in table
         generate_latest(exporters.registry_for(r, runs_total=3))
+        # The dashboard formats the same values (its detail pane: every fact and metric).
+        for c in r.checks:
+            render_msg(c.summary, "pl")
+            for f in c.facts:
+                if not isinstance(f.value, bytes):  # not JSON: only the writers must cope
+                    fmt_fact(f, "pl")
+            for m in c.metrics.values():
+                if not isinstance(m.value, bytes):
+                    fmt_value(m.value, m.unit, lang="en")
     # No summary grows without bound: a 1 MB banner is no 1 MB line.
     assert all(len(c["summary"]) < 5000 for c in doc["checks"])
     return doc
