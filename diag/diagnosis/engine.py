@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -24,8 +25,8 @@ from diag.diagnosis.catalog import CATALOG, EFFECT_RANK, P2P_VIA, Effect
 from diag.diagnosis.facts import Facts
 from diag.diagnosis.history import SITE, History
 from diag.diagnosis.rules import RULES, Env, Hit, Rule
-from diag.i18n import msg
-from diag.model import Cause, CheckResult, Device, DeviceState, Icon, Site, Verdict
+from diag.i18n import Message, msg
+from diag.model import Cause, CheckResult, Device, DeviceState, Fact, Icon, Site, Verdict
 
 ENTRY_POINT_GROUP = "diag.rules"
 # A cause at or above this confidence counts as "the" explanation: it sets the device's state,
@@ -73,7 +74,10 @@ def load_rules(eps: list[EntryPoint] | None = None) -> RuleSet:
                 if r.cause not in CATALOG:
                     raise ValueError(f"unknown cause id {r.cause!r} (see docs/diagnosis.md)")
             rules.extend(found)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            # BaseException: a plugin that calls sys.exit() on import must not end diag.
             errors.append(LoadError(ep.name, ep.value, f"{type(exc).__name__}: {exc}"))
     return RuleSet(tuple(rules), tuple(errors))
 
@@ -98,17 +102,35 @@ class _Found:
 def _evaluate(rule: Rule, env: Env, device: Device | None) -> _Found | None:
     try:
         hit: Hit | None = rule.when(env, device)
-    except Exception:
-        # One broken rule (often a plugin's) must not lose the whole diagnosis.
+        return None if hit is None else _found(rule, hit, env, device)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        # One broken rule (often a plugin's: it raised, even SystemExit, or returned a Hit of
+        # the wrong shape) must not lose the whole diagnosis, nor end diag.
         _log.exception("rule %s/%s failed", rule.cause, rule.name)
         return None
-    if hit is None:
-        return None
+
+
+def _found(rule: Rule, hit: Hit, env: Env, device: Device | None) -> _Found:
+    """The cause a hit gives; raises TypeError on a hit the reports could not show."""
+    if not isinstance(hit, Hit):
+        raise TypeError(f"returned {type(hit).__name__}, not a Hit")
     info = CATALOG[rule.cause]
     conf = rule.confidence if hit.confidence is None else hit.confidence
+    if isinstance(conf, bool) or not isinstance(conf, int | float) or not math.isfinite(conf):
+        raise TypeError(f"confidence {conf!r} is not a number")
     conf = round(max(0.0, min(1.0, conf)), 2)
+    if hit.detail is not None and not isinstance(hit.detail, Message):
+        raise TypeError(f"detail is {type(hit.detail).__name__}, not a Message")
+    if hit.effect is not None and hit.effect not in EFFECT_RANK:
+        raise TypeError(f"effect {hit.effect!r} is not one of {', '.join(EFFECT_RANK)}")
     if hit.evidence is not None:
-        evidence = hit.evidence
+        if not isinstance(hit.evidence, tuple | list) or not all(
+            isinstance(f, Fact) for f in hit.evidence
+        ):
+            raise TypeError("evidence is not a tuple of Facts")
+        evidence = tuple(hit.evidence)
     else:
         target = device.name if device is not None else None
         evidence = env.facts.pick(rule.keys, target)
