@@ -23,6 +23,7 @@ from diag.model import (
     Status,
     Thresholds,
 )
+from diag.reports.terminal import printable
 
 Level = Literal["ok", "warn", "bad", "unknown"]
 Phase = Literal["queued", "running", "done", "stopped"]
@@ -100,8 +101,17 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def t(text: str | Message, lang: str) -> str:
-    """Shorthand used by every widget: the text in ``lang``."""
-    return render(text, lang)
+    """Shorthand used by every widget: the text in ``lang``, safe for the terminal (``clean``)."""
+    return clean(render(text, lang))
+
+
+def clean(text: str) -> str:
+    """``text`` with its line breaks kept and every other control shown as its escape.
+
+    Device names, banners and DNS answers reach the screen inside messages; an ESC would start a
+    terminal escape sequence and a bidi override would reorder the line (the CLI's ``printable``).
+    """
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def fmt_number(value: float) -> str:
@@ -150,8 +160,8 @@ def fmt_value(value: JSONValue, unit: str = "", limit: int = 80, lang: str = "en
 def fmt_fact(f: Fact, lang: str, limit: int = 80) -> str:
     """``key [target] = value unit``: one line of evidence."""
     value = fmt_value(f.value, f.unit, limit, lang)
-    where = f" [{f.target}]" if f.target else ""
-    return f"{f.key}{where} = {value}"
+    where = f" [{printable(f.target)}]" if f.target else ""
+    return f"{printable(f.key)}{where} = {value}"
 
 
 def fmt_seconds(seconds: float) -> str:

@@ -101,3 +101,14 @@ def test_values_keep_units_and_hostile_text_is_tamed() -> None:
         "device.reachable [cam] = nie"
     )
     assert progress_bar(0.5, 4) == "██░░" and progress_bar(2.0, 4) == "████"
+
+
+def test_text_from_outside_cannot_drive_the_terminal() -> None:
+    from diag.tui.present import clean, t
+
+    evil = "cam\x1b]0;pwned\x07\u202eevil"
+    assert clean(evil) == "cam\\x1b]0;pwned\\x07\\u202eevil"
+    assert clean("two\nlines") == "two\nlines"  # line breaks are layout, kept
+    assert "\x1b" not in t(msg("banner {b}", b=evil), "en")
+    line = fmt_fact(Fact("device.ports", {"http": True}, target=evil), "en")
+    assert "\x1b" not in line and "\u202e" not in line

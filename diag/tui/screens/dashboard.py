@@ -22,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.events import DescendantFocus
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable
@@ -166,6 +167,19 @@ class Dashboard(Screen[None]):
 
     def watch_running(self, running: bool) -> None:
         self.set_class(running, "-running")
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast, as plain text: it names devices, paths and errors, and a "[/]" in a device
+        name made the toast's markup parser raise while painting (a crash)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # -- running --------------------------------------------------------------------------------
 

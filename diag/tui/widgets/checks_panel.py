@@ -24,6 +24,7 @@ from diag.checks.base import Progress, Registry
 from diag.i18n import N_
 from diag.i18n import Message as Words
 from diag.model import CheckResult
+from diag.reports.terminal import printable
 from diag.runner import CheckFinished, CheckStarted, Event, Plan, RunFinished
 from diag.tui.present import (
     PHASE_WORD,
@@ -185,7 +186,7 @@ class ChecksPanel(DataTable[Text]):
             name = Text("· " if row.phase == "queued" else "× ", style="dim")
             status = Text(t(PHASE_WORD[row.phase], lang), style="dim")
             info = Text(t(row.title, lang) if row.title is not None else "", style="dim")
-        name.append(row.check_id)
+        name.append(printable(row.check_id))
         time = Text(self.elapsed(row), justify="right")
         return name, status, time, info
 

@@ -18,6 +18,7 @@ from textual.widgets import Static
 from diag.diagnosis.catalog import CATALOG, title_of
 from diag.i18n import N_, msg
 from diag.model import Cause, CheckResult, Device, Verdict
+from diag.reports.terminal import printable
 from diag.tui.present import (
     GREY,
     ICON_GLYPH,
@@ -81,11 +82,11 @@ class DetailPane(VerticalScroll):
         colour = VIA_COLOUR[device.added_via]
         icon = verdict.icon if verdict is not None else "unknown"
         out.append(ICON_GLYPH[icon] + " ", style=f"bold {GREY if icon == 'grey' else colour}")
-        out.append(device.name, style="bold")
+        out.append(printable(device.name), style="bold")
         out.append(f"  {device.kind.upper()}\n")
         out.append(t(VIA_MEANING[device.added_via], lang) + "\n", style=colour)
         if device.address:
-            out.append(f"{t(N_('Address'), lang)}: {device.address}\n")
+            out.append(f"{t(N_('Address'), lang)}: {printable(device.address)}\n")
         if verdict is None:
             word = N_("checking…") if checking else N_("not diagnosed yet")
             out.append(t(word, lang) + "\n", style="dim")
@@ -146,7 +147,7 @@ class DetailPane(VerticalScroll):
     def show_check(self, row: CheckRow, elapsed: str) -> None:
         lang = self.lang
         out = Text()
-        out.append(row.check_id, style="bold")
+        out.append(printable(row.check_id), style="bold")
         if row.title is not None:
             out.append(f" — {t(row.title, lang)}")
         out.append("\n")
@@ -166,11 +167,14 @@ class DetailPane(VerticalScroll):
         out.append(f"  {fmt_seconds(res.duration_s)}\n")
         out.append(t(res.summary, lang) + "\n")
         if res.targets and res.targets != ("site",):
-            out.append(f"{t(N_('Targets'), lang)}: {', '.join(res.targets)}\n", style="dim")
+            targets = printable(", ".join(res.targets))
+            out.append(f"{t(N_('Targets'), lang)}: {targets}\n", style="dim")
         if res.metrics:
             out.append(f"\n{t(N_('Measurements'), lang)}\n", style="bold underline")
             for name, metric in res.metrics.items():
-                out.append(f"• {name} = {fmt_value(metric.value, metric.unit, lang=lang)}\n")
+                out.append(
+                    f"• {printable(name)} = {fmt_value(metric.value, metric.unit, lang=lang)}\n"
+                )
         if res.facts:
             out.append(f"\n{t(N_('Facts'), lang)}\n", style="bold underline")
             for fact in res.facts:

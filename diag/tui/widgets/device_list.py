@@ -15,6 +15,7 @@ from textual.widgets import DataTable
 
 from diag.i18n import N_
 from diag.model import Device, Verdict
+from diag.reports.terminal import printable
 from diag.tui.present import (
     GREY,
     ICON_GLYPH,
@@ -78,7 +79,9 @@ class DeviceList(DataTable[Text]):
             grey = v.icon == "grey"
             icon = Text(ICON_GLYPH[v.icon], style=f"bold {GREY if grey else colour}")
             state = Text(t(STATE_WORD[v.state], self.lang), style=STATE_STYLE[v.state])
-        name = Text(d.name, style="bold" if v is not None and v.state != "online" else "")
+        name = Text(
+            printable(d.name), style="bold" if v is not None and v.state != "online" else ""
+        )
         via = Text(t(VIA_TAG[d.added_via], self.lang), style=colour)
         if self.grey.get(d.name):
             icon.append("G", style="reverse")

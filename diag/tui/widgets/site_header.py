@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from diag.i18n import Message
 from diag.model import CheckResult, Site
+from diag.reports.terminal import printable
 from diag.tui.present import LEVEL_STYLE, Level, site_summary, t
 
 LEVEL_MARK: dict[Level, str] = {"ok": "✓", "warn": "!", "bad": "✗", "unknown": "?"}
@@ -50,7 +51,7 @@ class SiteHeader(Static):
     def redraw(self) -> None:
         lang = self.lang
         title = Text("diag", style="bold reverse")
-        title.append(f" {self.site.name}", style="bold")
+        title.append(f" {printable(self.site.name)}", style="bold")
         if self.status is not None:
             title.append(f" · {t(self.status, lang)}")
         # The first line never wraps: the facts below must keep their two lines at 80 columns.
