@@ -106,6 +106,10 @@ def main(args: argparse.Namespace) -> int:
         line, code = _monitor(args)
     except KeyboardInterrupt:
         line, code = _line(UNKNOWN, "interrupted"), UNKNOWN
+    except Exception as exc:
+        # Whatever went wrong, the scheduler gets one status line and a code it knows (0-3);
+        # diag's own "internal error" exit 4 means nothing to Nagios or Icinga.
+        line, code = _line(UNKNOWN, f"internal error: {type(exc).__name__}: {exc}"[:300]), UNKNOWN
     print(line)
     return code
 
@@ -186,7 +190,10 @@ def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tu
     if args.json:
         from diag.reports import json as rjson
 
-        rjson.write(run, args.json, lang)
+        try:
+            rjson.write(run, args.json, lang)
+        except OSError as exc:
+            notes.append(msg("run JSON not written: {error}", error=str(exc)).render(lang))
     if args.html:
         # Only on request: the report draws charts with matplotlib, which cron runs never load.
         from diag.monitor.timeline import history_section

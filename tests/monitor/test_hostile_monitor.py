@@ -88,3 +88,59 @@ def test_history_prints_hostile_device_names_escaped(
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
     assert "\\x1b[2J" in out
+
+
+SITE = """
+[site]
+name = "M"
+profile = "loopback"
+[profile]
+p2p_servers = []
+stun_servers = []
+dns_names = []
+[[devices]]
+name = "NVR"
+kind = "nvr"
+added_via = "ip"
+address = "127.0.0.10"
+"""
+
+
+def _args(tmp_path: Path, **over: object) -> argparse.Namespace:
+    from diag.monitor.command import add_arguments
+
+    site = tmp_path / "site.toml"
+    site.write_text(SITE)
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--site", str(site), "--db", str(tmp_path / "h.sqlite"), "--only", "host"])
+    for k, v in over.items():
+        setattr(args, k, v)
+    return args
+
+
+def test_unwritable_json_is_a_note_not_exit_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from diag.monitor.command import main
+
+    # Was: FileNotFoundError left the monitor; cli said "internal error", exit 4, no status line.
+    code = main(_args(tmp_path, json=str(tmp_path / "missing" / "run.json")))
+    out = capsys.readouterr().out
+    assert code in (0, 1, 2) and out.startswith("DIAG ")
+    assert "run JSON not written" in out
+
+
+def test_any_internal_error_is_unknown_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diag.monitor import command
+
+    def boom(args: argparse.Namespace) -> tuple[str, int]:
+        raise RuntimeError("disk on fire\nsecond line \x1b[2J")
+
+    monkeypatch.setattr(command, "_monitor", boom)
+    assert command.main(_args(tmp_path)) == command.UNKNOWN
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "\x1b" not in out
+    assert out.startswith("DIAG UNKNOWN - internal error: RuntimeError: disk on fire")
