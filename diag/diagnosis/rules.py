@@ -402,6 +402,10 @@ def _p2p_disabled(env: Env, d: Device | None) -> Hit | None:
     end = _recent_outage_end(env, d.name)
     if end is not None and (env.now - end).total_seconds() <= _relogin_window_s(env):
         conf = 0.4  # still logging in after an outage
+    if _exceeds(f.num("device.icmp_loss_pct", d.name), env.site.thresholds.loss_pct):
+        # A lossy link to the device (a radio bridge) loses its heartbeats and its settings page
+        # too: radio-link-interference explains the silence better than a switched-off service.
+        conf = min(conf, 0.4)
     seen = f.num("device.platform_last_seen_s", d.name)
     detail = (
         msg(

@@ -433,6 +433,17 @@ def test_radio_link_interference() -> None:
     assert units["device.icmp_loss_pct"] == "%"
 
 
+def test_lossy_radio_link_outranks_an_inferred_p2p_off() -> None:
+    """The lossy link drops the heartbeats and the settings page too: radio, not P2P off."""
+    devs, _ = run(
+        P2P_DOWN
+        | {("device.settings", "Cam-P2P"): REMOVE, ("device.icmp_loss_pct", "Cam-P2P"): (40.0, "%")}
+    )
+    v = devs["Cam-P2P"]
+    assert top(v) == "radio-link-interference"
+    assert conf(v.causes, "device-p2p-disabled") < 0.5
+
+
 def test_radio_near_miss_every_device_lossy_means_the_laptop() -> None:
     over = {("device.icmp_loss_pct", d.name): 18.0 for d in DEVICES}
     devs, _ = run(over)
