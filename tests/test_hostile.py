@@ -254,3 +254,24 @@ def test_html_report_shows_hostile_text_escaped_everywhere() -> None:
     page = html.render(Run(SITE.name, now, 1.0, checks, verdicts, causes))
     assert bad not in page
     assert page.count("&lt;img src=x onerror=alert(1)&gt;") >= 4
+
+
+@pytest.mark.parametrize("label", ["cam\x1b[2J", "a\x00b", "\x07bell", "x\udcff"])
+def test_chart_svg_stays_well_formed_xml_with_control_characters(label: str) -> None:
+    # Was: "\x1b" went into the SVG's <text>; XML forbids it, so the browser showed no chart.
+    import base64
+    import xml.etree.ElementTree as ET
+
+    uri = charts.bar_chart([charts.Bar(label, 5.0)], "ms", label)
+    ET.fromstring(base64.b64decode(uri.split(",", 1)[1]))
+
+
+def test_reports_with_undecodable_text_are_written(tmp_path: Path) -> None:
+    # Was: UnicodeEncodeError from write_text: the HTML report was not written at all.
+    bad = "banner \udcff\udcfe"
+    r = CheckResult("wan", "warn", msg("{b}", b=bad), facts=(Fact("lldp.neighbor", bad),))
+    run = Run("S", dt.datetime(2026, 11, 25, tzinfo=dt.UTC), 1.0, (r,))
+    html.write(run, tmp_path / "r.html")
+    rjson.write(run, tmp_path / "r.json")
+    assert "banner \\udcff\\udcfe" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert rjson.load(tmp_path / "r.json").checks[0].summary.render() == "banner \\udcff\\udcfe"

@@ -126,8 +126,11 @@ def _bounded(v: float) -> float:
 
 
 def _plain(text: str) -> str:
-    """Text as-is: "$" would start matplotlib mathtext, and "$^$" in a label makes it raise."""
-    return text.replace("$", r"\$")
+    """Text as-is: "$" would start matplotlib mathtext, and "$^$" in a label makes it raise;
+    control characters are not allowed in XML, and one in a label made the SVG unreadable."""
+    from diag.reports.terminal import printable
+
+    return printable(text).replace("$", r"\$")
 
 
 def _num(v: float) -> str:

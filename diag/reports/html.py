@@ -414,5 +414,7 @@ def write(run: Run, path: str | Path, lang: str = "en", sections: Sequence[Any] 
     """Writes atomically (temp file + rename) so a half-written report is never mailed."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render(run, lang, sections), encoding="utf-8")
+    # backslashreplace: text from outside may hold lone surrogates (undecodable bytes), which
+    # strict UTF-8 refuses; the report shows them as \udcff instead of not being written.
+    tmp.write_text(render(run, lang, sections), encoding="utf-8", errors="backslashreplace")
     tmp.replace(path)
