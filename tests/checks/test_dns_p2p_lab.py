@@ -43,6 +43,21 @@ def status(run: dict[str, Any], check: str) -> str:
     return str(next(c for c in run["checks"] if c["id"] == check)["status"])
 
 
+def dns_works(run: dict[str, Any]) -> bool:
+    """Every name answered NOERROR at the site resolver, as the independent one says.
+
+    Used where DNS is not the fault under test: on a loaded machine a correct answer may come
+    late enough to make the check warn "slow", which is not what these scenarios are about.
+    """
+    d = facts(run, "dns")
+    rcodes = [v for (k, _t), v in d.items() if k == "dns.site.rcode"]
+    return (
+        bool(rcodes)
+        and set(rcodes) == {"NOERROR"}
+        and not any(v for (k, _t), v in d.items() if k == "dns.mismatch")
+    )
+
+
 def test_healthy(run_in: Callable[[str], dict[str, Any]]) -> None:
     run = run_in("healthy")
     assert status(run, "dns") == "ok"
@@ -86,7 +101,7 @@ def test_dns_failure(run_in: Callable[[str], dict[str, Any]]) -> None:
 
 def test_p2p_server_unavailable(run_in: Callable[[str], dict[str, Any]]) -> None:
     run = run_in("p2p-server-unavailable")
-    assert status(run, "dns") == "ok"
+    assert dns_works(run), facts(run, "dns")
     assert status(run, "p2p") == "fail"
     p = facts(run, "p2p")
     for server in SERVERS:
@@ -97,7 +112,7 @@ def test_p2p_server_unavailable(run_in: Callable[[str], dict[str, Any]]) -> None
 
 def test_router_port_blocking(run_in: Callable[[str], dict[str, Any]]) -> None:
     run = run_in("router-port-blocking")
-    assert status(run, "dns") == "ok"
+    assert dns_works(run), facts(run, "dns")
     assert status(run, "p2p") == "warn"
     p = facts(run, "p2p")
     # The blocked ports (UDP 32100, TCP 443) time out; the status API on 8443 still answers.
