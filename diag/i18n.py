@@ -47,6 +47,8 @@ class Message:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Message:
         args = data.get("args") or {}
+        if not isinstance(args, Mapping):
+            args = {}  # a damaged saved run: the template still shows
         return cls(str(data["text"]), {str(k): _arg_from_json(v) for k, v in args.items()})
 
 
@@ -55,7 +57,13 @@ def _arg_to_json(value: Any) -> Any:
 
 
 def _arg_from_json(value: Any) -> Any:
-    if isinstance(value, Mapping) and set(value) == {"$msg"} and isinstance(value["$msg"], Mapping):
+    if (
+        isinstance(value, Mapping)
+        and set(value) == {"$msg"}
+        and isinstance(value["$msg"], Mapping)
+        # Without a template it is no message (a damaged or foreign run file): kept as data.
+        and isinstance(value["$msg"].get("text"), str)
+    ):
         return Message.from_json(value["$msg"])
     return value
 

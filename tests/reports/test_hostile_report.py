@@ -84,3 +84,24 @@ def test_mutated_run_files_are_refused_or_rendered(tmp_path: Path) -> None:
         page = html.render(run, "pl")
         assert "<script>alert(1)</script>" not in page
         assert "\x1b" not in summary_table(run)
+
+
+@pytest.mark.parametrize(
+    "summary_msg",
+    [
+        {"text": "{a}", "args": {"a": {"$msg": {"args": {}}}}},
+        {"text": "{a}", "args": {"a": {"$msg": {"text": "{b}", "args": {"b": {"$msg": {}}}}}}},
+        {"text": "{a}", "args": {"a": {"$msg": {"text": "{b}", "args": "x"}}}},
+    ],
+    ids=["nested message without text", "two deep without text", "nested args not a table"],
+)
+def test_damaged_nested_messages_render(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], summary_msg: dict[str, Any]
+) -> None:
+    # Was: KeyError 'text' from Message.from_json: "internal error", exit 4.
+    doc = rjson.run_to_dict(sample_run())
+    doc["checks"][0]["summary_msg"] = summary_msg
+    src = tmp_path / "run.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    assert report(src, tmp_path / "r.html") in (0, 2)
+    assert "internal error" not in capsys.readouterr().err
