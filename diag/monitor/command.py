@@ -14,15 +14,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import math
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from diag.model import Run, Site
     from diag.monitor.store import Store
 
+T = TypeVar("T", int, float)
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_EXIT = {"online": OK, "degraded": WARNING, "offline": CRITICAL}
 LABEL = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -57,16 +60,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--confirm-after",
-        type=int,
+        type=_at_least(1, int),
         default=2,
         metavar="N",
         help="runs that must agree before a state change is alerted",
     )
-    p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS, metavar="D")
+    # At least 1: a retention of 0 or less would delete the whole history, this run included.
+    p.add_argument(
+        "--retention-days", type=_at_least(1, int), default=DEFAULT_RETENTION_DAYS, metavar="D"
+    )
     p.add_argument(
         "--wait",
         nargs="?",
-        type=float,
+        type=_at_least(0.0, float),
         const=DEFAULT_WAIT_S,
         default=None,
         metavar="S",
@@ -78,12 +84,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"also run {', '.join(CRON_EXCLUDED)} (moves data over the site's link every run)",
     )
-    p.add_argument("--deadline", type=float, default=None, metavar="S")
+    p.add_argument("--deadline", type=_at_least(0.1, float), default=None, metavar="S")
     p.add_argument("--json", metavar="FILE", help="also write the run as JSON")
     p.add_argument(
         "--html", metavar="FILE", help="also write the HTML report with the history section"
     )
     p.add_argument("--lang", choices=("en", "pl"), help="language of the status line")
+
+
+def _at_least(low: float, kind: type[T]) -> Callable[[str], T]:
+    """An argparse type: a finite ``kind`` number no smaller than ``low`` (else a usage error)."""
+
+    def parse(text: str) -> T:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(float(value)) or float(value) < low:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be at least {low:g}")
+        return value
+
+    return parse
 
 
 def default_db(site_name: str) -> Path:

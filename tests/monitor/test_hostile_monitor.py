@@ -144,3 +144,34 @@ def test_any_internal_error_is_unknown_with_one_line(
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "\x1b" not in out
     assert out.startswith("DIAG UNKNOWN - internal error: RuntimeError: disk on fire")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--retention-days", "-1"],
+        ["--retention-days", "0"],
+        ["--confirm-after", "0"],
+        ["--deadline", "nan"],
+        ["--deadline", "-3"],
+        ["--wait", "-1"],
+        ["--retention-days", "ten"],
+    ],
+)
+def test_bad_numbers_are_usage_errors_before_anything_is_touched(
+    tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Was: --retention-days -1 pruned the whole history, the run just recorded included.
+    from diag import cli
+
+    db = tmp_path / "h.sqlite"
+    with Store(db) as store:
+        store.record(hostile_run())
+    site = tmp_path / "site.toml"
+    site.write_text(SITE)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["monitor", "--site", str(site), "--db", str(db), "--only", "host", *argv])
+    assert exc.value.code == 2
+    assert argv[0] in capsys.readouterr().err
+    with Store(db) as store:
+        assert store.run_count() == 1
