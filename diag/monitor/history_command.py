@@ -12,10 +12,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--site", metavar="FILE", help="site config (its default history database)")
     src.add_argument("--db", metavar="FILE", help="history database")
-    p.add_argument("--days", type=int, default=30, metavar="N", help="how far back (default 30)")
+    p.add_argument("--days", type=_days, default=30, metavar="N", help="how far back (default 30)")
     p.add_argument("--device", metavar="NAME", help="only this device")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--lang", choices=("en", "pl"), default="en")
+
+
+def _days(text: str) -> int:
+    """1..36500: beyond a century timedelta overflows (that was an internal error)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= 36500:
+        raise argparse.ArgumentTypeError(f"{n}: must be 1 to 36500")
+    return n
 
 
 def _fmt_dur(seconds: float | None) -> str:

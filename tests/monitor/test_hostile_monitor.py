@@ -175,3 +175,16 @@ def test_bad_numbers_are_usage_errors_before_anything_is_touched(
     assert argv[0] in capsys.readouterr().err
     with Store(db) as store:
         assert store.run_count() == 1
+
+
+@pytest.mark.parametrize("days", ["10000000000", "0", "-5", "x"])
+def test_history_days_out_of_range_is_a_usage_error(
+    tmp_path: Path, days: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Was: --days 10000000000 overflowed timedelta: "internal error", exit 4.
+    from diag import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["history", "--db", str(tmp_path / "h.sqlite"), "--days", days])
+    assert exc.value.code == 2
+    assert "--days" in capsys.readouterr().err
