@@ -33,6 +33,8 @@ UDP_BACKOFF_S: tuple[float, ...] = (0.5, 1.0, 2.0)
 CONNECT_TIMEOUT_S = 3.0
 # Whole HTTPS exchange (connect + TLS + request), s: TLS adds two round trips to the handshake.
 HTTPS_TIMEOUT_S = 5.0
+# p2p.error when the profile's ca_file cannot be loaded (the same word as device.platform_error).
+CA_FILE_ERROR = "ca-file"
 # Bytes read from a UDP reply: the protocol's replies are short lines; more is junk.
 MAX_REPLY = 512
 
@@ -165,8 +167,13 @@ async def probe_https(
     host = f"[{ip}]" if ":" in ip else ip
     url = f"{scheme}://{host}:{server.port}/"
     verify: ssl.SSLContext | bool = True
-    if tls:
-        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    if tls and ca_file:
+        try:
+            verify = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError):
+            # The profile's CA bundle is missing or not PEM: a local problem, nothing was
+            # measured (it raised out of gather() and lost every other server's result too).
+            return Probe(error=CA_FILE_ERROR)
     headers = {"Host": server.host, "User-Agent": "diag"}
     ext = {"sni_hostname": server.host} if tls else {}
     t0 = time.monotonic()
@@ -249,7 +256,8 @@ class P2PCheck(Check):
         metrics: dict[str, Metric] = {}
         for server, p in zip(servers, probes, strict=True):
             t = server.label
-            facts.append(Fact("p2p.reachable", p.reachable, target=t))
+            if p.error != CA_FILE_ERROR:  # unreadable CA bundle: reachability not measured
+                facts.append(Fact("p2p.reachable", p.reachable, target=t))
             if p.rtt_ms is not None:
                 facts.append(Fact("p2p.rtt_ms", p.rtt_ms, "ms", t))
                 metrics[f"rtt_ms.{t}"] = Metric(p.rtt_ms, "ms")

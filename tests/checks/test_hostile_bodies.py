@@ -10,6 +10,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -88,3 +89,29 @@ async def test_platform_http_probe_does_not_read_an_endless_body(
     found = await asyncio.wait_for(p2p.probe_https(server, "127.0.0.1", None, timeout=2.0), 10)
     assert found.reachable is True and found.error is None
     assert sent[0] < 100 * len(CHUNK)
+
+
+@pytest.mark.parametrize("ca", ["missing", "not-pem"])
+async def test_unreadable_ca_bundle_loses_only_the_https_servers(tmp_path: Path, ca: str) -> None:
+    """A broken ``ca_file`` is a local problem: the UDP server's result survives, the HTTPS
+    server says ``ca-file`` and has no reachability fact (not measured, so no platform verdict).
+    Was: create_default_context raised out of gather() and the whole p2p check crashed."""
+    from fakes import HelloResponder, make_site, run_check
+
+    from diag.checks.p2p import P2PCheck
+
+    path = tmp_path / "ca.pem"
+    if ca == "not-pem":
+        path.write_text("this is not a certificate\n")
+    with HelloResponder() as hello:
+        servers = [
+            {"name": "login", "host": "127.0.0.1", "port": hello.port, "protocol": "udp"},
+            {"name": "api", "host": "127.0.0.1", "port": 9, "protocol": "https"},
+        ]
+        site = make_site({"p2p_servers": servers, "ca_file": str(path)})
+        res = await run_check(P2PCheck((0.1, 0.2), dns_attempts=(0.1, 0.2)), site)
+    by = {(f.key, f.target): f.value for f in res.facts}
+    assert res.status != "error", res.summary
+    assert by[("p2p.reachable", "login")] is True
+    assert by[("p2p.error", "api")] == "ca-file"
+    assert ("p2p.reachable", "api") not in by
