@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diag.checks import heartbeat as hb
+from diag.checks import lan, vlan
 from diag.checks import nat_discovery as nd
 from diag.checks import stun_codec as sc
-from diag.checks import vlan
 
 LOCATION = "http://198.18.0.1:5000/desc.xml"
 
@@ -36,6 +36,11 @@ PARSERS: dict[str, tuple[Callable[[bytes], Any], tuple[type[BaseException], ...]
     "pcp": (nd.parse_pcp, ()),
     "lldp": (vlan.parse_lldp, ()),
     "stun": (sc.decode, (sc.StunDecodeError,)),
+    "ethernet frame": (lan.parse_frame, ()),
+    "arp": (lan.parse_arp, ()),
+    "arp answer": (lan.answer_from_frame, ()),
+    "icmp echo reply (raw)": (lambda b: lan.parse_echo_reply(b, True), ()),
+    "icmp echo reply (dgram)": (lambda b: lan.parse_echo_reply(b, False), ()),
 }
 
 XML_HEAD = b'<?xml version="1.0" encoding="utf-8"?>'
