@@ -30,10 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def has_terminal() -> bool:
+    """Keys come from stdin and the screen goes to stdout: both must be a terminal."""
+    import sys
+
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 def main(args: argparse.Namespace) -> int:
     import sys
 
     from diag.config import ConfigError, load_site, with_observations
+    from diag.i18n import msg, normalize_lang
     from diag.runner import DEFAULT_DEADLINE_S
     from diag.tui.app import DiagApp
 
@@ -43,6 +51,12 @@ def main(args: argparse.Namespace) -> int:
         if unknown:
             raise ConfigError(site.path, "--grey", f"no device named {unknown[0]!r} in the site")
         site = with_observations(site, {g: True for g in args.grey})
+    if not has_terminal():
+        # Without one the dashboard drew into a pipe and waited for keys that never came.
+        lang = normalize_lang(args.lang or site.lang)
+        text = msg("diag tui needs a terminal; without one use `diag run` (text, --json, --html)")
+        print(f"diag tui: {text.render(lang)}", file=sys.stderr)
+        return 2
     app = DiagApp(
         site,
         only=args.only,
@@ -53,6 +67,7 @@ def main(args: argparse.Namespace) -> int:
     )
     rc = app.run()
     if app.return_code not in (None, 0):
-        print("diag tui: the dashboard stopped with an error", file=sys.stderr)
+        text = msg("the dashboard stopped with an error")
+        print(f"diag tui: {text.render(normalize_lang(app.lang))}", file=sys.stderr)
         return app.return_code or 4
     return rc or 0

@@ -22,6 +22,7 @@ def test_arguments_reach_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         return 0
 
     monkeypatch.setattr(DiagApp, "run", fake_run)
+    monkeypatch.setattr("diag.tui.command.has_terminal", lambda: True)
     rc = cli.main(
         [
             "tui",
@@ -47,6 +48,19 @@ def test_arguments_reach_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert cfg.site.name == "Loopback test site" and cfg.registry is None
     assert cfg.site.device("Yard camera").app_shows_grey is True
     assert cfg.site.device("Gate camera").app_shows_grey is None
+
+
+def test_without_a_terminal_it_says_so_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_run(self: DiagApp, *a: object, **k: object) -> int:
+        raise AssertionError("the dashboard must not start without a terminal")
+
+    monkeypatch.setattr(DiagApp, "run", no_run)
+    # Under pytest stdout is captured: no terminal, as under cron or in a pipe.
+    assert cli.main(["tui", "--site", str(SITE_FILE), "--lang", "pl"]) == 2
+    err = capsys.readouterr().err
+    assert "diag tui" in err and "diag run" in err and "terminala" in err
 
 
 def test_grey_names_a_device_or_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
