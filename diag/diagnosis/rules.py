@@ -779,6 +779,12 @@ def _blocking(where: str) -> Predicate:
                 hop=hop,
             )
         conf = 0.88 if passes else 0.6
+        if blocked and all(f.flag("port.address_matches_independent", t) is False for t in targets):
+            # The site resolver sent every probe to an address the independent resolver does not
+            # give: the "block" is the DNS lie's dead address (dns-failure says so).
+            conf = min(conf, 0.3)
+        if f.flag("wan.captive_portal") is True or f.flag("wan.only_dns_passes") is True:
+            conf = min(conf, 0.35)  # a used-up data plan stops everything but DNS: not a filter
         refs = [f.flag("port.reference_passes", t) for t in targets]
         if False in refs and True not in refs:
             # The walk's reference (a destination that should pass) died too: the path is down,

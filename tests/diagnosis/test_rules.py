@@ -723,6 +723,19 @@ def test_isp_p2p_blocking() -> None:
     assert top(devs["Cam-shared"]) == "isp-p2p-blocking"
 
 
+def test_blocking_near_miss_probes_went_to_a_dns_lie() -> None:
+    """The site resolver lied: the probes went to a dead address, which is no port filter."""
+    _, site = run(_blocked("isp") | {("port.address_matches_independent", UDP): False})
+    assert conf(site, "isp-p2p-blocking") < 0.5
+    _, site = run(_blocked("isp") | {("port.address_matches_independent", UDP): True})
+    assert conf(site, "isp-p2p-blocking") > 0.5
+
+
+def test_blocking_near_miss_captive_portal() -> None:
+    _, site = run(_blocked("isp") | {("wan.captive_portal", ""): True})
+    assert conf(site, "isp-p2p-blocking") < 0.5
+
+
 def test_blocking_near_miss_reference_died_too() -> None:
     """Link down: the TTL walk's reference dies as well, so it is no port filter."""
     _, site = run(_blocked("router") | {("port.reference_passes", UDP): False})
