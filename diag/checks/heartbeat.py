@@ -689,12 +689,16 @@ def summarize(
         metrics["unknown_hosts"] = Metric(len(unknown))
     if arp_s is not None:
         metrics["arp_scan_s"] = Metric(arp_s, "s")
-    if lan_devices:
+    if lan_devices and problems:
         summary = msg(
-            N_("{up} of {total} devices answer on the LAN; {problems} with problems"),
+            N_("{up} of {total} devices answer on the LAN; problems on {problems} of them"),
             up=up,
             total=len(lan_devices),
             problems=len(problems),
+        )
+    elif lan_devices:
+        summary = msg(
+            N_("{up} of {total} devices answer on the LAN"), up=up, total=len(lan_devices)
         )
     else:
         summary = msg(

@@ -437,7 +437,7 @@ def summarize(facts: Iterable[Fact], ifname: str, obs: Observed) -> Outcome:
         else msg(N_("no LLDP neighbour heard"))
     )
     summary = msg(
-        N_("{ifname}: {vids} VLAN ids seen tagged, {unreachable} devices silent on L2; {lldp}"),
+        N_("{ifname}: tagged VLAN ids seen: {vids}; devices silent on L2: {unreachable}; {lldp}"),
         ifname=ifname,
         vids=len(obs.tags),
         unreachable=len(unreachable),

@@ -638,7 +638,8 @@ def test_pl_catalogue_translates_the_summaries() -> None:
     cat = catalog("pl")
     for text in (
         "Device heartbeat",
-        "{up} of {total} devices answer on the LAN; {problems} with problems",
+        "{up} of {total} devices answer on the LAN; problems on {problems} of them",
+        "{up} of {total} devices answer on the LAN",
         "probed {device}",
     ):
         assert cat.get(text), text

@@ -232,7 +232,7 @@ def test_facts_for_a_device_in_another_vlan() -> None:
     assert f[("lldp.neighbor", "")] is None  # listened, heard none
     res = vlan.summarize(out, "eth0", obs)
     assert res.status == "warn"
-    assert "1 devices silent on L2" in res.summary.render("en")
+    assert "devices silent on L2: 1" in res.summary.render("en")
     assert "warstwie 2: 1" in res.summary.render("pl")
 
 
