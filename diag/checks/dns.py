@@ -254,8 +254,8 @@ class DnsCheck(Check):
 
         times = [a.time_ms for a in site_answers if a.time_ms is not None]
         metrics = {
-            "names": Metric(len(names), "names"),
-            "site_failed": Metric(len(failed), "names"),
+            "names": Metric(len(names)),
+            "site_failed": Metric(len(failed)),
             "site_max_ms": Metric(max(times) if times else None, "ms"),
         }
         itimes = [a.time_ms for a in indep_answers if a is not None and a.time_ms is not None]

@@ -141,12 +141,12 @@ def analyse(snap: Snapshot, root: bool, wanted_interface: str | None = None) -> 
     by_name = {i.name: i for i in snap.interfaces}
     dflt = by_name.get(snap.default_interface or "")
     metrics = {
-        "interfaces": Metric(len(snap.interfaces), "interfaces"),
-        "interfaces_up": Metric(sum(i.up for i in snap.interfaces), "interfaces"),
+        "interfaces": Metric(len(snap.interfaces)),
+        "interfaces_up": Metric(sum(i.up for i in snap.interfaces)),
     }
     if dflt is not None:
-        metrics["errors"] = Metric(dflt.errors_in + dflt.errors_out, "packets")
-        metrics["drops"] = Metric(dflt.drops_in + dflt.drops_out, "packets")
+        metrics["errors"] = Metric(dflt.errors_in + dflt.errors_out)
+        metrics["drops"] = Metric(dflt.drops_in + dflt.drops_out)
         if dflt.speed_mbps is not None:
             metrics["speed"] = Metric(dflt.speed_mbps, "Mbit/s")
         metrics["mtu"] = Metric(dflt.mtu, "bytes")

@@ -270,8 +270,8 @@ class P2PCheck(Check):
             if not _is_literal(server.host):
                 facts.append(Fact("p2p.resolved", list(p.resolved), target=t))
         ok = sum(p.reachable for p in probes)
-        metrics["servers"] = Metric(len(servers), "servers")
-        metrics["reachable"] = Metric(ok, "servers")
+        metrics["servers"] = Metric(len(servers))
+        metrics["reachable"] = Metric(ok)
         rtts = [p.rtt_ms for p in probes if p.reachable and p.rtt_ms is not None]
         if rtts:
             metrics["rtt_max_ms"] = Metric(max(rtts), "ms")
