@@ -238,8 +238,10 @@ async def upload_once(client: httpx.AsyncClient, ep: Endpoint, seconds: float) -
         n, secs = int(data["bytes"]), float(data["seconds"])
         if n > 0 and secs > 0:
             return Transfer(n, secs)
-    except (ValueError, KeyError, TypeError):
-        pass  # a server without the JSON answer: the client's own count and time
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        # A server without the JSON answer (or with a hostile one: 1e400 bytes, nesting deep
+        # enough to exhaust the stack): the client's own count and time.
+        pass
     return Transfer(sent[0], elapsed)
 
 

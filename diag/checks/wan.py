@@ -46,6 +46,9 @@ DEEP_SERIES_COUNT = 100
 SERIES_INTERVAL_S = 0.01
 # The captive probe is one small HTTP exchange; a portal answers at LAN/operator speed.
 HTTP_TIMEOUT_S = 2.0
+# The captive-portal judge reads at most this much of the probe page, bytes: enough for the
+# expected text or a portal's meta refresh.
+CAPTIVE_BODY_BYTES = 4096
 # A resolver answers in tens of ms; DNS problems themselves are the dns check's job.
 DNS_TIMEOUT_S = 1.5
 
@@ -90,13 +93,22 @@ async def fetch_captive(site: Site, url: str) -> Captive:
     ext = {"sni_hostname": host} if parts.scheme == "https" else {}
     verify: bool | str = site.profile.ca_file or True
     try:
-        async with httpx.AsyncClient(
-            timeout=HTTP_TIMEOUT_S, verify=verify, follow_redirects=False, trust_env=False
-        ) as client:
-            r = await client.get(
-                target, headers={"Host": parts.netloc.rpartition("@")[2]}, extensions=ext
-            )
-            body = r.content[:4096]
+        # Streamed, and only the first CAPTIVE_BODY_BYTES read: a captive portal is hostile by
+        # definition, and an endless page never hits the per-read timeout.
+        async with (
+            httpx.AsyncClient(
+                timeout=HTTP_TIMEOUT_S, verify=verify, follow_redirects=False, trust_env=False
+            ) as client,
+            client.stream(
+                "GET", target, headers={"Host": parts.netloc.rpartition("@")[2]}, extensions=ext
+            ) as r,
+        ):
+            body = b""
+            async for chunk in r.aiter_bytes():
+                body += chunk
+                if len(body) >= CAPTIVE_BODY_BYTES:
+                    break
+            body = body[:CAPTIVE_BODY_BYTES]
     except httpx.HTTPError as exc:
         return Captive(None, error=type(exc).__name__)
     return judge_captive(

@@ -115,3 +115,41 @@ async def test_unreadable_ca_bundle_loses_only_the_https_servers(tmp_path: Path,
     assert by[("p2p.reachable", "login")] is True
     assert by[("p2p.error", "api")] == "ca-file"
     assert ("p2p.reachable", "api") not in by
+
+
+async def test_captive_portal_page_is_read_up_to_its_cap(endless: tuple[int, list[int]]) -> None:
+    # A captive portal is hostile by definition: an endless page must not be buffered whole.
+    from fakes import make_site
+
+    from diag.checks import wan
+
+    port, sent = endless
+    site = make_site()
+    result = await asyncio.wait_for(
+        wan.fetch_captive(site, f"http://127.0.0.1:{port}/generate_204"), 10
+    )
+    assert result is not None
+    assert sent[0] < 200 * len(CHUNK)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"bytes": 1e400, "seconds": 1}',
+        b'{"bytes": 5, "seconds": 1e400}',
+    ],
+    ids=["deep", "inf bytes", "inf seconds"],
+)
+async def test_speedtest_upload_answer_that_is_not_a_count(body: bytes) -> None:
+    """The speed-test server's JSON answer: deep nesting, a count of infinity."""
+    from diag.checks import bandwidth
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body)
+
+    ep = bandwidth.Endpoint(base="http://198.18.0.1", host_header="speed", sni=None)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        t = await bandwidth.upload_once(client, ep, 0.0005)
+    # Falls back to the client's own count and time, never raises.
+    assert t.error is None
