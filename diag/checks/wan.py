@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 import statistics
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -111,6 +112,10 @@ async def fetch_captive(site: Site, url: str) -> Captive:
             body = body[:CAPTIVE_BODY_BYTES]
     except httpx.HTTPError as exc:
         return Captive(None, error=type(exc).__name__)
+    except (OSError, ssl.SSLError):
+        # The profile's ca_file is missing or not PEM (raised while building the client): a
+        # local problem that must not take the gateway, loss and address facts down with it.
+        return Captive(None, error="ca-file")
     return judge_captive(
         r.status_code, r.headers.get("location"), body, site.profile.captive_probe_expect
     )

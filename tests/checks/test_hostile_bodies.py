@@ -153,3 +153,18 @@ async def test_speedtest_upload_answer_that_is_not_a_count(body: bytes) -> None:
         t = await bandwidth.upload_once(client, ep, 0.0005)
     # Falls back to the client's own count and time, never raises.
     assert t.error is None
+
+
+@pytest.mark.parametrize("ca", ["missing", "not-pem"])
+async def test_captive_probe_with_an_unreadable_ca_bundle(tmp_path: Path, ca: str) -> None:
+    # Was: FileNotFoundError/SSLError while building the client took the whole wan check down.
+    from fakes import make_site
+
+    from diag.checks import wan
+
+    path = tmp_path / "ca.pem"
+    if ca == "not-pem":
+        path.write_text("not a certificate\n")
+    site = make_site({"ca_file": str(path)})
+    result = await asyncio.wait_for(wan.fetch_captive(site, "https://127.0.0.1:9/generate_204"), 10)
+    assert result.captive is None and result.error == "ca-file"
