@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -291,13 +292,19 @@ class BandwidthCheck(Check):
             return Outcome("fail", msg("speed-test server name did not resolve"), {}, tuple(facts))
         verify: bool | str = site.profile.ca_file or True
         timeout = httpx.Timeout(CONNECT_TIMEOUT_S, read=CONNECT_TIMEOUT_S)
-        bulk_transport = httpx.AsyncHTTPTransport(
-            verify=verify,
-            socket_options=[(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)],
-        )
+        try:
+            bulk_transport = httpx.AsyncHTTPTransport(
+                verify=verify,
+                socket_options=[(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)],
+            )
+            pings_client = httpx.AsyncClient(timeout=timeout, verify=verify, trust_env=False)
+        except (OSError, ssl.SSLError):
+            # The profile's ca_file is missing or not PEM: a local problem, nothing measured.
+            facts.append(Fact("bw.error", "ca-file"))
+            return Outcome("error", msg("the profile's CA bundle cannot be read"), {}, tuple(facts))
         async with (
             httpx.AsyncClient(timeout=timeout, transport=bulk_transport, trust_env=False) as bulk,
-            httpx.AsyncClient(timeout=timeout, verify=verify, trust_env=False) as pings,
+            pings_client as pings,
         ):
             pinger = Pinger(pings, f"{ep.base}/ping")
             pinger.client.headers["Host"] = ep.host_header

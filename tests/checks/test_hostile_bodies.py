@@ -168,3 +168,19 @@ async def test_captive_probe_with_an_unreadable_ca_bundle(tmp_path: Path, ca: st
     site = make_site({"ca_file": str(path)})
     result = await asyncio.wait_for(wan.fetch_captive(site, "https://127.0.0.1:9/generate_204"), 10)
     assert result.captive is None and result.error == "ca-file"
+
+
+async def test_speed_test_with_an_unreadable_ca_bundle(tmp_path: Path) -> None:
+    # Was: FileNotFoundError from building the HTTPS transport: "check crashed".
+    from fakes import make_site, run_check
+
+    from diag.checks.bandwidth import BandwidthCheck
+
+    site = make_site(
+        {"speedtest_url": "https://127.0.0.1:9/", "ca_file": str(tmp_path / "missing.pem")}
+    )
+    res = await run_check(BandwidthCheck(), site)
+    assert res.status == "error"
+    assert {f.key: f.value for f in res.facts}["bw.error"] == "ca-file"
+    assert "CA bundle" in res.summary.render("en")
+    assert "CA" in res.summary.render("pl") and "nie można" in res.summary.render("pl")
