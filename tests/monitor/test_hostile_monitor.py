@@ -188,3 +188,25 @@ def test_history_days_out_of_range_is_a_usage_error(
         cli.main(["history", "--db", str(tmp_path / "h.sqlite"), "--days", days])
     assert exc.value.code == 2
     assert "--days" in capsys.readouterr().err
+
+
+def test_history_section_escapes_hostile_device_names(tmp_path: Path) -> None:
+    from diag.monitor.timeline import section_from_db
+    from diag.reports import html
+
+    bad = "<img src=x onerror=alert(1)>"
+    run = hostile_run()
+    run = Run(
+        run.site,
+        run.started_at,
+        run.duration_s,
+        run.checks,
+        (Verdict(bad, "ipc", "p2p", "offline", "grey", (Cause("device-offline", 0.9),)),),
+    )
+    db = tmp_path / "h.sqlite"
+    with Store(db) as store:
+        store.record(run)
+    section = section_from_db(str(db), "pl", now=run.started_at)
+    page = html.render(run, "pl", sections=[section])
+    assert bad not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in str(section)
