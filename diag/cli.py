@@ -48,6 +48,13 @@ def _ids(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _deadline(text: str) -> float:
+    # nan, inf or a negative deadline would give every check 0.05 s or none at all: refuse it.
+    from diag.monitor.command import at_least
+
+    return at_least(0.1, float)(text)
+
+
 def add_site_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--site", required=True, metavar="FILE", help="site config (TOML)")
     p.add_argument("--lang", choices=("en", "pl"), help="language of the output")
@@ -66,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=_ids, metavar="ID,..", help="run only these checks (and deps)")
     p.add_argument("--json", metavar="FILE", help="write the run as JSON")
     p.add_argument("--html", metavar="FILE", help="write the HTML report")
-    p.add_argument("--deadline", type=float, default=None, metavar="S", help="whole-run deadline")
+    p.add_argument(
+        "--deadline", type=_deadline, default=None, metavar="S", help="whole-run deadline"
+    )
     p.add_argument("--deep", action="store_true", help="slow measurements too (NAT lifetime)")
     p.add_argument(
         "--grey",

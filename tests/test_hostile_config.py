@@ -168,3 +168,16 @@ def test_a_hostile_key_in_the_site_file_is_printed_escaped(
     assert rc == 2
     assert "\x1b" not in err and "\u202e" not in err
     assert "\\x1b[2Jx\\u202e" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "soon"])
+def test_run_deadline_must_be_a_finite_positive_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    # Was: nan/negative were accepted and every check got 0.05 s (or an unbounded run for inf).
+    site = tmp_path / "site.toml"
+    site.write_text(HEAD)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "--site", str(site), "--deadline", value])
+    assert exc.value.code == 2
+    assert "--deadline" in capsys.readouterr().err

@@ -60,19 +60,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--confirm-after",
-        type=_at_least(1, int),
+        type=at_least(1, int),
         default=2,
         metavar="N",
         help="runs that must agree before a state change is alerted",
     )
     # At least 1: a retention of 0 or less would delete the whole history, this run included.
     p.add_argument(
-        "--retention-days", type=_at_least(1, int), default=DEFAULT_RETENTION_DAYS, metavar="D"
+        "--retention-days", type=at_least(1, int), default=DEFAULT_RETENTION_DAYS, metavar="D"
     )
     p.add_argument(
         "--wait",
         nargs="?",
-        type=_at_least(0.0, float),
+        type=at_least(0.0, float),
         const=DEFAULT_WAIT_S,
         default=None,
         metavar="S",
@@ -84,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"also run {', '.join(CRON_EXCLUDED)} (moves data over the site's link every run)",
     )
-    p.add_argument("--deadline", type=_at_least(0.1, float), default=None, metavar="S")
+    p.add_argument("--deadline", type=at_least(0.1, float), default=None, metavar="S")
     p.add_argument("--json", metavar="FILE", help="also write the run as JSON")
     p.add_argument(
         "--html", metavar="FILE", help="also write the HTML report with the history section"
@@ -92,7 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", choices=("en", "pl"), help="language of the status line")
 
 
-def _at_least(low: float, kind: type[T]) -> Callable[[str], T]:
+def at_least(low: float, kind: type[T]) -> Callable[[str], T]:
     """An argparse type: a finite ``kind`` number no smaller than ``low`` (else a usage error)."""
 
     def parse(text: str) -> T:
