@@ -23,7 +23,13 @@ def probe(lab: Lab, name: str, *args: str, role: str = "laptop", timeout: float 
 
 
 def ping(lab: Lab, host: str, role: str = "laptop") -> bool:
-    return lab.ns_exec(role, "ping", "-n", "-q", "-c", "1", "-W", "1", host).returncode == 0
+    """Whether ``host`` answers a ping sent every 0.2 s for up to 2 s (ends at the first reply).
+
+    Not a single ping: the first request waits for ARP, and on a loaded CI machine one lost
+    datagram must not read as "unreachable" (``-c 1 -w 2``: one reply needed, 2 s at most).
+    """
+    res = lab.ns_exec(role, "ping", "-n", "-q", "-c", "1", "-w", "2", "-i", "0.2", "-W", "1", host)
+    return res.returncode == 0
 
 
 def ping_loss(lab: Lab, host: str, count: int = 100, role: str = "laptop") -> float:
