@@ -139,3 +139,29 @@ def test_builtins_are_registered_through_entry_points() -> None:
     for cid, cls in (("host", "HostCheck"), ("dns", "DnsCheck"), ("p2p", "P2PCheck")):
         assert cid in reg
         assert type(reg[cid]).__name__ == cls
+
+
+def test_plugin_that_exits_on_import_or_has_a_bad_id_is_only_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(3)\n")
+    (tmp_path / "bad_id_plugin.py").write_text(
+        "from diag.checks.base import Check\n"
+        "from diag.i18n import msg\n"
+        "class Bad(Check):\n"
+        "    id = 'My Check'\n"
+        "    title = msg('bad')\n"
+        "    async def run(self, ctx):\n"
+        "        raise AssertionError\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [
+        EntryPoint("host", "diag.checks.host:HostCheck", ENTRY_POINT_GROUP),
+        EntryPoint("exits", "exits_on_import:X", ENTRY_POINT_GROUP),
+        EntryPoint("My Check", "bad_id_plugin:Bad", ENTRY_POINT_GROUP),
+    ]
+    reg = load_checks(eps)
+    assert reg.ids == ["host"]
+    errors = {e.name: e.error for e in reg.errors}
+    assert errors["exits"].startswith("SystemExit")
+    assert "must match" in errors["My Check"]

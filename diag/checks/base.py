@@ -12,6 +12,7 @@ import abc
 import asyncio
 import datetime as dt
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from diag.i18n import Message, msg
 from diag.model import CheckResult, Outcome, Site
 
 ENTRY_POINT_GROUP = "diag.checks"
+CHECK_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 T = TypeVar("T")
 
 # What a check may need; the plan turns unmet needs into a "skip" with the reason.
@@ -205,10 +207,15 @@ def load_checks(eps: list[EntryPoint] | None = None) -> Registry:
             inst = cls()
             if inst.id != ep.name:
                 raise ValueError(f"entry point name {ep.name!r} != check id {inst.id!r}")
+            if not isinstance(inst.id, str) or not CHECK_ID_RE.match(inst.id):
+                # The id is a JSON key, a Prometheus label and a CLI word: the run schema's pattern.
+                raise ValueError(f"check id {inst.id!r} must match {CHECK_ID_RE.pattern}")
             if inst.id in checks:
                 raise ValueError(f"duplicate check id {inst.id!r}")
             checks[inst.id] = inst
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
             errors.append(LoadError(ep.name, ep.value, f"{type(exc).__name__}: {exc}"))
     return Registry(checks, tuple(errors))
 
