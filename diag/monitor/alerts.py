@@ -116,7 +116,7 @@ def revert(store: Store, changes: Sequence[Change]) -> None:
 _EARNED = 1_000_000
 
 
-_STATE_WORD = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
+STATE_WORD = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
 
 
 def describe(change: Change, lang: str) -> str:
@@ -124,8 +124,8 @@ def describe(change: Change, lang: str) -> str:
     text = msg(
         "{who}: {old} → {new}",
         who=who,
-        old=render(_STATE_WORD[change.old], lang) if change.old else "-",
-        new=render(_STATE_WORD[change.new], lang),
+        old=render(STATE_WORD[change.old], lang) if change.old else "-",
+        new=render(STATE_WORD[change.new], lang),
     ).render(lang)
     if change.cause:
         text += f" ({title_of(change.cause).render(lang)})"

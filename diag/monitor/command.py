@@ -237,7 +237,8 @@ def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tu
 
 def _status(run: Run, lang: str, notes: list[str]) -> tuple[str, int]:
     from diag.diagnosis.catalog import title_of
-    from diag.i18n import msg
+    from diag.i18n import msg, render
+    from diag.monitor.alerts import STATE_WORD
 
     n = len(run.devices)
     counts = {
@@ -253,7 +254,7 @@ def _status(run: Run, lang: str, notes: list[str]) -> tuple[str, int]:
         parts = []
         for v in worst[:3]:
             why = f": {title_of(v.causes[0].id).render(lang)}" if v.causes else ""
-            parts.append(f"{v.device} {v.state}{why}")
+            parts.append(f"{v.device} {render(STATE_WORD[v.state], lang)}{why}")
         text += "; " + "; ".join(parts) + ("; …" if len(worst) > 3 else "")
     elif run.site_causes:
         text += "; " + title_of(run.site_causes[0].id).render(lang)

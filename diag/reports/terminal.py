@@ -15,6 +15,15 @@ _STATE = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("off
 _ICON = {"colour": N_("colour"), "grey": N_("grey")}
 LIKELY = 0.5
 _STATUS = {"ok": "OK", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERROR"}
+# In other languages the report's words for a check's result (the short English tags are the
+# convention of English tools only).
+_STATUS_WORD = {
+    "ok": N_("ok"),
+    "warn": N_("warning"),
+    "fail": N_("failed"),
+    "skip": N_("skipped"),
+    "error": N_("error"),
+}
 # Column headings, marked here (not inside f-strings) so that the extractor finds them.
 SITE, DURATION, SECONDS = N_("Site"), N_("duration"), N_("{seconds} s")
 DEVICE, STATE, ICON, WHY = N_("Device"), N_("State"), N_("Icon"), N_("Why")
@@ -81,10 +90,12 @@ def summary_table(run: Run, lang: str = "en") -> str:
         lines.append("")
     w = max((len(c.check_id) for c in run.checks), default=5)
     w = max(w, len(t(CHECK)))
-    lines.append(f"{t(CHECK):<{w}}  {t(RESULT):<6} {t(TIME):>7}  {t(SUMMARY)}")
+    words = _STATUS if lang == "en" else {k: t(v) for k, v in _STATUS_WORD.items()}
+    wr = max(len(t(RESULT)), *(len(x) for x in words.values()))
+    lines.append(f"{t(CHECK):<{w}}  {t(RESULT):<{wr}} {t(TIME):>7}  {t(SUMMARY)}")
     for c in run.checks:
         lines.append(
-            f"{c.check_id:<{w}}  {_STATUS[c.status]:<6} {c.duration_s:>6.2f}s  "
+            f"{c.check_id:<{w}}  {words[c.status]:<{wr}} {c.duration_s:>6.2f}s  "
             f"{_cut(c.summary.render(lang), 100)}"
         )
     return "\n".join(printable(line) for line in lines)
