@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -199,8 +200,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `diag history --json | head`: the reader left; not an error of ours. Point stdout at
         # /dev/null so the interpreter's final flush does not raise again.
-        import os
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
