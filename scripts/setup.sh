@@ -16,7 +16,7 @@ if ((${#missing[@]})); then
 fi
 # The distro daemons are not used: the lab starts its own instances inside namespaces.
 for svc in coturn miniupnpd lldpd prometheus-pushgateway dnsmasq; do
-  systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
 done
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
