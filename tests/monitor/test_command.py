@@ -75,6 +75,14 @@ def monitor(
     )
 
 
+def start_monitor(site: Path, *args: str) -> subprocess.Popen[str]:
+    """``diag monitor`` on the test plugin in the background, stdout captured."""
+    cmd = [sys.executable, "-m", "diag.cli", "monitor", "--site", str(site), "--only", "fakehb"]
+    return subprocess.Popen(
+        [*cmd, *args], stdout=subprocess.PIPE, text=True, env=env_for(site.parent)
+    )
+
+
 def test_ok_run_prints_one_line_with_perfdata(site: Path) -> None:
     r = monitor(site)
     assert r.returncode == 0, r.stderr
@@ -128,33 +136,13 @@ def test_second_run_says_so_and_exits_unknown(site: Path) -> None:
 def test_wait_waits_for_the_lock(site: Path) -> None:
     db = site.parent / "history.sqlite"
     fd = _hold_lock(db)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"])
     try:
         t0 = time.monotonic()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "diag.cli",
-                "monitor",
-                "--site",
-                str(site),
-                "--only",
-                "fakehb",
-                "--db",
-                str(db),
-                "--wait",
-                "20",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env_for(site.parent),
-        )
+        proc = start_monitor(site, "--db", str(db), "--wait", "20")
         time.sleep(1.0)
         assert proc.poll() is None, "must wait while the lock is held"
     finally:
         os.close(fd)
-        holder.wait()
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert time.monotonic() - t0 >= 1.0
@@ -163,28 +151,7 @@ def test_wait_waits_for_the_lock(site: Path) -> None:
 
 def test_ten_overlapping_runs_lose_nothing(site: Path) -> None:
     db = site.parent / "history.sqlite"
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "diag.cli",
-                "monitor",
-                "--site",
-                str(site),
-                "--only",
-                "fakehb",
-                "--db",
-                str(db),
-                "--wait",
-                "60",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env_for(site.parent),
-        )
-        for _ in range(10)
-    ]
+    procs = [start_monitor(site, "--db", str(db), "--wait", "60") for _ in range(10)]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * 10, outs
     with Store(db) as s:
