@@ -98,7 +98,7 @@ def test_a_very_slow_upload_is_not_explained_by_loss() -> None:
 
 def test_a_silent_operator_resolver_is_not_every_devices_own_dns_setting() -> None:
     over: dict[tuple[str, str], Any] = {("dns.site.rcode", NAME): "TIMEOUT"}
-    for n in P2P_DEVICES + ("Cam-IP",):
+    for n in (*P2P_DEVICES, "Cam-IP"):
         over[("device.gateway_ok", n)] = False
         over[("device.settings", n)] = (
             {"gateway": "198.18.0.1", "dns": ["198.51.100.53"], "p2p_enabled": True},
