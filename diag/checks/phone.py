@@ -114,10 +114,10 @@ def analyse(res: PhoneResult, site: Site, served_on: Sequence[str] = ()) -> Outc
     if res.page_rtt_ms is not None:
         # The offset is taken from one request: its error is at most that request's round trip.
         add("phone.clock_uncertainty_s", round(res.page_rtt_ms / 1000.0, 3), "s")
-    not_measured: list[JSONValue] = list(res.unsupported)
+    not_measured: list[str] = list(res.unsupported)
     if c is not None and c.save_data is None and "data_saver" not in not_measured:
         not_measured.append("data_saver")
-    add("phone.not_measured", not_measured)
+    add("phone.not_measured", list[JSONValue](not_measured))
 
     status: Status = "ok"
     if ice["udp_blocked"] is True or reached is False or (c is not None and c.save_data):

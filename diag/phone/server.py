@@ -174,8 +174,8 @@ class PhoneServer:
         path = target.split("?", 1)[0]
         if not path.startswith("/"):
             return None
-        token, _, rest = path[1:].partition("/")
-        if not hmac.compare_digest(token.encode(), self.token.encode()):
+        token, slash, rest = path[1:].partition("/")
+        if not slash or not hmac.compare_digest(token.encode(), self.token.encode()):
             return None
         return {"": "page", "result": "result"}.get(rest)
 
