@@ -14,6 +14,10 @@ from typing import Literal
 
 from diag.i18n import N_, Message, msg
 from diag.model import ADDED_VIA, AddedVia
+from diag.vocab import ICON_COLOURS as ICON_COLOURS
+from diag.vocab import ICON_GREY as ICON_GREY
+from diag.vocab import VIA_LABEL
+from diag.vocab import icon_colour as icon_colour
 
 Scope = Literal["device", "site"]
 # What a cause does to a device in the app: "offline" turns the icon grey, "degraded" keeps it in
@@ -495,22 +499,9 @@ PHONE_MEASURED_FIX: Mapping[str, tuple[str, ...]] = {
 }
 
 
-# How the app colours a device's icon by the way it was added; grey when it has no connection.
-# The guide shows the icons only as pictures, so these are close approximations of the app's hues.
-ICON_COLOURS: Mapping[AddedVia, str] = {
-    "ip": "#2d7be5",
-    "p2p": "#e8892b",
-    "p2p-account": "#1e9e5a",
-    "shared": "#8e55d6",
-}
-ICON_GREY = "#a3a9b0"
-
-ADDED_VIA_LABELS: Mapping[AddedVia, str] = {
-    "ip": N_("added by IP address"),
-    "p2p": N_("added by P2P without an account"),
-    "p2p-account": N_("added by P2P to an account"),
-    "shared": N_("shared from another account"),
-}
+# The icon colours and the added-via labels live in the one vocabulary (diag/vocab.py); these
+# names stay for the rules and plugins that import them from here.
+ADDED_VIA_LABELS = VIA_LABEL
 
 
 def info(cause_id: str) -> CauseInfo | None:
@@ -525,10 +516,3 @@ def title_of(cause_id: str) -> Message:
 def description_of(cause_id: str) -> Message | None:
     found = CATALOG.get(cause_id)
     return msg(found.description) if found and found.description else None
-
-
-def icon_colour(added_via: str, grey: bool) -> str:
-    """The icon colour the app uses (CSS hex)."""
-    if grey:
-        return ICON_GREY
-    return next((c for via, c in ICON_COLOURS.items() if via == added_via), ICON_GREY)
