@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import subprocess
@@ -71,3 +72,42 @@ class Emulator:
             self.proc.kill()
             _out, err = self.proc.communicate()
         return err or ""
+
+
+async def peer_read(port: int) -> dict[str, Any]:
+    """One device read by onvif-zeep-async (the independent ONVIF client of the dev extras)."""
+    from onvif import ONVIFCamera
+
+    cam = ONVIFCamera("127.0.0.1", port, "admin", PASSWORD, adjust_time=True)
+    try:
+        await cam.update_xaddrs()
+        dev = await cam.create_devicemgmt_service()
+        info = await dev.GetDeviceInformation()
+        nics = await dev.GetNetworkInterfaces()
+        gw = await dev.GetNetworkDefaultGateway()
+        dns = await dev.GetDNS()
+        ntp = await dev.GetNTP()
+        sdt = await dev.GetSystemDateAndTime()
+    finally:
+        await cam.close()
+    u = sdt.UTCDateTime
+    when = dt.datetime(
+        u.Date.Year, u.Date.Month, u.Date.Day, u.Time.Hour, u.Time.Minute, u.Time.Second,
+        tzinfo=dt.UTC,
+    )  # fmt: skip
+    manual = nics[0].IPv4.Config.Manual[0]
+    return {
+        "vendor": info.Manufacturer,
+        "model": info.Model,
+        "serial": info.SerialNumber,
+        "firmware": info.FirmwareVersion,
+        "mac": nics[0].Info.HwAddress.lower(),
+        "ip": manual.Address,
+        "prefix": manual.PrefixLength,
+        "dhcp": nics[0].IPv4.Config.DHCP,
+        "gateway": gw.IPv4Address[0],
+        "dns": [d.IPv4Address for d in dns.DNSManual],
+        "ntp": sdt.DateTimeType == "NTP",
+        "ntp_servers": [n.IPv4Address for n in ntp.NTPManual],
+        "offset_s": (when - dt.datetime.now(dt.UTC)).total_seconds(),
+    }
