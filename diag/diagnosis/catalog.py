@@ -358,6 +358,7 @@ CATALOG: dict[str, CauseInfo] = {
                 "wan.latency",
                 "wan.bufferbloat",
                 "upload.slow",
+                "upload.very-slow",
                 "dns.site-slow",
                 "dns.site-timeout",
                 "platform.partial",
@@ -380,7 +381,12 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Where possible, replace a weak wireless link with a cable."),
             ),
             effect="degraded",
-            predicts=("device.lan-loss", "device.no-heartbeat"),
+            predicts=(
+                "device.lan-loss",
+                "device.no-heartbeat",
+                "device.dns-dead",
+                "device.no-path-out",
+            ),
         ),
         CauseInfo(
             "data-plan-exhausted",

@@ -27,3 +27,14 @@ def rate_interval_pct(pct: float, n: int) -> tuple[float, float]:
     """The 95 % interval, in %, of a rate reported as ``pct`` % of ``n`` probes."""
     low, high = wilson(round(pct / 100.0 * n), n)
     return round(low * 100, 2), round(high * 100, 2)
+
+
+def spread_low(value: float, n: int, z: float = Z95) -> float:
+    """A lower bound for a spread (jitter: the mean of ``n - 1`` absolute RTT differences).
+
+    The differences of a queueing or scheduling delay are heavy-tailed (their standard deviation
+    about their mean), so the mean of ``m`` of them is known to about ``value / sqrt(m)``: 20
+    probes bound a 44 ms jitter only from 24 ms up, 100 probes from 35 ms.
+    """
+    m = max(1, n - 1)
+    return max(0.0, value * (1 - z / math.sqrt(m)))
