@@ -54,6 +54,8 @@ RCODE_OK = "NOERROR"
 # a router reboot or a new WAN lease, three in the platform's memory is a pattern.
 ADDRESS_CHURN = 3
 CGNAT_NET = ipaddress.ip_network("100.64.0.0/10")
+# One speed test (a transfer of about a second) measures the upload to within this share.
+SPEEDTEST_TOLERANCE = 0.15
 # An upload below this share of the streams' need is beyond what moderate loss does to TCP.
 VERY_SLOW_SHARE = 0.25
 # Loss whose interval's low end is above this (%) collapses TCP (retransmission timeouts):
@@ -1303,6 +1305,20 @@ def _low_bandwidth(env: Env, _d: Device | None) -> Hit | None:
         )
     if up is None or need is None or need <= 0 or up >= need:
         return None
+    if up * (1 + SPEEDTEST_TOLERANCE) >= need:
+        # Within what one short transfer can tell from the need: a note, not a verdict.
+        return Hit(
+            0.3,
+            env.facts.pick(("bw.upload_mbps", "bw.needed_upload_mbps"), ""),
+            msg(
+                "Upload {upload} Mbit/s, just below the {needed} Mbit/s the streams need (within "
+                "the speed test's tolerance): run --deep for a longer test",
+                upload=round(up, 2),
+                needed=round(need, 2),
+            ),
+            effect="none",
+            shows=("upload.slow",),
+        )
     conf = 0.75 + 0.15 * (1 - up / need)
     # Packet loss throttles TCP, so a lossy link predicts a moderately slow upload (and explains
     # it away); nothing but a slow link cuts it below a quarter of the need.
