@@ -32,8 +32,9 @@ ENTRY_POINT_GROUP = "diag.rules"
 # A cause at or above this confidence counts as "the" explanation: it sets the device's state,
 # and a healthy site must have none.
 STRONG = 0.5
-# An explained-away site cause stays as a note at most this confident (the other reading).
-EXPLAINED_CAP = 0.3
+# An explained-away cause stays as a note at most this confident: over the fault campaign such
+# notes were right about one time in twenty (docs/diagnosis.md, reliability table).
+EXPLAINED_CAP = 0.1
 _ORDER = {cid: i for i, cid in enumerate(CATALOG)}
 _log = logging.getLogger(__name__)
 
