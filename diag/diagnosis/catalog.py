@@ -362,6 +362,7 @@ CATALOG: dict[str, CauseInfo] = {
                 "dns.site-slow",
                 "dns.site-timeout",
                 "platform.partial",
+                "platform.silent",
                 "device.no-heartbeat",
                 "device.dns-dead",
                 "device.no-path-out",

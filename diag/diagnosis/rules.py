@@ -54,13 +54,19 @@ RCODE_OK = "NOERROR"
 # a router reboot or a new WAN lease, three in the platform's memory is a pattern.
 ADDRESS_CHURN = 3
 CGNAT_NET = ipaddress.ip_network("100.64.0.0/10")
-# One speed test (a transfer of about a second) measures the upload to within this share.
-SPEEDTEST_TOLERANCE = 0.15
+# One speed test (a transfer of about a second) measures the upload to within this share: a
+# healthy 20 Mbit/s lab link read 15.8-19.4 Mbit/s over the fault campaign on a loaded laptop.
+SPEEDTEST_TOLERANCE = 0.25
 # An upload below this share of the streams' need is beyond what moderate loss does to TCP.
 VERY_SLOW_SHARE = 0.25
 # Loss whose interval's low end is above this (%) collapses TCP (retransmission timeouts):
 # then it accounts for an upload of any speed, or a speed test that did not complete.
 COLLAPSE_LOSS_PCT = 10.0
+# Loss whose interval's low end is above this (%) loses whole probe series (every platform
+# server silent).
+SILENCING_LOSS_PCT = 50.0
+# Bufferbloat without loss, latency or jitter at idle: a note (advice), not a verdict.
+BLOAT_ONLY = 0.45
 # What latency or jitter alone accounts for (no packet is lost).
 LATENCY_ONLY_PREDICTS = ("wan.latency", "wan.bufferbloat", "dns.site-slow")
 # Probes in a quick run's loss series (wan and per-device pings) when a run does not say.
@@ -1093,7 +1099,12 @@ def _dns_hit(env: Env) -> Hit | None:
                     ),
                 )
             )
-        elif f.flag("dns.mismatch", name) is True:
+        elif (
+            f.flag("dns.mismatch", name) is True
+            and f.strings("dns.site.answer", name)
+            and f.strings("dns.independent.answer", name)
+        ):
+            # Two answers that differ; an empty one (a lost query) is no lie.
             better(
                 Hit(
                     0.85,
@@ -1439,19 +1450,29 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
             value=bloat,
             limit=t.bufferbloat_ms,
         )
-        # Queueing on a link too slow for the streams is the slow link's symptom too: the
-        # engine lets low-bandwidth explain it away.
-        return Hit(0.6, evidence, detail, shows=("wan.bufferbloat",))
+        # Latency under load alone is advice (SQM), not why a device is in trouble: one speed
+        # test's few RTT samples grow as much when the laptop's CPU is busy with the transfer.
+        return Hit(
+            BLOAT_ONLY,
+            evidence,
+            detail,
+            effect="none",
+            shows=("wan.bufferbloat",),
+            predicts=LATENCY_ONLY_PREDICTS,
+        )
     ratio, detail, _ = max(items, key=lambda x: x[0])
     conf = 0.6 + 0.3 * min(1.0, (ratio - 1.0) / 2.0)
     shows = tuple(dict.fromkeys(sym for _, _, sym in items))
     lossy = [low for low, _, sym in items if sym in ("wan.loss", "wan.heavy-loss")]
+    low = rate_interval_pct(loss or 0.0, n)[0]
     if not lossy:
         predicts: tuple[str, ...] | None = LATENCY_ONLY_PREDICTS  # delay loses nothing
-    elif rate_interval_pct(loss or 0.0, n)[0] < COLLAPSE_LOSS_PCT:
-        predicts = tuple(p for p in CATALOG["wan-loss-latency"].predicts if p != "upload.very-slow")
+    elif low < COLLAPSE_LOSS_PCT:
+        predicts = _all_but("upload.very-slow", "platform.silent")
+    elif low < SILENCING_LOSS_PCT:
+        predicts = _all_but("platform.silent")  # TCP collapses; some probes still pass
     else:
-        predicts = None  # loss this heavy collapses TCP: any upload figure
+        predicts = None  # most probes lost: even every platform probe of a series
     return Hit(
         conf,
         evidence,
@@ -1460,6 +1481,10 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
         shows=shows,
         predicts=predicts,
     )
+
+
+def _all_but(*symptoms: str) -> tuple[str, ...]:
+    return tuple(p for p in CATALOG["wan-loss-latency"].predicts if p not in symptoms)
 
 
 def _lan_jitter(env: Env) -> float:
