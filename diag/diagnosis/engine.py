@@ -25,8 +25,19 @@ from diag.diagnosis.catalog import CATALOG, EFFECT_RANK, P2P_VIA, Effect
 from diag.diagnosis.facts import Facts
 from diag.diagnosis.history import SITE, History
 from diag.diagnosis.rules import RULES, Env, Hit, Rule
+from diag.diagnosis.unmeasured import unmeasured, with_gaps
 from diag.i18n import Message, msg
-from diag.model import Cause, CheckResult, Device, DeviceState, Fact, Icon, Site, Verdict
+from diag.model import (
+    STATE_RANK,
+    Cause,
+    CheckResult,
+    Device,
+    DeviceState,
+    Fact,
+    Icon,
+    Site,
+    Verdict,
+)
 
 ENTRY_POINT_GROUP = "diag.rules"
 # A cause at or above this confidence counts as "the" explanation: it sets the device's state,
@@ -164,8 +175,7 @@ def _rank(items: Iterable[_Found]) -> list[_Found]:
 
 
 def _worse(a: DeviceState, b: DeviceState) -> DeviceState:
-    order = {"online": 0, "degraded": 1, "offline": 2}
-    return a if order[a] >= order[b] else b
+    return a if STATE_RANK[a] >= STATE_RANK[b] else b
 
 
 _EFFECT_STATE: dict[Effect, DeviceState] = {
@@ -245,7 +255,9 @@ def diagnose(
     verdicts: list[Verdict] = []
     for d in site.devices:
         own = _rank(dev_found[d.name].values())
-        state = _device_state(d, env.facts, own, site_ranked)
+        # Fail closed: what could not be measured turns the state into "unknown" (never online).
+        gaps = unmeasured(d, env.facts, results)
+        state = with_gaps(_device_state(d, env.facts, own, site_ranked), gaps)
         attached = list(own)
         if state != "online":
             for f in site_ranked:
@@ -282,6 +294,7 @@ def diagnose(
                 state=state,
                 icon=icon_for(state, d.app_shows_grey),
                 causes=tuple(f.cause for f in ranked),
+                unmeasured=gaps if state == "unknown" else (),
             )
         )
     return tuple(verdicts), tuple(f.cause for f in site_ranked)

@@ -61,7 +61,9 @@ def registry_for(run: Run, runs_total: int | None = None) -> CollectorRegistry:
         registry=reg,
     )
     for v in run.devices:
-        up.labels(site, v.device, v.kind, v.added_via).set(0 if v.state == "offline" else 1)
+        if v.state != "unknown":
+            # Not measured: no up/down sample rather than a guess (diag_device_state says unknown).
+            up.labels(site, v.device, v.kind, v.added_via).set(0 if v.state == "offline" else 1)
         for s in DEVICE_STATES:
             state.labels(site, v.device, s).set(1 if v.state == s else 0)
         for c in v.causes:

@@ -30,7 +30,12 @@ MAX_CHART_DEVICES = 16
 MAX_VALUE_CHARS = 300
 _MAX_INT = 10**MAX_VALUE_CHARS
 
-_STATE = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
+_STATE = {
+    "online": N_("online"),
+    "degraded": N_("degraded"),
+    "unknown": N_("unknown"),
+    "offline": N_("offline"),
+}
 _KIND = {"ipc": N_("camera"), "nvr": N_("recorder")}
 _STATUS = {"ok": N_("ok"), "warn": N_("warning"), "fail": N_("failed"), "skip": N_("skipped"),
            "error": N_("error")}  # fmt: skip
@@ -116,6 +121,8 @@ def _device_view(v: Verdict, lang: str, t: Callable[..., str]) -> dict[str, Any]
         "causes": strong,
         "notes": [c for c in causes if not c["strong"]],
         "top": strong[0] if strong else None,
+        # Why the state is unknown ("?"): what could not be measured, naming the check.
+        "unmeasured": [m.render(lang) for m in v.unmeasured],
     }
 
 
@@ -366,7 +373,7 @@ def context(run: Run, lang: str) -> dict[str, Any]:
     devices = [_device_view(v, lang, t) for v in run.devices]
     for i, d in enumerate(devices, 1):
         d["anchor"] = f"device-{i}"
-    order = {"offline": 0, "degraded": 1, "online": 2}
+    order = {"offline": 0, "unknown": 1, "degraded": 2, "online": 3}
     attention = sorted(
         (d for d in devices if d["icon"] == "grey" or d["state"] != "online"),
         key=lambda d: (order[d["state"]], d["name"]),
@@ -374,7 +381,8 @@ def context(run: Run, lang: str) -> dict[str, Any]:
     sorted_devices = sorted(devices, key=lambda d: (order[d["state"]], d["name"]))
     site_causes = [_cause_view(c, lang, t) for c in run.site_causes]
     counts = {
-        s: sum(1 for d in devices if d["state"] == s) for s in ("online", "degraded", "offline")
+        s: sum(1 for d in devices if d["state"] == s)
+        for s in ("online", "degraded", "unknown", "offline")
     }
     return {
         "lang": lang,

@@ -11,7 +11,12 @@ from diag.diagnosis.catalog import title_of
 from diag.i18n import N_, msg, render
 from diag.model import Run
 
-_STATE = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
+_STATE = {
+    "online": N_("online"),
+    "degraded": N_("degraded"),
+    "unknown": N_("unknown"),
+    "offline": N_("offline"),
+}
 _ICON = {"colour": N_("colour"), "grey": N_("grey")}
 LIKELY = 0.5
 _STATUS = {"ok": "OK", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERROR"}
@@ -77,6 +82,9 @@ def summary_table(run: Run, lang: str = "en") -> str:
             # table would otherwise accuse a healthy device; the reports list the notes.
             top = v.causes[0] if v.causes and v.causes[0].confidence >= LIKELY else None
             why = f"{render(title_of(top.id), lang)} ({top.confidence:.0%})" if top else "-"
+            if v.state == "unknown" and v.unmeasured:
+                # "?": not measured; the first gap names the check that failed and why.
+                why = "? " + "; ".join(m.render(lang) for m in v.unmeasured)
             state, icon = t(_STATE[v.state]), t(_ICON[v.icon])
             lines.append(f"{_cut(v.device, w):<{w}}  {state:<{ws}} {icon:<{wi}} {why}")
     else:

@@ -56,11 +56,14 @@ ICON_GLYPH = {"colour": "●", "grey": "○", "unknown": "◌"}
 STATE_WORD: Mapping[DeviceState, str] = {
     "online": N_("online"),
     "degraded": N_("degraded"),
+    "unknown": N_("unknown"),
     "offline": N_("offline"),
 }
 STATE_STYLE: Mapping[DeviceState, str] = {
     "online": "green",
     "degraded": "yellow",
+    # Not measured: as loud as a problem (it may be one), but not the red of a measured outage.
+    "unknown": "bold magenta",
     "offline": "bold red",
 }
 STATUS_WORD: Mapping[Status, str] = {
