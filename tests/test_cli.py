@@ -122,7 +122,7 @@ def test_run_in_polish(capsys: pytest.CaptureFixture[str], loopback_site: Path) 
     )
     # Without heartbeat in --only nothing measured the devices: unknown, exit 5 (never 0).
     assert rc == cli.EXIT_UNKNOWN
-    assert "nieznane" in out and "niezmierzone: test heartbeat nie został uruchomiony" in out
+    assert "stan nieznany" in out and "niezmierzone: test heartbeat nie został uruchomiony" in out
     assert "Urządzenie" in out and "Stan" in out
     assert "osiągalne wszystkie serwery platformy (3)" in out
     assert "Obiekt: Loopback lab" in out and "Wynik" in out
