@@ -49,6 +49,8 @@ SYMPTOMS: Mapping[str, str] = {
     "device.share-ended": "the share of the device is past its end date",
     "device.outage-just-ended": "an outage of the device or the link ended moments ago",
     "device.app-grey": "the installer sees the device grey in the app",
+    "device.clock-off": "the device's clock is far from the laptop's, or it keeps no time by NTP",
+    "device.moved": "the device's MAC answers at another address, not at its own",
     "phone.measured": "the phone's own measurements show a phone-side problem",
     "internet.down": "no internet host answers",
     "internet.walled": "a captive portal answers or only DNS passes",
@@ -235,6 +237,8 @@ CATALOG: dict[str, CauseInfo] = {
                     "NTP on."
                 ),
             ),
+            # The cloud refuses its TLS login: no heartbeat, whatever its P2P switch says.
+            predicts=("device.clock-off", "device.no-heartbeat"),
         ),
         CauseInfo(
             "device-address-changed",
@@ -257,6 +261,8 @@ CATALOG: dict[str, CauseInfo] = {
                 ),
                 N_("Update the address in the app, in port forwards and in the site file."),
             ),
+            # Nothing answers at the old address: what a dead device shows too, plus the move.
+            predicts=("device.moved", "device.silent", "device.ddns-stale"),
         ),
         CauseInfo(
             "ip-conflict",

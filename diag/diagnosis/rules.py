@@ -326,8 +326,6 @@ def _device_no_power(env: Env, d: Device | None) -> Hit | None:
         return None
     if f.strings("device.arp_macs", d.name):
         return None  # something answers ARP for it: not a dead device
-    if f.text("device.seen_at", d.name):
-        return None  # its MAC answers at another address: device-address-changed
     if f.num("vlan.device_vid", d.name) is not None or _vid_of_mac(env, d.mac) is not None:
         return None  # its frames are seen, tagged: vlan-misconfig
     conf = 0.85
@@ -1476,12 +1474,14 @@ RULES: tuple[Rule, ...] = (
         _clock_wrong,
         ("device.clock_offset_s", "device.ntp_enabled", "device.clock", "device.platform_online"),
         0.9,
+        shows=("device.clock-off",),
     ),
     Rule(
         "device-address-changed",
         _address_changed,
         ("device.seen_at", "device.reachable", "device.arp_macs"),
         0.9,
+        shows=("device.moved", "device.silent"),
     ),
     Rule(
         "device-p2p-disabled",

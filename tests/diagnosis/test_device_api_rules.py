@@ -59,7 +59,7 @@ def test_ip_added_device_whose_mac_answers_elsewhere_moved_and_is_grey() -> None
     devs, _ = run(moved("Cam-IP", "198.18.0.121"))
     v = devs["Cam-IP"]
     assert top(v) == "device-address-changed" and v.state == "offline" and v.icon == "grey"
-    assert conf(v.causes, "device-no-power") == 0.0  # it is not off: it moved
+    assert conf(v.causes, "device-no-power") < 0.5  # it is not off: it moved (explained away)
     assert "198.18.0.121" in v.causes[0].detail.render("en")  # type: ignore[union-attr]
 
 
