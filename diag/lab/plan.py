@@ -44,6 +44,9 @@ PLATFORM = "198.51.100.10"
 STUN_A, STUN_B = "198.51.100.20", "198.51.100.21"
 DNS_ISP, DNS_PUBLIC = "198.51.100.53", "198.51.100.54"
 SPEEDTEST, PORTAL = "198.51.100.80", "198.51.100.90"
+# The lab's ndt7 server (ws://, on the speed-test host) and its Locate API v2 stand-in.
+NDT7_PORT = 8080
+NDT7_LOCATE_URL = f"http://{SPEEDTEST}/v2/nearest/ndt/ndt7"
 # Host offsets inside the site LAN (same in the public /25 of nat-none).
 ROUTER_OFF, NVR_OFF, IPC_OFF, LAPTOP_OFF = 1, 10, 21, 100
 VLAN_OTHER = 20
@@ -186,11 +189,20 @@ def _tbf(dev: str, rate_kbit: int) -> list[str]:
     The lab's kernel may lack netem (and 802.1Q, and VLAN-aware bridges): loss is made with
     nftables (``numgen random``), rate with tbf, which every kernel has.
     """
-    # 10 ms worth of bytes per burst, at least two full frames; a 50 ms queue, so that upload
-    # saturation shows as added latency (bufferbloat) as on a real modem.
+    return [f"tc qdisc add dev {dev} root handle 10: {tbf_args(rate_kbit)}"]
+
+
+def tbf_args(rate_kbit: int) -> str:
+    """The lab's tbf recipe for ``rate_kbit`` (also used by bench/bench_bandwidth.py).
+
+    10 ms worth of bytes per burst, at least two full frames; a queue of 50 ms, so that upload
+    saturation shows as added latency (bufferbloat) as on a real modem, but never under six
+    full frames: a modem buffers packets, and at 64 kbit/s 50 ms is not even one frame (TCP
+    through a one-frame queue loses a segment in four and measures noise, not the link).
+    """
     burst = max(rate_kbit * 1000 // 8 // 100, 3200)
-    tbf = f"tbf rate {rate_kbit}kbit burst {burst} latency 50ms"
-    return [f"tc qdisc add dev {dev} root handle 10: {tbf}"]
+    queue = max(rate_kbit * 1000 // 8 // 20, 6 * 1514)
+    return f"tbf rate {rate_kbit}kbit burst {burst} limit {queue + burst}"
 
 
 def _loss_rules(match: str, pct: float) -> list[str]:
@@ -542,8 +554,12 @@ def build(
         ), (("udp", PLATFORM, UDP_PORT), ("tcp", PLATFORM, RELAY_PORT),
             ("tcp", PLATFORM, API_PORT))))  # fmt: skip
     ds.append(Daemon("speedtest", "speedtest",
-                    (*py, "diag.lab.emulators.speedtest", "--bind", SPEEDTEST, "--port", "80"),
+                    (*py, "diag.lab.emulators.speedtest", "--bind", SPEEDTEST, "--port", "80",
+                     "--ndt7", f"ws://{SPEEDTEST}:{NDT7_PORT}"),
                     (("tcp", SPEEDTEST, 80),)))  # fmt: skip
+    ds.append(Daemon("ndt7", "speedtest",
+                    (*py, "diag.lab.emulators.ndt7", "--bind", SPEEDTEST, "--port", str(NDT7_PORT)),
+                    (("tcp", SPEEDTEST, NDT7_PORT),)))  # fmt: skip
     ds.append(Daemon("portal", "portal",
                     (*py, "diag.lab.emulators.portal", "--bind", PORTAL, "--port", "80"),
                     (("tcp", PORTAL, 80),)))  # fmt: skip
@@ -720,6 +736,10 @@ def site_toml(p: Plan) -> str:
         'name = "lab"',
         f"dns_names = [{', '.join(_toml_str(n) for n in (P2P_NAME, RELAY_NAME, API_NAME))}]",
         f"independent_resolvers = [{_toml_str(DNS_PUBLIC)}]",
+        # ndt7 through the lab's own Locate stand-in, as a user's run goes through M-Lab's;
+        # speedtest_method = "http" in a site file picks the plain HTTP endpoint instead.
+        'speedtest_method = "ndt7"',
+        f"speedtest_locate_url = {_toml_str(NDT7_LOCATE_URL)}",
         f'speedtest_url = "http://{SPEEDTEST}/"',
         f'status_api_url = "https://{API_NAME}:{API_PORT}/api/v1"',
         f"ca_file = {_toml_str(str(p.state_dir / 'pki' / 'ca.crt'))}",

@@ -29,6 +29,8 @@ HEALTHY_UPLOAD_KBIT = 20_000
 HEALTHY_DOWNLOAD_KBIT = 50_000
 # low-bandwidth: a weak LTE cell, far below the streams' several Mbit/s.
 WEAK_UPLOAD_KBIT = 1_000
+# weak-uplink: an overloaded LTE cell (BTS overload): 256 kbit/s, a speed test must still measure.
+BTS_OVERLOAD_UPLOAD_KBIT = 256
 # nat-mapping-expiry: the router forgets UDP mappings after this many seconds, well below the lab's
 # heartbeat interval (diag.lab.plan.HEARTBEAT_INTERVAL_S = 10 s).
 SHORT_UDP_TIMEOUT_S = 4
@@ -139,6 +141,9 @@ SCENARIOS: tuple[Scenario, ...] = (
        "beyond"), wan_down=True),
     _s("low-bandwidth", "low-bandwidth", N_("upload shaped to 1 Mbit/s, below the streams' need"),
        upload_kbit=WEAK_UPLOAD_KBIT),
+    _s("weak-uplink", "low-bandwidth",
+       N_("an overloaded LTE cell: upload shaped to 256 kbit/s, 50 times below the streams' need"),
+       upload_kbit=BTS_OVERLOAD_UPLOAD_KBIT),
     _s("wan-loss-latency", "wan-loss-latency",
        N_("the internet link loses 5 % each way, with 100 ms ± 40 ms delay each way"),
        wan_delay_ms=100, wan_jitter_ms=40, wan_loss_pct=5.0),
