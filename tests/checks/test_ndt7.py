@@ -284,4 +284,4 @@ def test_slow_link_summary_is_a_measurement_in_both_languages() -> None:
     en, pl = text.render("en"), text.render("pl")
     assert "upload 0.06 Mbit/s" in en and "streams need 12.8" in en
     assert "too slow for a precise figure (±35 %)" in en
-    assert "0.06" in pl and "zbyt wolne na dokładny pomiar (±35 %)" in pl
+    assert "0,06 Mbit/s" in pl and "zbyt wolne na dokładny pomiar (±35 %)" in pl
