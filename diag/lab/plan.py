@@ -67,6 +67,15 @@ LOGIN_DELAY_S = 0.2
 RADIO_LOSS_PCT = 25
 DEFAULT_DEVICES = 4
 MAX_DEVICES = 79  # IPC offsets 21..99 stay below the laptop's .100
+# The customer's phone (issue 16). On the site LAN it is host .150 (above the laptop, below the
+# wrong gateway/DNS of net-config at .254/.253). On mobile data it sits behind a carrier gateway
+# on the internet segment, in a carrier-internal range of its own (inside 100.64.0.0/10, apart
+# from the operator CGNAT's 100.64.0.0/24), and reaches the laptop's page through a port forward
+# on the site router: WAN:PHONE_PORT -> laptop:PHONE_PORT (`diag phone --port --url-host`).
+PHONE_OFF = 150
+MOBILE_GW = "198.51.100.30"
+MOBILE_NET = ipaddress.IPv4Network("100.72.0.0/24")
+PHONE_PORT = 8090
 
 
 def ns_name(lab: str, role: str) -> str:
@@ -233,6 +242,8 @@ def _router_nft(p: Plan, f: Faults, forward: bool) -> str:
         fwd.append('iifname "wan0" meta l4proto udp udp sport != 53 drop')
     fwd += _loss_rules('oifname "wan0"', f.wan_loss_pct)
     fwd += _loss_rules('iifname "wan0"', f.wan_loss_pct)
+    if f.phone == "mobile" and f.nat != "none":
+        pre.append(f"ip daddr {p.wan_address} tcp dport {PHONE_PORT} dnat to {laptop}:{PHONE_PORT}")
     if f.router_blocks_platform:
         fwd.append(f"ip daddr {PLATFORM} udp dport {UDP_PORT} drop")
         fwd.append(f"ip daddr {PLATFORM} tcp dport {RELAY_PORT} drop")
@@ -506,6 +517,9 @@ def build(
             f"ip route add default via {INET.network_address + 1}",
         ]
 
+    if faults.phone:
+        _add_phone(p, faults, scripts, sysctl_base)
+
     # --- daemons -------------------------------------------------------------------------------
     run = state / "run"
     py = (python, "-m")
@@ -591,6 +605,52 @@ def build(
     p.scripts = scripts
     p.files["site.toml"] = site_toml(p)
     return p
+
+
+def _add_phone(p: Plan, f: Faults, scripts: dict[str, list[str]], base: list[str]) -> None:
+    """The phone namespace: on the site LAN, or behind a mobile carrier's NAT (issue 16)."""
+    p.roles.append("phone")
+    scripts["phone"] = list(base)
+    p.resolv["phone"] = DNS_ISP
+    if f.phone == "lan":
+        p.links.append(Link("switch", "p-phone", "phone", "eth0", None, _mac(PHONE_OFF)))
+        scripts["switch"] += ["ip link set p-phone master br0", "ip link set p-phone up"]
+        scripts["phone"] += [
+            f"ip addr add {p.lan_host(PHONE_OFF)}/{p.lan.prefixlen} dev eth0",
+            "ip link set eth0 up",
+            f"ip route add default via {p.lan_host(ROUTER_OFF)}",
+        ]
+        return
+    p.roles.append("mobile")
+    gw_in = str(MOBILE_NET.network_address + 1)
+    scripts["mobile"] = [
+        *base,
+        f"ip addr add {MOBILE_GW}/{INET.prefixlen} dev eth0",
+        f"ip addr add {gw_in}/{MOBILE_NET.prefixlen} dev ran0",
+        "ip link set eth0 up",
+        "ip link set ran0 up",
+        f"ip route add default via {INET.network_address + 1}",
+        "sysctl -qw net.ipv4.ip_forward=1",
+        f"nft -f {p.state_dir / 'mobile.nft'}",
+    ]
+    p.links.append(Link("isp", "h-mobile", "mobile", "eth0"))
+    p.links.append(Link("mobile", "ran0", "phone", "eth0"))
+    scripts["isp"] += ["ip link set h-mobile master inet0", "ip link set h-mobile up"]
+    scripts["phone"] += [
+        f"ip addr add {MOBILE_NET.network_address + 10}/{MOBILE_NET.prefixlen} dev eth0",
+        "ip link set eth0 up",
+        f"ip route add default via {gw_in}",
+    ]
+    fwd: list[str] = []
+    if f.mobile_blocks_udp:
+        # A carrier APN that lets DNS through and nothing else over UDP.
+        fwd += ['iifname "ran0" udp dport != 53 drop', 'oifname "ran0" udp sport != 53 drop']
+    if f.mobile_blocks_platform:
+        fwd.append(f'iifname "ran0" ip daddr {PLATFORM} drop')
+    flags = " random,fully-random" if f.mobile_nat == "symmetric" else ""
+    p.files["mobile.nft"] = _nft_table(
+        "lab_mobile", "", [], [f'oifname "eth0" masquerade{flags}'], fwd
+    )
 
 
 # LLDP: how often the switch announces itself (s). lldpd's minimum, so a check that listens for a
@@ -768,7 +828,7 @@ def describe(p: Plan) -> dict[str, Any]:
     for n in p.scenarios:
         sc = BY_NAME[n]
         faults.append({"scenario": n, "cause": sc.cause, "device": sc.device})
-    return {
+    out = {
         "name": p.lab,
         "scenarios": list(p.scenarios),
         "faults": faults,
@@ -784,6 +844,14 @@ def describe(p: Plan) -> dict[str, Any]:
         ],
         "roles": {r: p.ns(r) for r in p.roles},
     }
+    if p.faults.phone:
+        # Where `diag phone` serves and what URL host the phone dials (issue 16).
+        out["phone"] = {
+            "place": p.faults.phone,
+            "port": PHONE_PORT,
+            "url_host": p.wan_address if p.faults.phone == "mobile" else None,
+        }
+    return out
 
 
 def script_text(lines: list[str]) -> str:
