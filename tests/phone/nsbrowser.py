@@ -24,22 +24,11 @@ from pathlib import Path
 
 # The Chromium switches and the refusing proxy of the report's Chromium tests, shared.
 sys.path.insert(0, str(Path(__file__).parents[1] / "reports"))
-from test_chromium import CHROMIUM, QUIET, ProxyRecorder
+from test_chromium import BASE, CHROMIUM, QUIET, ProxyRecorder
 
 # Only the lab's address plan and zone go direct; everything else hits the refusing proxy.
 LAB_DIRECT = "198.18.0.0/15;198.51.100.0/24;203.0.113.0/24;100.64.0.0/10;*.lab-cloud.test"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-default-apps",
-    "--disable-extensions",
-    *QUIET,
-)
+FLAGS = (*BASE, *QUIET)
 
 
 def trust(home: Path, ca: str) -> None:
