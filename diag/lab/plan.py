@@ -60,6 +60,16 @@ UPNP_PORT = 5000
 # Devices report to the platform this often (s). Short so that a test sees a heartbeat, a lost
 # mapping or a relogin within seconds; a real platform's is around 30 s.
 HEARTBEAT_INTERVAL_S = 10
+# DIAG_LAB_HEARTBEAT_S overrides it for a whole process (bench/campaign.py: 3 s, so a fault that
+# began a few intervals before the run settles in seconds). Read at build time.
+HEARTBEAT_ENV = "DIAG_LAB_HEARTBEAT_S"
+
+
+def heartbeat_interval_s() -> int:
+    raw = os.environ.get(HEARTBEAT_ENV, "")
+    return int(raw) if raw.isdigit() and 1 <= int(raw) <= 300 else HEARTBEAT_INTERVAL_S
+
+
 # The platform's "sequential login": each device's login takes this long (s). Short enough that the
 # default four devices are all logged in within a second of `diag lab up`.
 LOGIN_DELAY_S = 0.2
@@ -551,7 +561,7 @@ def build(
             "--udp-port", str(UDP_PORT), "--relay-port", str(RELAY_PORT),
             "--api-port", str(API_PORT), "--cert", str(state / "pki" / "api.crt"),
             "--key", str(state / "pki" / "api.key"), "--login-delay", str(LOGIN_DELAY_S),
-            "--heartbeat-timeout", str(2.5 * HEARTBEAT_INTERVAL_S),
+            "--heartbeat-timeout", str(2.5 * heartbeat_interval_s()),
             "--state-dump", str(state / "platform-state.json"),
         ), (("udp", PLATFORM, UDP_PORT), ("tcp", PLATFORM, RELAY_PORT),
             ("tcp", PLATFORM, API_PORT))))  # fmt: skip
@@ -713,7 +723,7 @@ def _device_config(p: Plan, dev: DeviceSpec, password: str, df: frozenset[str]) 
         # password-changed: the device's own password differs from the site's copy.
         "password_file": str(secrets / f"{dev.name}.device.pass"),
         "platform": f"{PLATFORM}:{UDP_PORT}",
-        "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
+        "heartbeat_interval_s": heartbeat_interval_s(),
         "p2p_enabled": "p2p-disabled" not in df,
         "reported": {
             "ip": dev.address,
@@ -784,7 +794,7 @@ def site_toml(p: Plan) -> str:
         f'status_api_url = "https://{API_NAME}:{API_PORT}/api/v1"',
         f"ca_file = {_toml_str(str(p.state_dir / 'pki' / 'ca.crt'))}",
         f'captive_probe_url = "http://{SPEEDTEST}/generate_204"',
-        f"heartbeat_interval_s = {HEARTBEAT_INTERVAL_S}",
+        f"heartbeat_interval_s = {heartbeat_interval_s()}",
         "p2p_servers = [",
         f'  {{ name = "P2P login", host = "{P2P_NAME}", port = {UDP_PORT}, protocol = "udp", '
         'probe = "hello" },',
