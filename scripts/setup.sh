@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(python3 python3-venv python3-dev gcc iproute2 nftables conntrack coturn dnsmasq-base miniupnpd
       lldpd iperf3 nmap prometheus-pushgateway chromium tcpdump dnsutils netcat-openbsd curl
-      iputils-ping procps gettext tmux openssl ethtool nodejs)
+      iputils-ping procps gettext tmux openssl ethtool nodejs
+      libnss3-tools)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
