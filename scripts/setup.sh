@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(python3 python3-venv python3-dev gcc iproute2 nftables conntrack coturn dnsmasq-base miniupnpd
       lldpd iperf3 nmap prometheus-pushgateway chromium tcpdump dnsutils netcat-openbsd curl
-      iputils-ping procps gettext tmux openssl ethtool)
+      iputils-ping procps gettext tmux openssl ethtool default-jre-headless)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -18,6 +18,14 @@ fi
 for svc in coturn miniupnpd lldpd prometheus-pushgateway dnsmasq; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
 done
+# The Nu HTML Checker (vnu.jar, run with the headless Java above) validates the reports in the
+# tests, offline. npm only fetches the jar into the gitignored tools/node/; its postinstall script
+# (which would download a Java runtime) is not run. A NodeSource node ships its own npm, and
+# Debian's npm package conflicts with it, so npm is installed only when there is none.
+command -v npm >/dev/null 2>&1 || apt-get install -y -qq nodejs npm
+VNU_VERSION=26.9.27
+[ -f tools/node/node_modules/vnu-jar/build/dist/vnu.jar ] ||
+  npm install -s --prefix tools/node --no-audit --no-fund --ignore-scripts "vnu-jar@$VNU_VERSION"
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
