@@ -29,6 +29,18 @@ VNU_JAR = ROOT / "tools" / "node" / "node_modules" / "vnu-jar" / "build" / "dist
 CHROMIUM_TIMEOUT_S = 90
 # The checker's JVM start plus a dozen reports takes 5-15 s on two busy cores.
 VNU_TIMEOUT_S = 240
+# Headless, no sandbox (root in CI), background services off (tests/phone/nsbrowser.py too).
+BASE = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+)
 QUIET = (
     "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,"
     "OptimizationGuideModelDownloading,MediaRouter,Translate,AutofillServerCommunication,"
@@ -140,16 +152,8 @@ def _run_chromium(out: Path, profile: Path, args: list[str]) -> None:
     with ProxyRecorder() as proxy:
         cmd = [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
+            *BASE,
             "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-default-apps",
-            "--disable-extensions",
             "--hide-scrollbars",
             f"--user-data-dir={profile / 'profile'}",
             f"--proxy-server=http://127.0.0.1:{proxy.port}",

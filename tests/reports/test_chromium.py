@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from isolated import CHROMIUM, can_isolate
+from isolated import BASE, CHROMIUM, QUIET, ProxyRecorder, can_isolate
 from isolated import chromium as isolated_chromium
 
 from diag.reports import html
@@ -25,6 +25,8 @@ from diag.reports.sample import sample_run
 HOSTILE = "<script>alert(1)</script>"
 # Chromium's own services (not the page's requests); they reach only the loopback recorder.
 BROWSER_SERVICE_HOSTS = ("google.com", "googleapis.com", "gstatic.com", "gvt1.com")
+# The phone's browser (tests/phone/nsbrowser.py) takes the switches and the proxy from here.
+__all__ = ["BASE", "CHROMIUM", "QUIET", "ProxyRecorder", "page_requests"]
 
 pytestmark = [
     pytest.mark.skipif(
