@@ -163,6 +163,8 @@ class Thresholds:
     # Latency added under load beyond this is bufferbloat, ms.
     bufferbloat_ms: float = 100.0
     share_warn_days: int = 7
+    # A device clock further than this from the laptop's breaks TLS and token logins, s.
+    clock_skew_s: float = 300.0
 
 
 @dataclass(frozen=True)
