@@ -279,6 +279,7 @@ def _parse_device(r: _Reader, subnets: tuple[str, ...] = ()) -> Device:
         raise r.fail("public_host", "a device added by IP needs public_host or address")
     channels = r.positive("channels", int, 1)
     grey = r.get("app_shows_grey", bool)
+    api = _device_api(r)
     dev = Device(
         name=name,
         kind=kind,
@@ -294,9 +295,23 @@ def _parse_device(r: _Reader, subnets: tuple[str, ...] = ()) -> Device:
         public_port=public_port,
         channels=channels,
         app_shows_grey=grey,
+        api=api,
     )
     r.check_unknown()
     return dev
+
+
+def _device_api(r: _Reader) -> str:
+    """``api``: "auto" (the default) or the name of an installed ``diag.devices`` adapter."""
+    from diag.devices import AUTO, load_adapters
+
+    api: str = r.get("api", str, AUTO)
+    if api == AUTO:
+        return api
+    names = sorted(load_adapters()[0])
+    if api not in names:
+        raise r.fail("api", f"{api!r} is not a device API here; one of: auto, {', '.join(names)}")
+    return api
 
 
 def _parse_profile(r: _Reader, base: Profile | None) -> Profile:

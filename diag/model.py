@@ -102,6 +102,8 @@ class Device:
     channels: int = 1
     # The installer's observation: the app shows this device grey (None: not observed).
     app_shows_grey: bool | None = None
+    # The device API diag reads it through (a ``diag.devices`` adapter name, or "auto").
+    api: str = "auto"
 
 
 @dataclass(frozen=True)

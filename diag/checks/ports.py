@@ -19,8 +19,9 @@ from typing import Literal
 
 from diag.checks import lan, probe
 from diag.checks.base import Check, Context
-from diag.i18n import N_, Message, msg
+from diag.i18n import Message, msg
 from diag.model import Fact, JSONValue, Metric, Outcome, Site
+from diag.vocab import WHERE_BLOCKED
 
 # A platform answers a hello or a SYN within one RTT (< 300 ms even on a loaded LTE link); 1.5 s
 # with three UDP tries rides out a lost datagram without making a blocked port cost much.
@@ -294,12 +295,8 @@ def _status(
     return "ok"
 
 
-_WHERE: dict[str, str] = {
-    "router": N_("at the site router"),
-    "isp": N_("at the operator"),
-    "beyond": N_("beyond the operator"),
-    "unknown": N_("hop unknown"),
-}
+# The "where blocked" words are the one vocabulary's, as in the report and the dashboard.
+_WHERE = WHERE_BLOCKED
 
 
 def _summary(

@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from diag.diagnosis.catalog import ADDED_VIA_LABELS, CATALOG, description_of, icon_colour, title_of
-from diag.diagnosis.facts import as_num
-from diag.i18n import N_, msg, normalize_lang
+from diag import vocab
+from diag.diagnosis.catalog import CATALOG, description_of, title_of
+from diag.diagnosis.facts import Facts, as_num
+from diag.i18n import N_, format_datetime, format_duration, format_number, msg, normalize_lang
 from diag.i18n import render as render_msg
 from diag.model import Cause, CheckResult, Fact, Run, Thresholds, Verdict
 
@@ -30,10 +31,10 @@ MAX_CHART_DEVICES = 16
 MAX_VALUE_CHARS = 300
 _MAX_INT = 10**MAX_VALUE_CHARS
 
-_STATE = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
-_KIND = {"ipc": N_("camera"), "nvr": N_("recorder")}
-_STATUS = {"ok": N_("ok"), "warn": N_("warning"), "fail": N_("failed"), "skip": N_("skipped"),
-           "error": N_("error")}  # fmt: skip
+# The report's sections in order, one template each in templates/sections/ (they read the context
+# that ``context()`` builds). A part of diag that adds a section adds its name here and its file
+# there; ``render(sections=...)`` adds ready-made ones (the monitor's history) before the appendix.
+SECTIONS: tuple[str, ...] = ("summary", "path", "devices", "site", "network", "extra", "checks")
 
 
 @functools.cache
@@ -50,8 +51,8 @@ def _env() -> Any:
     return env
 
 
-def fmt_value(value: Any, unit: str = "") -> str:
-    """A fact or metric value as short text with its unit."""
+def fmt_value(value: Any, unit: str = "", lang: str = "en") -> str:
+    """A fact or metric value as short text with its unit, numbers in ``lang``'s format."""
     if isinstance(value, bool):
         text = "yes" if value else "no"
     elif value is None:
@@ -60,14 +61,14 @@ def fmt_value(value: Any, unit: str = "") -> str:
         # int(nan) raises: a broken measurement shows as "nan"/"inf", it must not stop the report.
         text = str(value)
     elif isinstance(value, float):
-        text = f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
+        text = format_number(value, lang)
     elif isinstance(value, int) and abs(value) >= _MAX_INT:
         # str() of an int beyond Python's digit limit raises ValueError; nobody reads it anyway.
         text = "…"
     elif isinstance(value, list):
-        text = ", ".join(fmt_value(v) for v in value) or "–"
+        text = ", ".join(fmt_value(v, lang=lang) for v in value) or "–"
     elif isinstance(value, dict):
-        text = "; ".join(f"{k}: {fmt_value(v)}" for k, v in value.items()) or "–"
+        text = "; ".join(f"{k}: {fmt_value(v, lang=lang)}" for k, v in value.items()) or "–"
     else:
         text = str(value)
     if len(text) > MAX_VALUE_CHARS:
@@ -75,8 +76,8 @@ def fmt_value(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".rstrip() if unit and value is not None else text
 
 
-def _fact_view(f: Fact, t: Callable[..., str]) -> dict[str, str]:
-    value = fmt_value(f.value, f.unit)
+def _fact_view(f: Fact, t: Callable[..., str], lang: str = "en") -> dict[str, str]:
+    value = fmt_value(f.value, f.unit, lang)
     if isinstance(f.value, bool):
         value = t(N_("yes")) if f.value else t(N_("no"))
     return {"key": f.key, "target": f.target, "value": value}
@@ -95,7 +96,7 @@ def _cause_view(c: Cause, lang: str, t: Callable[..., str]) -> dict[str, Any]:
         "strong": c.confidence >= STRONG,
         "checklist": bool(info and info.checklist),
         "scope": info.scope if info else "device",
-        "evidence": [_fact_view(f, t) for f in c.evidence],
+        "evidence": [_fact_view(f, t, lang) for f in c.evidence],
         "fix": [m.render(lang) for m in c.fix],
     }
 
@@ -106,42 +107,34 @@ def _device_view(v: Verdict, lang: str, t: Callable[..., str]) -> dict[str, Any]
     return {
         "name": v.device,
         "kind": v.kind,
-        "kind_label": t(_KIND.get(v.kind, v.kind)),
+        "kind_label": t(vocab.KIND_WORD.get(v.kind, v.kind)),
         "added_via": v.added_via,
-        "via_label": t(ADDED_VIA_LABELS.get(v.added_via, v.added_via)),
+        "via_label": t(vocab.via_label(v.added_via)),
         "state": v.state,
-        "state_label": t(_STATE[v.state]),
+        "state_label": t(vocab.state_word(v.state)),
         "icon": v.icon,
-        "colour": icon_colour(v.added_via, v.icon == "grey"),
+        "colour": vocab.icon_colour(v.added_via, v.icon == "grey"),
         "causes": strong,
         "notes": [c for c in causes if not c["strong"]],
         "top": strong[0] if strong else None,
     }
 
 
-def _facts(checks: Sequence[CheckResult]) -> dict[str, list[Fact]]:
-    out: dict[str, list[Fact]] = {}
-    for r in checks:
-        for f in r.facts:
-            out.setdefault(f.key, []).append(f)
-    return out
+def _first(facts: Facts, key: str, target: str = "") -> Any:
+    return facts.value(key, target)
 
 
-def _first(facts: Mapping[str, list[Fact]], key: str, target: str = "") -> Any:
-    return next((f.value for f in facts.get(key, []) if f.target == target), None)
-
-
-def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
-    facts = _facts(run.checks)
+def _network_view(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> dict[str, Any]:
+    def fv(value: Any, unit: str = "") -> str:
+        return fmt_value(value, unit, lang)
 
     def row(label: str, key: str, unit: str = "") -> dict[str, str] | None:
-        found = [f for f in facts.get(key, []) if f.target == ""]
-        if not found:
+        f = facts.get(key)
+        if f is None:
             return None
-        f = found[0]
         return {
             "label": t(label),
-            "value": _fact_view(Fact(f.key, f.value, unit or f.unit), t)["value"],
+            "value": _fact_view(Fact(f.key, f.value, unit or f.unit), t, lang)["value"],
         }
 
     nat_rows = [
@@ -180,16 +173,16 @@ def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
         row(N_("Latency added under load"), "bw.bufferbloat_ms"),
     ]
     dns_rows = []
-    for f in facts.get("dns.site.rcode", []):
+    for f in facts.all("dns.site.rcode"):
         name = f.target
         dns_rows.append(
             {
                 "name": name,
-                "site": fmt_value(f.value),
-                "site_answer": fmt_value(_first(facts, "dns.site.answer", name)),
-                "site_ms": fmt_value(_first(facts, "dns.site.time_ms", name), "ms"),
-                "independent": fmt_value(_first(facts, "dns.independent.rcode", name)),
-                "independent_answer": fmt_value(_first(facts, "dns.independent.answer", name)),
+                "site": fv(f.value),
+                "site_answer": fv(_first(facts, "dns.site.answer", name)),
+                "site_ms": fv(_first(facts, "dns.site.time_ms", name), "ms"),
+                "independent": fv(_first(facts, "dns.independent.rcode", name)),
+                "independent_answer": fv(_first(facts, "dns.independent.answer", name)),
                 "bad": _first(facts, "dns.mismatch", name) is True
                 or (
                     f.value != "NOERROR"
@@ -198,37 +191,35 @@ def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
             }
         )
     port_rows = []
-    for f in facts.get("port.open", []):
+    for f in facts.all("port.open"):
         at = _first(facts, "port.blocked_at", f.target)
         port_rows.append(
             {
                 "target": f.target,
                 "open": f.value is True,
                 "state": t(N_("open")) if f.value is True else t(N_("blocked")),
-                "rtt": fmt_value(_first(facts, "port.rtt_ms", f.target), "ms"),
-                "where": t(_WHERE.get(str(at), N_("unknown"))) if f.value is not True else "",
-                "hop": fmt_value(_first(facts, "port.blocked_hop", f.target))
+                "rtt": fv(_first(facts, "port.rtt_ms", f.target), "ms"),
+                "where": t(vocab.where_blocked(at)) if f.value is not True else "",
+                "hop": fv(_first(facts, "port.blocked_hop", f.target))
                 if f.value is not True
                 else "",
             }
         )
     p2p_rows = []
-    for f in facts.get("p2p.reachable", []):
+    for f in facts.all("p2p.reachable"):
         p2p_rows.append(
             {
                 "label": f.target,
                 "ok": f.value is True,
                 "state": t(N_("answers")) if f.value is True else t(N_("no answer")),
-                "rtt": fmt_value(_first(facts, "p2p.rtt_ms", f.target), "ms"),
-                "error": fmt_value(_first(facts, "p2p.error", f.target))
-                if f.value is not True
-                else "",
-                "public": fmt_value(_first(facts, "p2p.public_address", f.target)),
+                "rtt": fv(_first(facts, "p2p.rtt_ms", f.target), "ms"),
+                "error": fv(_first(facts, "p2p.error", f.target)) if f.value is not True else "",
+                "public": fv(_first(facts, "p2p.public_address", f.target)),
             }
         )
     resolvers = {
-        "site": fmt_value(_first(facts, "dns.resolver.site")),
-        "independent": fmt_value(_first(facts, "dns.resolver.independent")),
+        "site": fv(_first(facts, "dns.resolver.site")),
+        "independent": fv(_first(facts, "dns.resolver.independent")),
     }
     lldp = _first(facts, "lldp.neighbor")
     vlan_rows = []
@@ -236,9 +227,7 @@ def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
     if isinstance(tags, list):
         for tag in tags:
             if isinstance(tag, dict):
-                vlan_rows.append(
-                    {"vid": fmt_value(tag.get("vid")), "macs": fmt_value(tag.get("macs"))}
-                )
+                vlan_rows.append({"vid": fv(tag.get("vid")), "macs": fv(tag.get("macs"))})
     return {
         "nat": [r for r in nat_rows if r],
         "wan": [r for r in wan_rows if r],
@@ -246,18 +235,10 @@ def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
         "resolvers": resolvers,
         "ports": port_rows,
         "p2p": p2p_rows,
-        "lldp": fmt_value(lldp) if lldp is not None else "",
+        "lldp": fv(lldp) if lldp is not None else "",
         "vlans": vlan_rows,
         "charts": _charts(run, facts, lang, t),
     }
-
-
-_WHERE = {
-    "router": N_("at the site's router"),
-    "isp": N_("in the operator's network"),
-    "beyond": N_("beyond the operator (at the server)"),
-    "unknown": N_("unknown"),
-}
 
 
 def _num(v: Any) -> float | None:
@@ -265,9 +246,7 @@ def _num(v: Any) -> float | None:
     return as_num(v)
 
 
-def _charts(
-    run: Run, facts: Mapping[str, list[Fact]], lang: str, t: Callable[..., str]
-) -> list[dict[str, str]]:
+def _charts(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> list[dict[str, str]]:
     from diag.reports import charts
 
     out: list[dict[str, str]] = []
@@ -283,7 +262,7 @@ def _charts(
     add(t(N_("Gateway")), _first(facts, "wan.gateway_rtt_ms"))
     limits = Thresholds()
     add(t(N_("Internet")), _first(facts, "wan.rtt_ms"), limits.rtt_ms)
-    for f in facts.get("p2p.rtt_ms", []):
+    for f in facts.all("p2p.rtt_ms"):
         add(f.target, f.value, limits.rtt_ms)
     idle = _num(_first(facts, "bw.idle_rtt_ms"))
     add(t(N_("Idle (speed test)")), idle)
@@ -318,9 +297,7 @@ def _charts(
         )
     # The LAN: loss to each device (radio links and bad cables show here).
     loss = [
-        (f.target, n)
-        for f in facts.get("device.icmp_loss_pct", [])
-        if (n := _num(f.value)) is not None
+        (f.target, n) for f in facts.all("device.icmp_loss_pct") if (n := _num(f.value)) is not None
     ]
     if loss:
         title = t(N_("Packet loss to each device on the LAN"))
@@ -331,7 +308,9 @@ def _charts(
                 N_("Packet loss on the LAN: the {n} devices losing most"), n=MAX_CHART_DEVICES
             )
         dev_bars = [
-            charts.Bar(name, n, charts.BAD if n > 2 else charts.OK, f"{n:.0f} %")
+            charts.Bar(
+                name, n, charts.BAD if n > 2 else charts.OK, f"{format_number(n, lang, 0)} %"
+            )
             for name, n in loss
         ]
         out.append({"title": title, "src": charts.bar_chart(dev_bars, "%", title)})
@@ -342,12 +321,13 @@ def _check_view(r: CheckResult, lang: str, t: Callable[..., str]) -> dict[str, A
     return {
         "id": r.check_id,
         "status": r.status,
-        "status_label": t(_STATUS.get(r.status, r.status)),
+        "status_label": t(vocab.STATUS_WORD.get(r.status, r.status)),
         "summary": r.summary.render(lang),
         "metrics": [
-            {"name": k, "value": fmt_value(m.value, m.unit)} for k, m in sorted(r.metrics.items())
+            {"name": k, "value": fmt_value(m.value, m.unit, lang)}
+            for k, m in sorted(r.metrics.items())
         ],
-        "duration": f"{r.duration_s:.2f} s",
+        "duration": f"{format_number(r.duration_s, lang, 2, fixed=True)} s",
     }
 
 
@@ -366,25 +346,23 @@ def context(run: Run, lang: str) -> dict[str, Any]:
     devices = [_device_view(v, lang, t) for v in run.devices]
     for i, d in enumerate(devices, 1):
         d["anchor"] = f"device-{i}"
-    order = {"offline": 0, "degraded": 1, "online": 2}
     attention = sorted(
         (d for d in devices if d["icon"] == "grey" or d["state"] != "online"),
-        key=lambda d: (order[d["state"]], d["name"]),
+        key=lambda d: (vocab.state_rank(d["state"]), d["name"]),
     )
-    sorted_devices = sorted(devices, key=lambda d: (order[d["state"]], d["name"]))
+    sorted_devices = sorted(devices, key=lambda d: (vocab.state_rank(d["state"]), d["name"]))
     site_causes = [_cause_view(c, lang, t) for c in run.site_causes]
-    counts = {
-        s: sum(1 for d in devices if d["state"] == s) for s in ("online", "degraded", "offline")
-    }
+    counts = {s: sum(1 for d in devices if d["state"] == s) for s in vocab.STATES}
+    facts = Facts(run.checks)
     return {
         "lang": lang,
         "t": t,
         "site": run.site,
-        "started": run.started_at.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
-        "duration": f"{run.duration_s:.1f} s",
+        "started": format_datetime(run.started_at, lang),
+        "duration": format_duration(run.duration_s, lang),
         "version": run.tool_version,
         "worst": run.worst_state,
-        "worst_label": t(_STATE[run.worst_state]),
+        "worst_label": t(vocab.state_word(run.worst_state)),
         "counts": counts,
         "grey_count": sum(1 for d in devices if d["icon"] == "grey"),
         "attention": attention,
@@ -392,10 +370,22 @@ def context(run: Run, lang: str) -> dict[str, Any]:
         "quiet_devices": [d for d in sorted_devices if _quiet(d)],
         "site_causes": [c for c in site_causes if c["strong"]],
         "site_notes": [c for c in site_causes if not c["strong"]],
-        "network": _network_view(run, lang, t),
+        "network": _network_view(run, facts, lang, t),
         "checks": [_check_view(r, lang, t) for r in run.checks],
-        "state_labels": {k: t(v) for k, v in _STATE.items()},
+        "state_labels": {k: t(v) for k, v in vocab.STATE_WORD.items()},
+        "legend": _legend(t),
+        "section_names": SECTIONS,
     }
+
+
+def _legend(t: Callable[..., str]) -> list[dict[str, str]]:
+    """The icon colours, as in the app: one swatch per way of adding a device, then grey."""
+    out = [
+        {"colour": vocab.ICON_COLOURS[via], "label": t(vocab.VIA_LABEL[via])}
+        for via in vocab.ADDED_VIA_ORDER
+    ]
+    out.append({"colour": vocab.ICON_GREY, "label": t(N_("grey: no connection"))})
+    return out
 
 
 def render(run: Run, lang: str = "en", sections: Sequence[Any] = ()) -> str:

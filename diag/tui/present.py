@@ -12,90 +12,40 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from diag.i18n import N_, Message, msg, render
+from diag import vocab
+from diag.diagnosis.facts import Facts
+from diag.i18n import N_, Message, format_number, msg, render
 from diag.model import (
     AddedVia,
     CheckResult,
-    DeviceState,
     Fact,
     JSONValue,
     Site,
-    Status,
     Thresholds,
 )
 from diag.reports.terminal import printable
+from diag.vocab import Level as Level
 
-Level = Literal["ok", "warn", "bad", "unknown"]
 Phase = Literal["queued", "running", "done", "stopped"]
 
-# Colours of the app's icons by how the device was added. The vendor app's exact palette is not
-# documented, so these are four hues that stay distinct for the common colour-vision deficiencies
-# (blue / orange / green-teal / magenta) and each has a text tag as well.
-VIA_COLOUR: Mapping[AddedVia, str] = {
-    "ip": "#4c9be8",
-    "p2p": "#f28e2b",
-    "p2p-account": "#2bb39a",
-    "shared": "#c86fd6",
-}
-GREY = "#8a8a8a"
-VIA_TAG: Mapping[AddedVia, str] = {
-    "ip": N_("IP"),
-    "p2p": N_("P2P"),
-    "p2p-account": N_("ACC"),
-    "shared": N_("SHR"),
-}
-VIA_MEANING: Mapping[AddedVia, str] = {
-    "ip": N_("added by IP address or domain name"),
-    "p2p": N_("added by P2P without an account (cannot be shared)"),
-    "p2p-account": N_("added by P2P to an account (can be shared)"),
-    "shared": N_("shared to us from another account"),
-}
-# Filled for an icon the app shows in colour, hollow for a grey one: readable without colour.
-ICON_GLYPH = {"colour": "●", "grey": "○", "unknown": "◌"}
-
-STATE_WORD: Mapping[DeviceState, str] = {
-    "online": N_("online"),
-    "degraded": N_("degraded"),
-    "offline": N_("offline"),
-}
-STATE_STYLE: Mapping[DeviceState, str] = {
-    "online": "green",
-    "degraded": "yellow",
-    "offline": "bold red",
-}
-STATUS_WORD: Mapping[Status, str] = {
-    "ok": N_("ok"),
-    "warn": N_("warn"),
-    "fail": N_("fail"),
-    "skip": N_("skip"),
-    "error": N_("error"),
-}
-STATUS_GLYPH: Mapping[Status, str] = {
-    "ok": "✓",
-    "warn": "!",
-    "fail": "✗",
-    "skip": "-",
-    "error": "E",
-}
-STATUS_STYLE: Mapping[Status, str] = {
-    "ok": "green",
-    "warn": "yellow",
-    "fail": "bold red",
-    "skip": "dim",
-    "error": "bold magenta",
-}
+# The one vocabulary (diag/vocab.py), under the names the widgets use.
+VIA_COLOUR: Mapping[AddedVia, str] = vocab.ICON_COLOURS
+GREY = vocab.ICON_GREY
+VIA_TAG: Mapping[AddedVia, str] = vocab.VIA_TAG
+VIA_MEANING: Mapping[AddedVia, str] = vocab.VIA_MEANING
+ICON_GLYPH = vocab.ICON_GLYPH
+STATE_WORD = vocab.STATE_WORD
+STATE_STYLE = vocab.STATE_STYLE
+STATUS_WORD = vocab.STATUS_WORD
+STATUS_GLYPH = vocab.STATUS_GLYPH
+STATUS_STYLE = vocab.STATUS_STYLE
 PHASE_WORD: Mapping[Phase, str] = {
     "queued": N_("queued"),
     "running": N_("running"),
     "done": N_("done"),
     "stopped": N_("stopped"),
 }
-LEVEL_STYLE: Mapping[Level, str] = {
-    "ok": "green",
-    "warn": "yellow",
-    "bad": "bold red",
-    "unknown": "dim",
-}
+LEVEL_STYLE = vocab.LEVEL_STYLE
 # Braille spinner: one cell wide in every terminal font that SSH clients commonly use.
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -114,15 +64,22 @@ def clean(text: str) -> str:
     return "\n".join(printable(line) for line in text.split("\n"))
 
 
-def fmt_number(value: float) -> str:
-    """A measurement with as many decimals as it deserves: 12, 1.5, 0.25."""
+def fmt_number(value: float, lang: str = "en") -> str:
+    """A measurement with as many decimals as it deserves (12, 1.5, 0.25), in ``lang``'s format
+    (Polish: ``1,5``); from 100 on, whole numbers."""
     if not math.isfinite(value):
         return str(value)  # int(nan) raises: a broken measurement reads "nan" / "inf"
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    return format_number(float(value), lang, 0 if abs(value) >= 100 else 2)
+
+
+def shown(value: float) -> float:
+    """A measurement rounded as ``fmt_number`` shows it, left a number so that the message
+    renders it in the reader's language (``1,5`` in Polish)."""
+    if not math.isfinite(value) or abs(value) >= 100:
+        return float(round(value)) if math.isfinite(value) else value
+    return round(value, 2)
 
 
 def _plain(value: JSONValue, lang: str) -> str:
@@ -135,7 +92,7 @@ def _plain(value: JSONValue, lang: str) -> str:
         # float() of a huge int overflows and str() beyond ~4300 digits raises; say it is huge.
         return ">1e15" if value > 0 else "<-1e15"
     if isinstance(value, int | float):
-        return fmt_number(float(value))
+        return fmt_number(float(value), lang)
     if isinstance(value, str):
         return value
     if isinstance(value, list):
@@ -164,8 +121,10 @@ def fmt_fact(f: Fact, lang: str, limit: int = 80) -> str:
     return f"{printable(f.key)}{where} = {value}"
 
 
-def fmt_seconds(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
+def fmt_seconds(seconds: float, lang: str = "en") -> str:
+    if seconds >= 100:
+        return f"{seconds:.0f} s"
+    return f"{format_number(float(seconds), lang, 1, fixed=True)} s"
 
 
 def progress_bar(fraction: float, width: int = 8) -> str:
@@ -184,19 +143,11 @@ class HeaderItem:
     level: Level
 
 
-def _site_facts(results: Iterable[CheckResult]) -> dict[str, list[Fact]]:
-    out: dict[str, list[Fact]] = {}
-    for r in results:
-        for f in r.facts:
-            out.setdefault(f.key, []).append(f)
-    return out
-
-
-def _first(facts: Mapping[str, list[Fact]], key: str, target: str | None = "") -> Fact | None:
-    for f in facts.get(key, ()):
-        if target is None or f.target == target:
-            return f
-    return None
+def _first(facts: Facts, key: str, target: str | None = "") -> Fact | None:
+    if target is None:
+        found = facts.all(key)
+        return found[0] if found else None
+    return facts.get(key, target)
 
 
 def _num(f: Fact | None) -> float | None:
@@ -209,7 +160,7 @@ def _pending(running: bool) -> tuple[Message, Level]:
     return (msg("checking…") if running else msg("not checked")), "unknown"
 
 
-def nat_item(facts: Mapping[str, list[Fact]], running: bool) -> HeaderItem:
+def nat_item(facts: Facts, running: bool) -> HeaderItem:
     label = N_("NAT")
     blocked = _first(facts, "nat.udp_blocked")
     if blocked is not None and blocked.value is True:
@@ -249,17 +200,17 @@ def joined(*parts: Message | str) -> Message:
     return Message(" ".join("{" + k + "}" for k in keys), dict(zip(keys, parts, strict=True)))
 
 
-def dns_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> HeaderItem:
+def dns_item(facts: Facts, running: bool, th: Thresholds) -> HeaderItem:
     label = N_("DNS")
     # One answer per name: two checks may both report a name, count it once.
-    rcodes = list({f.target: f for f in reversed(facts.get("dns.site.rcode", []))}.values())
+    rcodes = list({f.target: f for f in reversed(facts.all("dns.site.rcode"))}.values())
     if not rcodes:
         value, lvl = _pending(running)
         return HeaderItem(label, value, lvl)
     ok = sum(1 for f in rcodes if f.value == "NOERROR")
-    times = [v for v in (_num(f) for f in facts.get("dns.site.time_ms", [])) if v is not None]
+    times = [v for v in (_num(f) for f in facts.all("dns.site.time_ms")) if v is not None]
     slowest = max(times) if times else None
-    wrong = any(f.value is True for f in facts.get("dns.mismatch", []))
+    wrong = any(f.value is True for f in facts.all("dns.mismatch"))
     level: Level = "ok" if ok == len(rcodes) else "bad"
     if wrong:
         return HeaderItem(
@@ -275,11 +226,11 @@ def dns_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> 
     if slowest is None:
         return HeaderItem(label, msg("ok {ok}/{n}", ok=ok, n=len(rcodes)), level)
     return HeaderItem(
-        label, msg("ok {ok}/{n}, {ms} ms", ok=ok, n=len(rcodes), ms=fmt_number(slowest)), level
+        label, msg("ok {ok}/{n}, {ms} ms", ok=ok, n=len(rcodes), ms=shown(slowest)), level
     )
 
 
-def wan_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> HeaderItem:
+def wan_item(facts: Facts, running: bool, th: Thresholds) -> HeaderItem:
     label = N_("WAN")
     reach = _first(facts, "wan.internet_reachable")
     gw = _first(facts, "wan.gateway_reachable")
@@ -296,24 +247,24 @@ def wan_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> 
     if reach is None and ip is None and loss is None and rtt is None:
         value, lvl = _pending(running)
         return HeaderItem(label, value, lvl)
-    parts: list[str] = []
+    parts: list[Message | str] = []
     if ip is not None and isinstance(ip.value, str):
         parts.append(ip.value)
     level: Level = "ok"
     if loss is not None:
-        parts.append(f"{fmt_number(loss)}%")
+        parts.append(Message("{v}%", {"v": shown(loss)}))
         if loss > th.loss_pct:
             level = "warn"
     if rtt is not None:
-        parts.append(f"{fmt_number(rtt)} ms")
+        parts.append(Message("{v} ms", {"v": shown(rtt)}))
         if rtt > th.rtt_ms:
             level = "warn"
     if not parts:
         return HeaderItem(label, msg("up"), level)
-    return HeaderItem(label, msg("{wan}", wan=" ".join(parts)), level)
+    return HeaderItem(label, joined(*parts), level)
 
 
-def bandwidth_item(facts: Mapping[str, list[Fact]], running: bool) -> HeaderItem:
+def bandwidth_item(facts: Facts, running: bool) -> HeaderItem:
     label = N_("Upload")
     up = _num(_first(facts, "bw.upload_mbps"))
     need = _num(_first(facts, "bw.needed_upload_mbps"))
@@ -324,21 +275,18 @@ def bandwidth_item(facts: Mapping[str, list[Fact]], running: bool) -> HeaderItem
     level: Level = "ok"
     if up is not None and need is not None and up < need:
         level = "bad"
-    up_s = fmt_number(up) if up is not None else "?"
+    up_s: float | str = shown(up) if up is not None else "?"
     if need is not None:
-        text = msg("{up} Mbit/s, streams need {need}", up=up_s, need=fmt_number(need))
+        text = msg("{up} Mbit/s, streams need {need}", up=up_s, need=shown(need))
     else:
         text = msg("{up} Mbit/s", up=up_s)
     if down is not None:
-        text = msg("{up}; down {down}", up=text, down=fmt_number(down))
+        text = msg("{up}; down {down}", up=text, down=shown(down))
     return HeaderItem(label, text, level)
 
 
-_LEVEL_ORDER: Mapping[Level, int] = {"unknown": 0, "ok": 1, "warn": 2, "bad": 3}
-
-
 def max_level(a: Level, b: Level) -> Level:
-    return a if _LEVEL_ORDER[a] >= _LEVEL_ORDER[b] else b
+    return vocab.worse(a, b)
 
 
 # Which check measures each header cell: when it ended without the facts, say how it ended.
@@ -364,7 +312,7 @@ def site_summary(
 ) -> tuple[HeaderItem, ...]:
     """The site header's four cells from the facts the checks reported (docs/facts.md)."""
     results = list(results)
-    facts = _site_facts(results)
+    facts = Facts(results)
     items = (
         nat_item(facts, running),
         dns_item(facts, running, site.thresholds),
