@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(python3 python3-venv python3-dev gcc iproute2 nftables conntrack coturn dnsmasq-base miniupnpd
-      lldpd iperf3 nmap prometheus prometheus-node-exporter prometheus-pushgateway chromium tcpdump dnsutils netcat-openbsd curl
-      iputils-ping procps gettext tmux openssl ethtool)
+      lldpd iperf3 nmap prometheus prometheus-node-exporter prometheus-pushgateway chromium tcpdump
+      dnsutils netcat-openbsd curl iputils-ping procps gettext tmux openssl ethtool nodejs
+      libnss3-tools)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -22,6 +23,13 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev]'
+# The official M-Lab ndt7 JavaScript client: the lab's ndt7 server is checked against it (node runs
+# it inside a lab namespace only). Gitignored; pinned to the version the test was written for.
+if [ ! -f tools/node/node_modules/@m-lab/ndt7/package.json ]; then
+  # Debian ships npm apart from nodejs (NodeSource's nodejs has it inside).
+  command -v npm >/dev/null 2>&1 || apt-get install -y -qq npm
+  npm install --prefix tools/node --no-audit --no-fund --silent @m-lab/ndt7@0.1.4
+fi
 if [ "${1:-}" != "--no-demo" ]; then
   .venv/bin/diag demo
 fi

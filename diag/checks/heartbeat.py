@@ -337,6 +337,7 @@ async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:
     stats = await ping_task
     if stats is not None:
         facts.append(Fact("device.icmp_loss_pct", stats.loss_pct, "%", target=name))
+        facts.append(Fact("device.icmp_probes", stats.sent, target=name))
         if stats.rtt_ms is not None:
             facts.append(Fact("device.rtt_ms", stats.rtt_ms, "ms", target=name))
         if stats.jitter_ms is not None:

@@ -41,6 +41,19 @@ QUIET = (
     "--no-default-browser-check",
 )
 
+# Headless, no sandbox (root in CI), background services off (tests/phone/nsbrowser.py too).
+BASE = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+)
+
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup.sh installs it)"
 )
@@ -57,15 +70,7 @@ def chromium(
     profile.mkdir(exist_ok=True)
     cmd = [
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-default-apps",
-        "--disable-extensions",
+        *BASE,
         f"--user-data-dir={profile}",
         f"--proxy-server=http://127.0.0.1:{proxy.port}",
         *QUIET,
