@@ -275,7 +275,7 @@ def test_history_and_metrics_carry_unknown(tmp_path: Path) -> None:
     reg = exporters.registry_for(run)
     get: Any = reg.get_sample_value
     assert get("diag_device_state", {"site": "Site", "device": "cam1", "state": "unknown"}) == 1
-    up = {"site": "Site", "device": "cam1", "kind": "ipc", "added_via": "p2p"}
+    up = {"site": "Site", "device": "cam1"}
     assert get("diag_device_up", up) is None
     assert get("diag_device_up", dict(up, device="cam0")) == 1
 
