@@ -11,8 +11,8 @@ serve the loopback unit tests through ``serve()``. Modes:
 - ``trickle-headers``: the status line and headers at 1 byte/s, forever;
 - ``trickle-body``: headers at once, then a declared 64 kB body at 1 byte/s;
 - ``malformed-xml``: 200 with a truncated XML document and an undefined entity;
-- ``control-chars``: 200 with ISAPI device info whose name and model carry C1 CSI, NEL, ESC,
-  BEL and bidi overrides (text from outside that every output must escape).
+- ``control-chars``: 200 with ISAPI device info whose name and model carry C1 CSI, NEL and bidi
+  overrides (text from outside that every output must escape).
 
 Nothing here knows the password: the answers are the same whoever asks.
 """
@@ -32,15 +32,17 @@ DIGEST_CHALLENGES: dict[str, str] = {
     "digest-auth-int": 'Digest realm="hostile", nonce="abc123", qop="auth-int"',
     "digest-non-ascii-realm": 'Digest realm="kamera-wejście-łąka", nonce="abc123", qop="auth"',
 }
-# What a control-characters device says its name and model are (C1 CSI clears the screen on
-# terminals that honour 8-bit controls; U+202E turns the rest of the line around).
-HOSTILE_NAME = "cam\x9b2J\x85\x1b[31mred\x07\u202egnp.exe"
-HOSTILE_MODEL = "DS\u2066-LAB\u2069\x00-X"
+# What a control-characters device says its name and model are: C1 controls (CSI clears the
+# screen on terminals that honour 8-bit controls, NEL breaks the line) and bidi overrides (U+202E
+# turns the rest of the line around). XML 1.0 allows these, so a parser passes them on; C0
+# controls (ESC, BEL) would make the document unparseable (the site-file set covers those).
+HOSTILE_NAME = "cam\x9b2J\x85red\u202egnp.exe"
+HOSTILE_MODEL = "DS\u2066-LAB\u2069-X\u200f"
 CONTROL_XML = (
     '<?xml version="1.0" encoding="UTF-8"?>'
     '<DeviceInfo xmlns="http://www.hikvision.com/ver20/XMLSchema">'
-    f"<deviceName>{HOSTILE_NAME.replace(chr(0), '')}</deviceName>"
-    f"<model>{HOSTILE_MODEL.replace(chr(0), '')}</model>"
+    f"<deviceName>{HOSTILE_NAME}</deviceName>"
+    f"<model>{HOSTILE_MODEL}</model>"
     "<serialNumber>HOSTILE0001</serialNumber>"
     "</DeviceInfo>"
 )
@@ -57,12 +59,6 @@ MODES: tuple[str, ...] = (
     "malformed-xml",
     "control-chars",
 )
-
-
-def _xml_body(text: str) -> bytes:
-    # XML 1.0 forbids C0 controls other than tab/newline: a real hostile device sends them
-    # anyway; so do we (encoded as UTF-8, C1 included).
-    return text.encode("utf-8")
 
 
 async def _trickle(writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -95,7 +91,7 @@ async def answer(
         await writer.drain()
         await _trickle(writer, b"<" * TRICKLE_BODY_BYTES)
         return False
-    body = _xml_body(MALFORMED_XML if mode == "malformed-xml" else CONTROL_XML)
+    body = (MALFORMED_XML if mode == "malformed-xml" else CONTROL_XML).encode("utf-8")
     ctype = {"Content-Type": "application/xml; charset=UTF-8"}
     await send(writer, 200, body, ctype, close=not req.keep_alive)
     return req.keep_alive
