@@ -32,7 +32,7 @@ from diag.model import (
     StunServer,
     Thresholds,
 )
-from diag.net.addr import parse_resolver
+from diag.net.addr import parse_resolver as parse_resolver
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "generic"
@@ -157,8 +157,6 @@ def _is_host(value: str) -> bool:
         return True
     except ValueError:
         return bool(_HOST_RE.match(value))
-
-
 
 
 def _resolver(file: str | None, field_path: str, value: object) -> str:

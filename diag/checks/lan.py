@@ -53,8 +53,10 @@ from diag.net.l2 import (
     PACKET_ADD_MEMBERSHIP,
     PACKET_AUXDATA,
     PACKET_MR_PROMISC,
+    PACKET_OTHERHOST,
     SO_ATTACH_FILTER,
     SOL_PACKET,
+    TP_STATUS_VLAN_VALID,
     L2Frame,
     aux_vid,
     is_ours,
@@ -83,8 +85,10 @@ __all__ = [
     "PACKET_ADD_MEMBERSHIP",
     "PACKET_AUXDATA",
     "PACKET_MR_PROMISC",
+    "PACKET_OTHERHOST",
     "SOL_PACKET",
     "SO_ATTACH_FILTER",
+    "TP_STATUS_VLAN_VALID",
     "ArpAnswer",
     "ArpPacket",
     "ArpScan",
@@ -115,6 +119,7 @@ __all__ = [
     "parse_default_route",
     "parse_echo_reply",
     "parse_frame",
+    "parse_proc_route",
     "pick_interface",
     "ping",
     "recv_frames",
@@ -126,3 +131,9 @@ def default_route() -> tuple[str | None, str | None]:
     """(interface, IPv4 gateway) of the default route: the old tuple shape of this helper."""
     r = _route()
     return r.interface, r.ipv4_gateway
+
+
+def parse_proc_route(text: str) -> tuple[str | None, str | None]:
+    """(interface, gateway) of the IPv4 default route in ``/proc/net/route`` text."""
+    gw, iface = parse_default_route(text)
+    return iface, gw

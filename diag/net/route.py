@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 from diag.net.backend import Backend, Route, current
 
-__all__ = ["Route", "default_gateway", "default_route"]
+__all__ = ["Route", "default_gateway", "default_route", "local_ip_towards"]
 
 
 def default_route(backend: Backend | None = None) -> Route:
@@ -15,3 +17,14 @@ def default_route(backend: Backend | None = None) -> Route:
 def default_gateway(backend: Backend | None = None) -> str | None:
     """The IPv4 default gateway, or None."""
     return default_route(backend).ipv4_gateway
+
+
+def local_ip_towards(host: str, family: int = socket.AF_INET) -> str | None:
+    """The source address the routing table picks for ``host`` (no datagram is sent: a UDP
+    connect only asks the routing table), or None when there is no route."""
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))
+            return str(s.getsockname()[0])
+    except OSError:
+        return None

@@ -187,7 +187,13 @@ async def udp_exchange(
 
 
 async def udp_series(
-    address: str, port: int, kind: str, count: int, interval_s: float, timeout_s: float
+    address: str,
+    port: int,
+    kind: str,
+    count: int,
+    interval_s: float,
+    timeout_s: float,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Series:
     """``count`` probes of ``kind`` on one socket, ``interval_s`` apart; each answer is matched
     to its own probe (own nonce), so loss, RTT and jitter come out per probe. Waits
@@ -209,7 +215,7 @@ async def udp_series(
             item = await proto.queue.get()
             if isinstance(item, OSError):
                 continue  # ICMP errors: the probe counts as lost
-            now = time.monotonic()
+            now = clock()
             for i, (p, t_sent) in enumerate(probes):
                 if i in rtts:
                     continue
@@ -223,7 +229,7 @@ async def udp_series(
     try:
         for i in range(count):
             p = udp_probe_for(kind)
-            probes.append((p, time.monotonic()))
+            probes.append((p, clock()))
             transport.sendto(p.payload)
             if i < count - 1:
                 await asyncio.sleep(interval_s)
