@@ -384,7 +384,9 @@ def _create(
     try:
         from diag.lab.emulators import pki
     except ImportError as exc:  # cryptography is the "lab" extra, not a runtime dependency
-        raise LabError(f"the lab needs the 'lab' extra (pip install 'diag[lab]'): {exc}") from None
+        raise LabError(
+            msg("the lab needs the 'lab' extra (pip install 'diag[lab]'): {error}", error=exc), 2
+        ) from None
 
     ca = pki.make_ca(sd / "pki", f"diag lab {plan.lab} CA")
     pki.make_server_cert(sd / "pki", ca, [P.API_NAME, P.PLATFORM], name="api")
