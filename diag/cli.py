@@ -31,6 +31,7 @@ SUBSYSTEMS = {
     "report": "diag.reports.command",
     "lab": "diag.lab.command",
     "demo": "diag.lab.demo_command",
+    "phone": "diag.phone.command",
 }
 HELP = {
     "checks": "list the installed checks (built-in and third-party)",
@@ -41,6 +42,7 @@ HELP = {
     "report": "render a saved run as HTML",
     "lab": "the site lab in network namespaces (root)",
     "demo": "bring the lab up, show the dashboard (or a report), take it down",
+    "phone": "a one-time page the customer's phone opens from a QR code; measures its side",
 }
 
 

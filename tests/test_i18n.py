@@ -50,7 +50,7 @@ def extract() -> dict[str, set[str]]:
                 arg = node.args[idx]
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value:
                     found[arg.value].add(f"{rel}:{node.lineno}")
-    for path in sorted(ROOT.rglob("templates/*.html")):
+    for path in sorted(ROOT.rglob("templates/**/*.html")):
         rel = str(path.relative_to(ROOT.parent))
         text = path.read_text(encoding="utf-8")
         for m in TEMPLATE_CALL.finditer(text):

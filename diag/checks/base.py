@@ -39,6 +39,7 @@ BUILTIN_CHECKS: dict[str, str] = {
     "bandwidth": "diag.checks.bandwidth:BandwidthCheck",
     "heartbeat": "diag.checks.heartbeat:HeartbeatCheck",
     "wan": "diag.checks.wan:WanCheck",
+    "phone": "diag.checks.phone:PhoneCheck",
 }
 CHECK_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from diag.checks.base import Check, Context
-from diag.i18n import N_, Message, msg
+from diag.i18n import Message, msg
 from diag.model import Fact, JSONValue, Metric, Outcome, Site
 from diag.net.addr import is_ip
 from diag.net.answer import Answer
@@ -28,6 +28,7 @@ from diag.net.route import default_gateway
 from diag.net.tcp import tcp_connect
 from diag.net.ttl import Hop, WalkTarget, gateway_ttl, locate, socket_walk, ttl_walk
 from diag.net.udp import udp_exchange, udp_probe_for
+from diag.vocab import WHERE_BLOCKED
 
 # A platform answers a hello or a SYN within one RTT (< 300 ms even on a loaded LTE link); 1.5 s
 # with three UDP tries rides out a lost datagram without making a blocked port cost much.
@@ -320,12 +321,8 @@ def _status(
     return "ok"
 
 
-_WHERE: dict[str, str] = {
-    "router": N_("at the site router"),
-    "isp": N_("at the operator"),
-    "beyond": N_("beyond the operator"),
-    "unknown": N_("hop unknown"),
-}
+# The "where blocked" words are the one vocabulary's, as in the report and the dashboard.
+_WHERE = WHERE_BLOCKED
 
 
 def _summary(

@@ -14,6 +14,10 @@ from typing import Literal
 
 from diag.i18n import N_, Message, msg
 from diag.model import ADDED_VIA, AddedVia
+from diag.vocab import ICON_COLOURS as ICON_COLOURS
+from diag.vocab import ICON_GREY as ICON_GREY
+from diag.vocab import VIA_LABEL
+from diag.vocab import icon_colour as icon_colour
 
 Scope = Literal["device", "site"]
 # What a cause does to a device in the app: "offline" turns the icon grey, "degraded" keeps it in
@@ -419,22 +423,85 @@ CATALOG: dict[str, CauseInfo] = {
     )
 }
 
-# How the app colours a device's icon by the way it was added; grey when it has no connection.
-# The guide shows the icons only as pictures, so these are close approximations of the app's hues.
-ICON_COLOURS: Mapping[AddedVia, str] = {
-    "ip": "#2d7be5",
-    "p2p": "#e8892b",
-    "p2p-account": "#1e9e5a",
-    "shared": "#8e55d6",
-}
-ICON_GREY = "#a3a9b0"
 
-ADDED_VIA_LABELS: Mapping[AddedVia, str] = {
-    "ip": N_("added by IP address"),
-    "p2p": N_("added by P2P without an account"),
-    "p2p-account": N_("added by P2P to an account"),
-    "shared": N_("shared from another account"),
+@dataclass(frozen=True)
+class PhoneItem:
+    """One thing on the phone that can keep the app from showing a device.
+
+    ``measured_by``: the ``phone.*`` facts that answer it when the phone's browser measured
+    them (``diag phone``); an item with none stays a checklist step, and an item whose fact was
+    measured is left off the checklist (the measurement itself is the evidence).
+    """
+
+    id: str
+    step: str
+    measured_by: tuple[str, ...] = ()
+
+
+# The phone-side catalogue, split: what a browser on the phone measures, and what stays advice.
+PHONE_CHECKLIST: tuple[PhoneItem, ...] = (
+    PhoneItem(
+        "battery",
+        N_("Charge the phone: a low battery limits apps in the background."),
+        ("phone.battery_pct",),
+    ),
+    # A result that reached the laptop and the platform proves a working network on the phone.
+    PhoneItem("airplane-mode", N_("Turn airplane mode off."), ("phone.platform_reachable",)),
+    PhoneItem("data-saver", N_("Turn mobile data saver off for the app."), ("phone.save_data",)),
+    # No browser API tells whether battery saver (Android) or Low Power Mode (iOS) is on.
+    PhoneItem("battery-saver", N_("Turn battery saver off for the app.")),
+    PhoneItem(
+        "permissions",
+        N_("Allow the app its permissions (network, background data, notifications)."),
+    ),
+    PhoneItem(
+        "managers",
+        N_("Check that antivirus, memory or battery managers do not block the app."),
+    ),
+    PhoneItem(
+        "vendor-skin",
+        N_(
+            "Update or reinstall the app: phone makers' Android overlays sometimes break "
+            "third-party apps."
+        ),
+    ),
+)
+
+# Fix steps for what the phone's own measurements showed (diag.diagnosis.rules, phone findings).
+PHONE_MEASURED_FIX: Mapping[str, tuple[str, ...]] = {
+    "battery-low": (
+        N_("Charge the phone: a low battery limits apps in the background."),
+        N_("Turn battery saver off for the app."),
+    ),
+    "data-saver": (N_("Turn mobile data saver off for the app."),),
+    "udp-blocked": (
+        N_(
+            "The phone's network blocks UDP: try the app on another network (the site's Wi-Fi "
+            "or mobile data) or ask that network's administrator to allow outgoing UDP."
+        ),
+    ),
+    "symmetric-nat": (
+        N_(
+            "The phone's network allows only relayed connections: expect slower video; on "
+            "Wi-Fi or another mobile network direct connections may work."
+        ),
+    ),
+    "no-platform": (
+        N_(
+            "The phone's network does not reach the platform: switch the phone to another "
+            "network (Wi-Fi or mobile data) and check any VPN, private DNS or ad blocker on it."
+        ),
+    ),
+    "clock": (N_("Set the phone's date and time to automatic (network time)."),),
+    "slow-link": (
+        N_("The phone's connection is very slow: move to better coverage or use Wi-Fi."),
+    ),
 }
+
+
+# The icon colours and the added-via labels live in the one vocabulary (diag/vocab.py); these
+# names stay for the rules and plugins that import them from here.
+ADDED_VIA_LABELS = VIA_LABEL
 
 
 def info(cause_id: str) -> CauseInfo | None:
@@ -449,10 +516,3 @@ def title_of(cause_id: str) -> Message:
 def description_of(cause_id: str) -> Message | None:
     found = CATALOG.get(cause_id)
     return msg(found.description) if found and found.description else None
-
-
-def icon_colour(added_via: str, grey: bool) -> str:
-    """The icon colour the app uses (CSS hex)."""
-    if grey:
-        return ICON_GREY
-    return next((c for via, c in ICON_COLOURS.items() if via == added_via), ICON_GREY)

@@ -137,7 +137,11 @@ def _found(rule: Rule, hit: Hit, env: Env, device: Device | None) -> _Found:
         if device is not None:
             # Site facts a device rule reads (e.g. the gateway) belong to its evidence too.
             evidence += tuple(f for f in env.facts.pick(rule.keys, "") if f not in evidence)
-    fixes = rule.fix or info.fix
+    if hit.fix is not None and (
+        not isinstance(hit.fix, tuple | list) or not all(isinstance(x, str) for x in hit.fix)
+    ):
+        raise TypeError("fix is not a tuple of str")
+    fixes = tuple(hit.fix) if hit.fix is not None else (rule.fix or info.fix)
     cause = Cause(
         id=rule.cause,
         confidence=conf,

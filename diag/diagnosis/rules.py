@@ -22,7 +22,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from diag.diagnosis.catalog import IP_VIA, P2P_VIA, Effect, Scope
+from diag.diagnosis.catalog import (
+    IP_VIA,
+    P2P_VIA,
+    PHONE_CHECKLIST,
+    PHONE_MEASURED_FIX,
+    Effect,
+    Scope,
+)
 from diag.diagnosis.facts import Facts, as_num
 from diag.diagnosis.history import SITE, History
 from diag.i18n import Message, msg
@@ -41,6 +48,14 @@ RCODE_OK = "NOERROR"
 # a router reboot or a new WAN lease, three in the platform's memory is a pattern.
 ADDRESS_CHURN = 3
 CGNAT_NET = ipaddress.ip_network("100.64.0.0/10")
+# Phone side. Android's battery saver turns itself on at 15 % by default and iOS offers Low Power
+# Mode at 20 %: at or below 20 % and not charging, the phone is likely saving power, %.
+PHONE_BATTERY_LOW_PCT = 20.0
+# A phone clock this far off the laptop's breaks token logins (they allow a few minutes at most)
+# and, further off, TLS certificate checks; well above the offset's own error on a LAN, s.
+PHONE_CLOCK_MAX_S = 120.0
+# NetInfo's effective types this slow cannot carry a video stream (2g: about 70 kbit/s).
+PHONE_SLOW_TYPES = ("slow-2g", "2g")
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,8 @@ class Hit:
     detail: Message | None = None
     # What this occurrence does to the icon, when it differs from the catalogue's effect.
     effect: Effect | None = None
+    # Fix steps for this occurrence (English templates marked with N_); None: the rule's.
+    fix: tuple[str, ...] | None = None
 
 
 Predicate = Callable[[Env, Device | None], Hit | None]
@@ -613,6 +630,118 @@ def _relogin_delay(env: Env, d: Device | None) -> Hit | None:
     )
 
 
+@dataclass(frozen=True)
+class PhoneFinding:
+    """One phone-side problem the phone's own measurements show (``diag phone``)."""
+
+    id: str  # a key of catalog.PHONE_MEASURED_FIX
+    detail: Message
+    evidence: tuple[Fact, ...]
+    confidence: float
+
+
+def phone_findings(env: Env) -> list[PhoneFinding]:
+    """What the phone measured that keeps the app from showing devices (pure, facts only)."""
+    f = env.facts
+    out: list[PhoneFinding] = []
+
+    def add(fid: str, conf: float, keys: tuple[str, ...], detail: Message) -> None:
+        out.append(PhoneFinding(fid, detail, f.pick(keys, ""), conf))
+
+    pct, charging = f.num("phone.battery_pct"), f.flag("phone.battery_charging")
+    if pct is not None and pct <= PHONE_BATTERY_LOW_PCT and charging is not True:
+        add("battery-low", 0.7, ("phone.battery_pct", "phone.battery_charging"), msg(
+            "The phone's battery is at {pct} % and not charging: its battery saver is likely "
+            "on and stops the app in the background",
+            pct=pct,
+        ))  # fmt: skip
+    if f.flag("phone.save_data") is True:
+        add("data-saver", 0.8, ("phone.save_data",), msg(
+            "Data saver is on on the phone: it cuts the app's background data"
+        ))  # fmt: skip
+    on_lan = f.flag("phone.on_site_lan")
+    where = (
+        msg("the phone is on the site's network")
+        if on_lan is True
+        else msg("the phone is on another network than the site's")
+        if on_lan is False
+        else msg("the phone's network is not known")
+    )
+    if f.flag("phone.udp_blocked") is True:
+        add("udp-blocked", 0.85, ("phone.udp_blocked", "phone.stun_answered", "phone.on_site_lan"),
+            msg(
+            "No STUN server answered the phone over UDP ({where}): its network blocks UDP, so "
+            "the app cannot reach the cameras directly, only through the relay",
+            where=where,
+        ))  # fmt: skip
+    elif f.text("phone.nat_mapping") == "dependent":
+        add("symmetric-nat", 0.6, ("phone.nat_mapping", "phone.srflx", "phone.on_site_lan"), msg(
+            "The phone's network gives every server another public port (symmetric NAT, "
+            "{where}): direct connections to the cameras fail and the app falls back to the "
+            "relay, slower and prone to time-outs",
+            where=where,
+        ))  # fmt: skip
+    if f.flag("phone.platform_reachable") is False:
+        urls = [x.target for x in f.all("phone.endpoint")]
+        add("no-platform", 0.85, ("phone.platform_reachable", "phone.on_site_lan"), msg(
+            "The phone does not reach the platform's servers ({urls}), {where}",
+            urls=", ".join(urls) or "?",
+            where=where,
+        ))  # fmt: skip
+        out[-1] = PhoneFinding(
+            out[-1].id,
+            out[-1].detail,
+            out[-1].evidence + tuple(f.all("phone.endpoint")),
+            out[-1].confidence,
+        )
+    off = f.num("phone.clock_offset_s")
+    if off is not None and abs(off) > PHONE_CLOCK_MAX_S:
+        add("clock", 0.8, ("phone.clock_offset_s", "phone.clock_uncertainty_s"), msg(
+            "The phone's clock is {seconds} s {direction} the laptop's: logins to the platform "
+            "fail with a clock this far off",
+            seconds=round(abs(off)),
+            direction=msg("ahead of") if off > 0 else msg("behind"),
+        ))  # fmt: skip
+    if f.text("phone.effective_type") in PHONE_SLOW_TYPES:
+        add("slow-link", 0.6, ("phone.effective_type", "phone.downlink_mbps", "phone.rtt_ms"), msg(
+            "The phone's browser rates its connection as {type}: too slow for video",
+            type=f.text("phone.effective_type") or "?",
+        ))  # fmt: skip
+    return out
+
+
+def _join(messages: list[Message]) -> Message:
+    out = messages[0]
+    for m in messages[1:]:
+        out = msg("{first}; {second}", first=out, second=m)
+    return out
+
+
+def _phone_hit(findings: list[PhoneFinding], bonus: float = 0.0) -> Hit:
+    fixes = tuple(dict.fromkeys(s for x in findings for s in PHONE_MEASURED_FIX.get(x.id, ())))
+    evidence: list[Fact] = []
+    for e in (e for x in findings for e in x.evidence):
+        if e not in evidence:  # facts may hold lists and dicts: compared, never hashed
+            evidence.append(e)
+    conf = min(0.95, max(x.confidence for x in findings) + bonus)
+    return Hit(conf, tuple(evidence), _join([x.detail for x in findings]), fix=fixes)
+
+
+def _phone_measured(env: Env, _d: Device | None) -> Hit | None:
+    """Site rule: the phone's own measurements show a phone-side problem."""
+    findings = phone_findings(env)
+    return _phone_hit(findings) if findings else None
+
+
+def phone_checklist(env: Env) -> tuple[str, ...]:
+    """The phone-side steps nothing measured (all of them without a phone result)."""
+    return tuple(
+        item.step
+        for item in PHONE_CHECKLIST
+        if not any(env.facts.value(k) is not None for k in item.measured_by)
+    )
+
+
 def _phone_side(env: Env, d: Device | None) -> Hit | None:
     assert d is not None
     if d.app_shows_grey is not True:
@@ -624,9 +753,13 @@ def _phone_side(env: Env, d: Device | None) -> Hit | None:
     ):
         return None
     strong = [c for c in env.found.get(d.name, ()) if c.confidence >= 0.5]
-    strong += [c for c in env.found.get(SITE, ()) if c.confidence >= 0.5]
+    strong += [c for c in env.found.get(SITE, ()) if c.confidence >= 0.5 and c.id != "phone-side"]
     if strong:
         return None
+    findings = phone_findings(env)
+    if findings:
+        # The site is fine, the device is online, and the phone showed why it cannot see it.
+        return _phone_hit(findings, bonus=0.1)
     return Hit(
         0.6,
         (
@@ -636,7 +769,14 @@ def _phone_side(env: Env, d: Device | None) -> Hit | None:
         msg(
             "The site looks healthy and {device} answers, yet the app shows it grey",
             device=d.name,
+        )
+        if f.status("phone") not in ("ok", "warn")
+        else msg(
+            "The site looks healthy and {device} answers, yet the app shows it grey; the "
+            "phone's measurements show nothing wrong, so check what a browser cannot measure",
+            device=d.name,
         ),
+        fix=phone_checklist(env),
     )
 
 
@@ -1185,6 +1325,14 @@ RULES: tuple[Rule, ...] = (
         applies_to=P2P_VIA,
     ),
     Rule("phone-side", _phone_side, (), 0.6, phase=2),
+    Rule(
+        "phone-side",
+        _phone_measured,
+        ("phone.battery_pct", "phone.save_data", "phone.udp_blocked", "phone.clock_offset_s"),
+        0.8,
+        scope="site",
+        name="phone-measured",
+    ),
     Rule(
         "link-outage",
         _link_outage,

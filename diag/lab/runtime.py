@@ -381,12 +381,7 @@ def _create(
             fd = os.open(sec / fname, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(value + "\n")
-    try:
-        from diag.lab.emulators import pki
-    except ImportError as exc:  # cryptography is the "lab" extra, not a runtime dependency
-        raise LabError(
-            msg("the lab needs the 'lab' extra (pip install 'diag[lab]'): {error}", error=exc), 2
-        ) from None
+    from diag.lab.emulators import pki
 
     ca = pki.make_ca(sd / "pki", f"diag lab {plan.lab} CA")
     pki.make_server_cert(sd / "pki", ca, [P.API_NAME, P.PLATFORM], name="api")

@@ -17,15 +17,19 @@ import datetime as dt
 import math
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 if TYPE_CHECKING:
+    from diag.i18n import Message
     from diag.model import Run, Site
     from diag.monitor.store import Store
 
 T = TypeVar("T", int, float)
+# What a run needs at least one of to say anything about the site: a check that was skipped
+# (not root, nothing to test) or ended in an error measured nothing.
+RAN = ("ok", "warn", "fail")
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_EXIT = {"online": OK, "degraded": WARNING, "offline": CRITICAL}
 LABEL = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -40,7 +44,56 @@ CRON_EXCLUDED = ("bandwidth",)
 DEFAULT_WAIT_S = 120.0
 
 
+EPILOG = """exit codes (monitoring-plugin conventions):
+  0 OK        every device online
+  1 WARNING   some device degraded
+  2 CRITICAL  some device offline (grey in the app)
+  3 UNKNOWN   the run itself failed: a usage error, an unknown check in --only, no check ran,
+              a bad site file, another run holds the lock, the history cannot be written
+"""
+
+
+class PluginParser(argparse.ArgumentParser):
+    """argparse for a monitoring plugin: a usage error is UNKNOWN (3) with one status line.
+
+    argparse's own way (the message on stderr, exit 2) reads as CRITICAL "(No output)" in
+    Nagios and Icinga; the guidelines ask for UNKNOWN and a line on stdout.
+    """
+
+    _lang: str | None = None
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        argv = list(sys.argv[1:] if args is None else args)
+        # The language of the error line, before the arguments are known to be valid.
+        for i, a in enumerate(argv):
+            if a == "--lang" and i + 1 < len(argv):
+                self._lang = argv[i + 1]
+            elif a.startswith("--lang="):
+                self._lang = a.partition("=")[2]
+        ns, extras = super().parse_known_args(argv, namespace)
+        if extras:
+            # Left over here, they would reach the top-level parser and its exit 2.
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns, extras
+
+    def error(self, message: str) -> NoReturn:
+        from diag.i18n import msg, normalize_lang
+
+        self.print_usage(sys.stderr)
+        lang = normalize_lang(self._lang)
+        print(_line(UNKNOWN, msg("usage error: {error}", error=message).render(lang)))
+        sys.exit(UNKNOWN)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # The parser `diag` made for this subcommand becomes a plugin parser: its usage errors are
+    # UNKNOWN with a status line (only the class changes; it adds no state of its own).
+    p.__class__ = PluginParser
+    p.epilog = EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("-V", "--version", action="version", version=f"diag monitor {_version()}")
     p.add_argument("--site", required=True, metavar="FILE", help="site config (TOML)")
     p.add_argument("--db", metavar="FILE", help="history database (default: the user data dir)")
     p.add_argument("--prometheus", metavar="FILE", help="write a textfile-collector .prom file")
@@ -84,7 +137,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"also run {', '.join(CRON_EXCLUDED)} (moves data over the site's link every run)",
     )
-    p.add_argument("--deadline", type=at_least(0.1, float), default=None, metavar="S")
+    p.add_argument(
+        "-t",
+        "--timeout",
+        "--deadline",
+        dest="deadline",
+        type=at_least(0.1, float),
+        default=None,
+        metavar="S",
+        help="whole-run deadline, s (-t as the plugin guidelines name it)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the run as JSON")
     p.add_argument(
         "--html", metavar="FILE", help="also write the HTML report with the history section"
@@ -105,6 +167,12 @@ def at_least(low: float, kind: type[T]) -> Callable[[str], T]:
         return value
 
     return parse
+
+
+def _version() -> str:
+    from diag import __version__
+
+    return __version__
 
 
 def default_db(site_name: str) -> Path:
@@ -166,8 +234,15 @@ def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tu
     from diag.runner import DEFAULT_DEADLINE_S, execute
 
     registry = load_checks()
-    if args.only:
+    if args.only is not None:
         only: list[str] | None = [c.strip() for c in args.only.split(",") if c.strip()]
+        if not only:
+            return _line(UNKNOWN, msg("--only names no check").render(lang)), UNKNOWN
+        unknown = [c for c in only if c not in registry]
+        if unknown:
+            # A typo in a service definition must not stay green forever.
+            text = msg("unknown check {id} in --only; see `diag checks`", id=unknown[0])
+            return _line(UNKNOWN, text.render(lang)), UNKNOWN
     elif args.all_checks:
         only = None
     else:
@@ -182,6 +257,10 @@ def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tu
             history=StoreHistory(store),
         )
     )
+    if not any(c.status in RAN for c in run.checks):
+        # Nothing was measured: neither OK nor the devices' last state may be claimed, and an
+        # empty run must not enter the history as a sample.
+        return _line(UNKNOWN, _no_check_ran(run).render(lang)), UNKNOWN
     store.record(run)
     notes: list[str] = []
     changes = alerts.update(store, alerts.observed(run), run.started_at, args.confirm_after)
@@ -235,6 +314,15 @@ def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tu
     return _status(run, lang, notes)
 
 
+def _no_check_ran(run: Run) -> Message:
+    from diag.i18n import msg
+
+    if not run.checks:
+        return msg("no check ran")
+    how = ", ".join(f"{c.check_id} {c.status}" for c in run.checks)
+    return msg("no check ran ({checks})", checks=how)
+
+
 def _status(run: Run, lang: str, notes: list[str]) -> tuple[str, int]:
     from diag.diagnosis.catalog import title_of
     from diag.i18n import msg, render
@@ -277,6 +365,6 @@ def _status(run: Run, lang: str, notes: list[str]) -> tuple[str, int]:
 
 
 if __name__ == "__main__":  # pragma: no cover - for `python -m diag.monitor.command`
-    parser = argparse.ArgumentParser(prog="diag monitor")
+    parser = PluginParser(prog="diag monitor")
     add_arguments(parser)
     sys.exit(main(parser.parse_args()))

@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from diag.diagnosis.catalog import ADDED_VIA_LABELS, CATALOG, description_of, icon_colour, title_of
-from diag.diagnosis.facts import as_num
+from diag import vocab
+from diag.diagnosis.catalog import CATALOG, description_of, title_of
+from diag.diagnosis.facts import Facts, as_num
 from diag.i18n import N_, msg, normalize_lang
 from diag.i18n import render as render_msg
 from diag.model import Cause, CheckResult, Fact, Run, Thresholds, Verdict
@@ -30,10 +31,10 @@ MAX_CHART_DEVICES = 16
 MAX_VALUE_CHARS = 300
 _MAX_INT = 10**MAX_VALUE_CHARS
 
-_STATE = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
-_KIND = {"ipc": N_("camera"), "nvr": N_("recorder")}
-_STATUS = {"ok": N_("ok"), "warn": N_("warning"), "fail": N_("failed"), "skip": N_("skipped"),
-           "error": N_("error")}  # fmt: skip
+# The report's sections in order, one template each in templates/sections/ (they read the context
+# that ``context()`` builds). A part of diag that adds a section adds its name here and its file
+# there; ``render(sections=...)`` adds ready-made ones (the monitor's history) before the appendix.
+SECTIONS: tuple[str, ...] = ("summary", "path", "devices", "site", "network", "extra", "checks")
 
 
 @functools.cache
@@ -106,39 +107,28 @@ def _device_view(v: Verdict, lang: str, t: Callable[..., str]) -> dict[str, Any]
     return {
         "name": v.device,
         "kind": v.kind,
-        "kind_label": t(_KIND.get(v.kind, v.kind)),
+        "kind_label": t(vocab.KIND_WORD.get(v.kind, v.kind)),
         "added_via": v.added_via,
-        "via_label": t(ADDED_VIA_LABELS.get(v.added_via, v.added_via)),
+        "via_label": t(vocab.via_label(v.added_via)),
         "state": v.state,
-        "state_label": t(_STATE[v.state]),
+        "state_label": t(vocab.state_word(v.state)),
         "icon": v.icon,
-        "colour": icon_colour(v.added_via, v.icon == "grey"),
+        "colour": vocab.icon_colour(v.added_via, v.icon == "grey"),
         "causes": strong,
         "notes": [c for c in causes if not c["strong"]],
         "top": strong[0] if strong else None,
     }
 
 
-def _facts(checks: Sequence[CheckResult]) -> dict[str, list[Fact]]:
-    out: dict[str, list[Fact]] = {}
-    for r in checks:
-        for f in r.facts:
-            out.setdefault(f.key, []).append(f)
-    return out
+def _first(facts: Facts, key: str, target: str = "") -> Any:
+    return facts.value(key, target)
 
 
-def _first(facts: Mapping[str, list[Fact]], key: str, target: str = "") -> Any:
-    return next((f.value for f in facts.get(key, []) if f.target == target), None)
-
-
-def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
-    facts = _facts(run.checks)
-
+def _network_view(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> dict[str, Any]:
     def row(label: str, key: str, unit: str = "") -> dict[str, str] | None:
-        found = [f for f in facts.get(key, []) if f.target == ""]
-        if not found:
+        f = facts.get(key)
+        if f is None:
             return None
-        f = found[0]
         return {
             "label": t(label),
             "value": _fact_view(Fact(f.key, f.value, unit or f.unit), t)["value"],
@@ -180,7 +170,7 @@ def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
         row(N_("Latency added under load"), "bw.bufferbloat_ms"),
     ]
     dns_rows = []
-    for f in facts.get("dns.site.rcode", []):
+    for f in facts.all("dns.site.rcode"):
         name = f.target
         dns_rows.append(
             {
@@ -198,7 +188,7 @@ def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
             }
         )
     port_rows = []
-    for f in facts.get("port.open", []):
+    for f in facts.all("port.open"):
         at = _first(facts, "port.blocked_at", f.target)
         port_rows.append(
             {
@@ -206,14 +196,14 @@ def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
                 "open": f.value is True,
                 "state": t(N_("open")) if f.value is True else t(N_("blocked")),
                 "rtt": fmt_value(_first(facts, "port.rtt_ms", f.target), "ms"),
-                "where": t(_WHERE.get(str(at), N_("unknown"))) if f.value is not True else "",
+                "where": t(vocab.where_blocked(at)) if f.value is not True else "",
                 "hop": fmt_value(_first(facts, "port.blocked_hop", f.target))
                 if f.value is not True
                 else "",
             }
         )
     p2p_rows = []
-    for f in facts.get("p2p.reachable", []):
+    for f in facts.all("p2p.reachable"):
         p2p_rows.append(
             {
                 "label": f.target,
@@ -252,22 +242,12 @@ def _network_view(run: Run, lang: str, t: Callable[..., str]) -> dict[str, Any]:
     }
 
 
-_WHERE = {
-    "router": N_("at the site's router"),
-    "isp": N_("in the operator's network"),
-    "beyond": N_("beyond the operator (at the server)"),
-    "unknown": N_("unknown"),
-}
-
-
 def _num(v: Any) -> float | None:
     """A finite number for a chart, or None (not a number, NaN, inf, an int beyond a float)."""
     return as_num(v)
 
 
-def _charts(
-    run: Run, facts: Mapping[str, list[Fact]], lang: str, t: Callable[..., str]
-) -> list[dict[str, str]]:
+def _charts(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> list[dict[str, str]]:
     from diag.reports import charts
 
     out: list[dict[str, str]] = []
@@ -283,7 +263,7 @@ def _charts(
     add(t(N_("Gateway")), _first(facts, "wan.gateway_rtt_ms"))
     limits = Thresholds()
     add(t(N_("Internet")), _first(facts, "wan.rtt_ms"), limits.rtt_ms)
-    for f in facts.get("p2p.rtt_ms", []):
+    for f in facts.all("p2p.rtt_ms"):
         add(f.target, f.value, limits.rtt_ms)
     idle = _num(_first(facts, "bw.idle_rtt_ms"))
     add(t(N_("Idle (speed test)")), idle)
@@ -318,9 +298,7 @@ def _charts(
         )
     # The LAN: loss to each device (radio links and bad cables show here).
     loss = [
-        (f.target, n)
-        for f in facts.get("device.icmp_loss_pct", [])
-        if (n := _num(f.value)) is not None
+        (f.target, n) for f in facts.all("device.icmp_loss_pct") if (n := _num(f.value)) is not None
     ]
     if loss:
         title = t(N_("Packet loss to each device on the LAN"))
@@ -342,7 +320,7 @@ def _check_view(r: CheckResult, lang: str, t: Callable[..., str]) -> dict[str, A
     return {
         "id": r.check_id,
         "status": r.status,
-        "status_label": t(_STATUS.get(r.status, r.status)),
+        "status_label": t(vocab.STATUS_WORD.get(r.status, r.status)),
         "summary": r.summary.render(lang),
         "metrics": [
             {"name": k, "value": fmt_value(m.value, m.unit)} for k, m in sorted(r.metrics.items())
@@ -366,16 +344,14 @@ def context(run: Run, lang: str) -> dict[str, Any]:
     devices = [_device_view(v, lang, t) for v in run.devices]
     for i, d in enumerate(devices, 1):
         d["anchor"] = f"device-{i}"
-    order = {"offline": 0, "degraded": 1, "online": 2}
     attention = sorted(
         (d for d in devices if d["icon"] == "grey" or d["state"] != "online"),
-        key=lambda d: (order[d["state"]], d["name"]),
+        key=lambda d: (vocab.state_rank(d["state"]), d["name"]),
     )
-    sorted_devices = sorted(devices, key=lambda d: (order[d["state"]], d["name"]))
+    sorted_devices = sorted(devices, key=lambda d: (vocab.state_rank(d["state"]), d["name"]))
     site_causes = [_cause_view(c, lang, t) for c in run.site_causes]
-    counts = {
-        s: sum(1 for d in devices if d["state"] == s) for s in ("online", "degraded", "offline")
-    }
+    counts = {s: sum(1 for d in devices if d["state"] == s) for s in vocab.STATES}
+    facts = Facts(run.checks)
     return {
         "lang": lang,
         "t": t,
@@ -384,7 +360,7 @@ def context(run: Run, lang: str) -> dict[str, Any]:
         "duration": f"{run.duration_s:.1f} s",
         "version": run.tool_version,
         "worst": run.worst_state,
-        "worst_label": t(_STATE[run.worst_state]),
+        "worst_label": t(vocab.state_word(run.worst_state)),
         "counts": counts,
         "grey_count": sum(1 for d in devices if d["icon"] == "grey"),
         "attention": attention,
@@ -392,10 +368,22 @@ def context(run: Run, lang: str) -> dict[str, Any]:
         "quiet_devices": [d for d in sorted_devices if _quiet(d)],
         "site_causes": [c for c in site_causes if c["strong"]],
         "site_notes": [c for c in site_causes if not c["strong"]],
-        "network": _network_view(run, lang, t),
+        "network": _network_view(run, facts, lang, t),
         "checks": [_check_view(r, lang, t) for r in run.checks],
-        "state_labels": {k: t(v) for k, v in _STATE.items()},
+        "state_labels": {k: t(v) for k, v in vocab.STATE_WORD.items()},
+        "legend": _legend(t),
+        "section_names": SECTIONS,
     }
+
+
+def _legend(t: Callable[..., str]) -> list[dict[str, str]]:
+    """The icon colours, as in the app: one swatch per way of adding a device, then grey."""
+    out = [
+        {"colour": vocab.ICON_COLOURS[via], "label": t(vocab.VIA_LABEL[via])}
+        for via in vocab.ADDED_VIA_ORDER
+    ]
+    out.append({"colour": vocab.ICON_GREY, "label": t(N_("grey: no connection"))})
+    return out
 
 
 def render(run: Run, lang: str = "en", sections: Sequence[Any] = ()) -> str:

@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import re
 
+from diag import vocab
 from diag.diagnosis.catalog import title_of
 from diag.i18n import N_, msg, render
 from diag.model import Run
 
-_STATE = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
-_ICON = {"colour": N_("colour"), "grey": N_("grey")}
 LIKELY = 0.5
 _STATUS = {"ok": "OK", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERROR"}
-# In other languages the report's words for a check's result (the short English tags are the
-# convention of English tools only).
-_STATUS_WORD = {
-    "ok": N_("ok"),
-    "warn": N_("warning"),
-    "fail": N_("failed"),
-    "skip": N_("skipped"),
-    "error": N_("error"),
-}
 # Column headings, marked here (not inside f-strings) so that the extractor finds them.
 SITE, DURATION, SECONDS = N_("Site"), N_("duration"), N_("{seconds} s")
 DEVICE, STATE, ICON, WHY = N_("Device"), N_("State"), N_("Icon"), N_("Why")
@@ -69,15 +59,15 @@ def summary_table(run: Run, lang: str = "en") -> str:
         w = max(len(t(DEVICE)), *(len(v.device) for v in run.devices))
         w = min(w, 28)
         # Column widths from the words in this language ("poza siecią" is longer than "offline").
-        ws = max(len(t(x)) for x in (STATE, *_STATE.values()))
-        wi = max(len(t(x)) for x in (ICON, *_ICON.values()))
+        ws = max(len(t(x)) for x in (STATE, *vocab.STATE_WORD.values()))
+        wi = max(len(t(x)) for x in (ICON, *vocab.ICON_WORD.values()))
         lines.append(f"{t(DEVICE):<{w}}  {t(STATE):<{ws}} {t(ICON):<{wi}} {t(WHY)}")
         for v in run.devices:
             # Below 0.5 a cause is a note (a share about to expire, a possibility), not "why": the
             # table would otherwise accuse a healthy device; the reports list the notes.
             top = v.causes[0] if v.causes and v.causes[0].confidence >= LIKELY else None
             why = f"{render(title_of(top.id), lang)} ({top.confidence:.0%})" if top else "-"
-            state, icon = t(_STATE[v.state]), t(_ICON[v.icon])
+            state, icon = t(vocab.state_word(v.state)), t(vocab.ICON_WORD.get(v.icon, v.icon))
             lines.append(f"{_cut(v.device, w):<{w}}  {state:<{ws}} {icon:<{wi}} {why}")
     else:
         lines.append(t(NO_DEVICES))
@@ -90,7 +80,9 @@ def summary_table(run: Run, lang: str = "en") -> str:
         lines.append("")
     w = max((len(c.check_id) for c in run.checks), default=5)
     w = max(w, len(t(CHECK)))
-    words = _STATUS if lang == "en" else {k: t(v) for k, v in _STATUS_WORD.items()}
+    # In other languages the report's words for a check's result (the short English tags are the
+    # convention of English tools only).
+    words = _STATUS if lang == "en" else {k: t(v) for k, v in vocab.STATUS_WORD.items()}
     wr = max(len(t(RESULT)), *(len(x) for x in words.values()))
     lines.append(f"{t(CHECK):<{w}}  {t(RESULT):<{wr}} {t(TIME):>7}  {t(SUMMARY)}")
     for c in run.checks:

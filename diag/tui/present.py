@@ -12,90 +12,40 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from diag import vocab
+from diag.diagnosis.facts import Facts
 from diag.i18n import N_, Message, msg, render
 from diag.model import (
     AddedVia,
     CheckResult,
-    DeviceState,
     Fact,
     JSONValue,
     Site,
-    Status,
     Thresholds,
 )
 from diag.reports.terminal import printable
+from diag.vocab import Level as Level
 
-Level = Literal["ok", "warn", "bad", "unknown"]
 Phase = Literal["queued", "running", "done", "stopped"]
 
-# Colours of the app's icons by how the device was added. The vendor app's exact palette is not
-# documented, so these are four hues that stay distinct for the common colour-vision deficiencies
-# (blue / orange / green-teal / magenta) and each has a text tag as well.
-VIA_COLOUR: Mapping[AddedVia, str] = {
-    "ip": "#4c9be8",
-    "p2p": "#f28e2b",
-    "p2p-account": "#2bb39a",
-    "shared": "#c86fd6",
-}
-GREY = "#8a8a8a"
-VIA_TAG: Mapping[AddedVia, str] = {
-    "ip": N_("IP"),
-    "p2p": N_("P2P"),
-    "p2p-account": N_("ACC"),
-    "shared": N_("SHR"),
-}
-VIA_MEANING: Mapping[AddedVia, str] = {
-    "ip": N_("added by IP address or domain name"),
-    "p2p": N_("added by P2P without an account (cannot be shared)"),
-    "p2p-account": N_("added by P2P to an account (can be shared)"),
-    "shared": N_("shared to us from another account"),
-}
-# Filled for an icon the app shows in colour, hollow for a grey one: readable without colour.
-ICON_GLYPH = {"colour": "●", "grey": "○", "unknown": "◌"}
-
-STATE_WORD: Mapping[DeviceState, str] = {
-    "online": N_("online"),
-    "degraded": N_("degraded"),
-    "offline": N_("offline"),
-}
-STATE_STYLE: Mapping[DeviceState, str] = {
-    "online": "green",
-    "degraded": "yellow",
-    "offline": "bold red",
-}
-STATUS_WORD: Mapping[Status, str] = {
-    "ok": N_("ok"),
-    "warn": N_("warn"),
-    "fail": N_("fail"),
-    "skip": N_("skip"),
-    "error": N_("error"),
-}
-STATUS_GLYPH: Mapping[Status, str] = {
-    "ok": "✓",
-    "warn": "!",
-    "fail": "✗",
-    "skip": "-",
-    "error": "E",
-}
-STATUS_STYLE: Mapping[Status, str] = {
-    "ok": "green",
-    "warn": "yellow",
-    "fail": "bold red",
-    "skip": "dim",
-    "error": "bold magenta",
-}
+# The one vocabulary (diag/vocab.py), under the names the widgets use.
+VIA_COLOUR: Mapping[AddedVia, str] = vocab.ICON_COLOURS
+GREY = vocab.ICON_GREY
+VIA_TAG: Mapping[AddedVia, str] = vocab.VIA_TAG
+VIA_MEANING: Mapping[AddedVia, str] = vocab.VIA_MEANING
+ICON_GLYPH = vocab.ICON_GLYPH
+STATE_WORD = vocab.STATE_WORD
+STATE_STYLE = vocab.STATE_STYLE
+STATUS_WORD = vocab.STATUS_WORD
+STATUS_GLYPH = vocab.STATUS_GLYPH
+STATUS_STYLE = vocab.STATUS_STYLE
 PHASE_WORD: Mapping[Phase, str] = {
     "queued": N_("queued"),
     "running": N_("running"),
     "done": N_("done"),
     "stopped": N_("stopped"),
 }
-LEVEL_STYLE: Mapping[Level, str] = {
-    "ok": "green",
-    "warn": "yellow",
-    "bad": "bold red",
-    "unknown": "dim",
-}
+LEVEL_STYLE = vocab.LEVEL_STYLE
 # Braille spinner: one cell wide in every terminal font that SSH clients commonly use.
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -184,19 +134,11 @@ class HeaderItem:
     level: Level
 
 
-def _site_facts(results: Iterable[CheckResult]) -> dict[str, list[Fact]]:
-    out: dict[str, list[Fact]] = {}
-    for r in results:
-        for f in r.facts:
-            out.setdefault(f.key, []).append(f)
-    return out
-
-
-def _first(facts: Mapping[str, list[Fact]], key: str, target: str | None = "") -> Fact | None:
-    for f in facts.get(key, ()):
-        if target is None or f.target == target:
-            return f
-    return None
+def _first(facts: Facts, key: str, target: str | None = "") -> Fact | None:
+    if target is None:
+        found = facts.all(key)
+        return found[0] if found else None
+    return facts.get(key, target)
 
 
 def _num(f: Fact | None) -> float | None:
@@ -209,7 +151,7 @@ def _pending(running: bool) -> tuple[Message, Level]:
     return (msg("checking…") if running else msg("not checked")), "unknown"
 
 
-def nat_item(facts: Mapping[str, list[Fact]], running: bool) -> HeaderItem:
+def nat_item(facts: Facts, running: bool) -> HeaderItem:
     label = N_("NAT")
     blocked = _first(facts, "nat.udp_blocked")
     if blocked is not None and blocked.value is True:
@@ -249,17 +191,17 @@ def joined(*parts: Message | str) -> Message:
     return Message(" ".join("{" + k + "}" for k in keys), dict(zip(keys, parts, strict=True)))
 
 
-def dns_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> HeaderItem:
+def dns_item(facts: Facts, running: bool, th: Thresholds) -> HeaderItem:
     label = N_("DNS")
     # One answer per name: two checks may both report a name, count it once.
-    rcodes = list({f.target: f for f in reversed(facts.get("dns.site.rcode", []))}.values())
+    rcodes = list({f.target: f for f in reversed(facts.all("dns.site.rcode"))}.values())
     if not rcodes:
         value, lvl = _pending(running)
         return HeaderItem(label, value, lvl)
     ok = sum(1 for f in rcodes if f.value == "NOERROR")
-    times = [v for v in (_num(f) for f in facts.get("dns.site.time_ms", [])) if v is not None]
+    times = [v for v in (_num(f) for f in facts.all("dns.site.time_ms")) if v is not None]
     slowest = max(times) if times else None
-    wrong = any(f.value is True for f in facts.get("dns.mismatch", []))
+    wrong = any(f.value is True for f in facts.all("dns.mismatch"))
     level: Level = "ok" if ok == len(rcodes) else "bad"
     if wrong:
         return HeaderItem(
@@ -279,7 +221,7 @@ def dns_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> 
     )
 
 
-def wan_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> HeaderItem:
+def wan_item(facts: Facts, running: bool, th: Thresholds) -> HeaderItem:
     label = N_("WAN")
     reach = _first(facts, "wan.internet_reachable")
     gw = _first(facts, "wan.gateway_reachable")
@@ -313,7 +255,7 @@ def wan_item(facts: Mapping[str, list[Fact]], running: bool, th: Thresholds) -> 
     return HeaderItem(label, msg("{wan}", wan=" ".join(parts)), level)
 
 
-def bandwidth_item(facts: Mapping[str, list[Fact]], running: bool) -> HeaderItem:
+def bandwidth_item(facts: Facts, running: bool) -> HeaderItem:
     label = N_("Upload")
     up = _num(_first(facts, "bw.upload_mbps"))
     need = _num(_first(facts, "bw.needed_upload_mbps"))
@@ -334,11 +276,8 @@ def bandwidth_item(facts: Mapping[str, list[Fact]], running: bool) -> HeaderItem
     return HeaderItem(label, text, level)
 
 
-_LEVEL_ORDER: Mapping[Level, int] = {"unknown": 0, "ok": 1, "warn": 2, "bad": 3}
-
-
 def max_level(a: Level, b: Level) -> Level:
-    return a if _LEVEL_ORDER[a] >= _LEVEL_ORDER[b] else b
+    return vocab.worse(a, b)
 
 
 # Which check measures each header cell: when it ended without the facts, say how it ended.
@@ -364,7 +303,7 @@ def site_summary(
 ) -> tuple[HeaderItem, ...]:
     """The site header's four cells from the facts the checks reported (docs/facts.md)."""
     results = list(results)
-    facts = _site_facts(results)
+    facts = Facts(results)
     items = (
         nat_item(facts, running),
         dns_item(facts, running, site.thresholds),

@@ -6,7 +6,8 @@ benign NAT behaviours) must give no cause at or above 0.5; two faults injected a
 reported. One lab at a time and one ``diag run`` per scenario keep the matrix to a few minutes.
 
 ``DIAG_MATRIX_OUT=FILE`` writes every row (expected, got, pass) as JSON for the accuracy table in
-docs/diagnosis.md.
+docs/diagnosis.md. ``DIAG_MATRIX_RUNS=DIR`` keeps each scenario's run as ``DIR/<scenario>.json``
+(the saved runs the path picture's and the report's tests read, tests/reports/runs/).
 """
 
 from __future__ import annotations
@@ -58,9 +59,15 @@ def _matrix_summary() -> Iterator[None]:
 def diagnose_lab(scenario: str, extra: list[str] | None = None) -> dict[str, Any]:
     lab: Lab = start_lab(scenario)
     try:
-        return lab.diag_run(extra=extra or [])
+        run = lab.diag_run(extra=extra or [])
     finally:
         lab.down()
+    keep = os.environ.get("DIAG_MATRIX_RUNS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        name = scenario.replace(",", "+")
+        Path(keep, f"{name}.json").write_text(json.dumps(run, indent=1), encoding="utf-8")
+    return run
 
 
 def top(causes: list[dict[str, Any]]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import socket
 import subprocess
@@ -47,6 +48,49 @@ def make_run(
         ),
     )
     return Run(site, at, 1.25, checks, verdicts, (), "en", None, "test")
+
+
+# The test plugin (a check registered through its own dist-info) and a site for it: the monitor
+# tests run `diag monitor` in real processes without sending any traffic.
+PLUGIN = Path(__file__).parent / "plugin"
+PLUGIN_SITE = """
+[site]
+name = "Monitor test site"
+
+[profile]
+p2p_servers = []
+stun_servers = []
+dns_names = []
+
+[[devices]]
+name = "NVR"
+kind = "nvr"
+added_via = "p2p-account"
+address = "127.0.0.10"
+
+[[devices]]
+name = "Gate camera"
+kind = "ipc"
+added_via = "p2p"
+address = "127.0.0.21"
+"""
+
+
+def plugin_env(tmp: Path) -> dict[str, str]:
+    """The environment of a monitor process that loads the test plugin (states in ``tmp``)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN), env.get("PYTHONPATH", "")])
+    env["DIAG_FAKE_STATES"] = str(tmp / "states.json")
+    return env
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """The plugin site's file in a fresh folder, all devices up."""
+    p = tmp_path / "site.toml"
+    p.write_text(PLUGIN_SITE)
+    (tmp_path / "states.json").write_text("{}")
+    return p
 
 
 def free_port() -> int:

@@ -18,47 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest_helpers import PLUGIN_SITE, plugin_env  # type: ignore[import-not-found]
 
 from diag.monitor.store import Store
 
-PLUGIN = Path(__file__).parent / "plugin"
-
-SITE = """
-[site]
-name = "Monitor test site"
-
-[profile]
-p2p_servers = []
-stun_servers = []
-dns_names = []
-
-[[devices]]
-name = "NVR"
-kind = "nvr"
-added_via = "p2p-account"
-address = "127.0.0.10"
-
-[[devices]]
-name = "Gate camera"
-kind = "ipc"
-added_via = "p2p"
-address = "127.0.0.21"
-"""
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    p = tmp_path / "site.toml"
-    p.write_text(SITE)
-    (tmp_path / "states.json").write_text("{}")
-    return p
-
-
-def env_for(tmp: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN), env.get("PYTHONPATH", "")])
-    env["DIAG_FAKE_STATES"] = str(tmp / "states.json")
-    return env
+env_for = plugin_env
 
 
 def monitor(
@@ -109,7 +73,7 @@ def test_polish_status_line(site: Path) -> None:
 
 
 def test_bad_site_is_unknown_naming_the_field(site: Path) -> None:
-    site.write_text(SITE.replace('added_via = "p2p"', 'added_via = "bluetooth"'))
+    site.write_text(PLUGIN_SITE.replace('added_via = "p2p"', 'added_via = "bluetooth"'))
     r = monitor(site)
     assert r.returncode == 3
     assert r.stdout.startswith("DIAG UNKNOWN - ") and "added_via" in r.stdout

@@ -171,8 +171,11 @@ def test_bad_numbers_are_usage_errors_before_anything_is_touched(
     site.write_text(SITE)
     with pytest.raises(SystemExit) as exc:
         cli.main(["monitor", "--site", str(site), "--db", str(db), "--only", "host", *argv])
-    assert exc.value.code == 2
-    assert argv[0] in capsys.readouterr().err
+    # UNKNOWN (3) with the status line on stdout, as a monitoring plugin's usage error
+    assert exc.value.code == 3
+    out = capsys.readouterr().out
+    assert out.startswith("DIAG UNKNOWN - usage error") and out.count("\n") == 1
+    assert argv[0].lstrip("-") in out
     with Store(db) as store:
         assert store.run_count() == 1
 

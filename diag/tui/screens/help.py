@@ -46,7 +46,7 @@ def help_text(lang: str) -> Text:
     out.append("\n" + t(N_("Device icons"), lang) + "\n", style="bold underline")
     for via in ADDED_VIA:
         out.append(f"  {ICON_GLYPH['colour']} ", style=f"bold {VIA_COLOUR[via]}")
-        out.append(f"{t(VIA_TAG[via], lang):<4} ", style=VIA_COLOUR[via])
+        out.append(f"{t(VIA_TAG[via], lang):<6} ", style=VIA_COLOUR[via])
         out.append(t(VIA_MEANING[via], lang) + "\n")
     out.append(f"  {ICON_GLYPH['grey']} ", style=f"bold {GREY}")
     out.append(t(N_("grey: the app has no connection to the device"), lang) + "\n")

@@ -1,7 +1,7 @@
 """The device list: each device with the icon the app would show, how it was added, its state.
 
 The icon is coloured by ``added_via`` like the app's, grey when the app has no connection; on a
-monochrome terminal the filled / hollow glyph and the tag (IP, P2P, ACC, SHR) carry the same
+monochrome terminal the filled / hollow glyph and the tag (IP, P2P, ACCT, SHARED) carry the same
 meaning. A device the installer marked "the app shows this grey" carries a ``G`` mark.
 """
 
@@ -55,13 +55,16 @@ class DeviceList(DataTable[Text]):
         keep = self.cursor_row
         self.clear(columns=True)
         longest = max((len(d.name) for d in self.devices), default=8)
-        # The other columns take 26 cells with their padding, plus 1 for the scrollbar.
-        room = self.size.width - 27 if self.size.width else 15
+        # The tag column is as wide as the longest tag in this language (at most 6 cells).
+        via_w = max(len(t(tag, self.lang)) for tag in VIA_TAG.values())
+        # The other columns take 22 cells plus the tags with their padding, plus 1 for the
+        # scrollbar.
+        room = self.size.width - 23 - via_w if self.size.width else 15
         # Icon and the installer's mark ("G": the app shows it grey) share the first column.
         self.add_column(" ", key="icon", width=2)
         # Longer names are cut to the room there is; the detail pane shows them whole.
         self.add_column(t(N_("Device"), self.lang), key="name", width=max(6, min(longest, room)))
-        self.add_column(t(N_("Added"), self.lang), key="via", width=4)
+        self.add_column(t(N_("Added"), self.lang), key="via", width=via_w)
         self.add_column(t(N_("State"), self.lang), key="state", width=12)
         for d in self.devices:
             self.add_row(*self._cells(d), key=d.name)

@@ -2,7 +2,8 @@
 
 Registered through its own dist-info (entry point group ``diag.checks``), exactly as an installed
 plugin would be. ``DIAG_FAKE_STATES`` names a JSON file: ``{device: reachable}``, or
-``{device: {"reachable": bool, "platform": bool}, "@internet": bool}``.
+``{device: {"reachable": bool, "platform": bool}, "@internet": bool}``; ``"@skip": true`` makes
+the check skip (it measured nothing), ``"@raise": true`` makes it raise.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class FakeHeartbeat(Check):
     async def run(self, ctx: Context) -> Outcome:
         with open(os.environ["DIAG_FAKE_STATES"], encoding="utf-8") as fh:
             states = json.load(fh)
+        if states.get("@skip"):
+            return Outcome("skip", msg("nothing to test"))
+        if states.get("@raise"):
+            raise RuntimeError("fake check broke")
         facts = []
         down = 0
         for t in ctx.targets:

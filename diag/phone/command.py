@@ -1,0 +1,230 @@
+"""``diag phone``: QR code and URL on the terminal, the phone's result, then a run with it.
+
+Serves the page on the laptop's site-facing address (``--bind`` overrides) at a random port
+(``--port`` fixes one, e.g. for a router port forward when the phone is on mobile data), prints
+the URL as a QR code and as text, says when the phone opened the page, and waits up to
+``--wait`` seconds (5 minutes) for its result. The result becomes the ``phone`` check's facts
+in the run that follows (``--only`` narrows it), with the usual summary, ``--json`` and
+``--html``. Exit codes as ``diag run``; 5 when no phone sent a result in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import socket
+import sys
+import time
+from typing import Any
+
+from diag.i18n import msg, render
+from diag.model import Site
+
+EXIT_NO_RESULT = 5
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from diag.cli import _deadline, _ids, add_site_args
+
+    add_site_args(p)
+    p.add_argument("--bind", metavar="ADDR", help="address to serve on (default: site-facing)")
+    p.add_argument("--port", type=int, default=0, metavar="N", help="port (default: random)")
+    p.add_argument(
+        "--url-host",
+        metavar="HOST",
+        help="host to put in the URL instead of the bound address (a router's port forward)",
+    )
+    p.add_argument(
+        "--https",
+        action="store_true",
+        help="serve over HTTPS with a throwaway self-signed certificate (the battery needs it)",
+    )
+    p.add_argument("--wait", type=_deadline, default=300.0, metavar="S", help="wait this long")
+    p.add_argument("--only", type=_ids, metavar="ID,..", help="run only these checks (and deps)")
+    p.add_argument("--no-run", action="store_true", help="only receive and show the result")
+    p.add_argument("--json", metavar="FILE", help="write the run as JSON")
+    p.add_argument("--html", metavar="FILE", help="write the HTML report")
+    p.add_argument("--deadline", type=_deadline, default=None, metavar="S", help="run deadline")
+
+
+def site_facing_address(site: Site) -> tuple[str, list[str]] | None:
+    """The laptop's IPv4 address towards the site and its networks (no packet is sent).
+
+    The interface the site file names; else the one whose network holds the gateway or a
+    device; else the source address the kernel picks towards the gateway.
+    """
+    import psutil
+
+    addrs = psutil.net_if_addrs()
+    cands: list[tuple[str, str, str]] = []  # (ifname, address, network)
+    for name, items in addrs.items():
+        for a in items:
+            if a.family == socket.AF_INET and a.netmask and not a.address.startswith("127."):
+                net = str(ipaddress.ip_interface(f"{a.address}/{a.netmask}").network)
+                cands.append((name, a.address, net))
+    if site.network.interface:
+        for name, addr, _net in cands:
+            if name == site.network.interface:
+                return addr, [n for nm, _a, n in cands if nm == name]
+    wanted = [site.network.gateway, *(d.address for d in site.devices)]
+    for target in wanted:
+        if not target:
+            continue
+        for _name, addr, net in cands:
+            try:
+                if ipaddress.ip_address(target) in ipaddress.ip_network(net):
+                    return addr, [net]
+            except ValueError:
+                continue
+    if site.network.gateway:
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.connect((site.network.gateway, 9))  # UDP connect: a route lookup, no packet
+                addr = s.getsockname()[0]
+            return addr, [n for _nm, a, n in cands if a == addr]
+        except OSError:
+            return None
+    return None
+
+
+def endpoints_of(site: Site) -> list[str]:
+    """The platform's HTTPS endpoints the phone should reach."""
+    out: list[str] = []
+    for s in site.profile.p2p_servers:
+        if s.protocol == "https":
+            host = f"[{s.host}]" if ":" in s.host else s.host
+            out.append(f"https://{host}:{s.port}/")
+    url = site.profile.status_api_url
+    if url and url.startswith("https://"):
+        out.append(url)
+    return list(dict.fromkeys(out))
+
+
+def _say(text: str) -> None:
+    from diag.reports.terminal import printable
+
+    print(printable(text), flush=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    from diag.cli import EXIT_USAGE, STATE_EXIT
+    from diag.config import load_site
+    from diag.phone import inbox, qr
+    from diag.phone.server import Events, PhoneServer, page_config
+
+    site = load_site(args.site)
+    lang = args.lang or site.lang
+
+    def say(m: Any) -> None:
+        _say(render(m, lang))
+
+    if args.bind:
+        try:
+            bind = str(ipaddress.ip_address(args.bind))
+        except ValueError:
+            say(msg("diag: --bind must be an IP address"))
+            return EXIT_USAGE
+        lan = [str(ipaddress.ip_interface(f"{bind}/24").network)] if ":" not in bind else []
+        found = site_facing_address(site)
+        if found and found[0] == bind:
+            lan = found[1]
+    else:
+        found = site_facing_address(site)
+        if found is None:
+            say(msg("diag: no site-facing address found; give one with --bind"))
+            return EXIT_USAGE
+        bind, lan = found
+    if not 0 <= args.port < 65536:
+        say(msg("diag: --port must be 0..65535"))
+        return EXIT_USAGE
+    cfg = page_config([(s.host, s.port) for s in site.profile.stun_servers], endpoints_of(site))
+    t0 = time.monotonic()
+
+    def connected(peer: str, _ua: str) -> None:
+        say(msg("The phone opened the page ({address}); measuring…", address=peer))
+
+    def rejected(peer: str, exc: Exception) -> None:
+        say(msg("Refused a result from {address}: {field}", address=peer, field=str(exc)))
+
+    def received(_r: Any) -> None:
+        say(msg("Result received after {seconds} s", seconds=f"{time.monotonic() - t0:.1f}"))
+
+    server = PhoneServer(
+        bind,
+        cfg,
+        port=args.port,
+        tls=args.https,
+        events=Events(on_connect=connected, on_result=received, on_reject=rejected),
+    )
+
+    async def serve() -> Any:
+        try:
+            await server.start()
+        except OSError as exc:
+            say(msg("diag: cannot listen on {address}: {error}", address=bind, error=exc.strerror))
+            return None
+        url = server.url
+        if args.url_host:
+            url = url.replace(f"//{bind}:", f"//{args.url_host}:", 1)
+        say(msg("Open this page on the customer's phone (scan the code):"))
+        print(qr.terminal(url), flush=True)
+        _say(url)
+        say(msg("Waiting up to {seconds} s for the phone…", seconds=round(args.wait)))
+        return await server.wait(args.wait)
+
+    result = asyncio.run(serve())
+    if result is None:
+        if server.port:
+            say(msg("No result from a phone within {seconds} s", seconds=round(args.wait)))
+        return EXIT_NO_RESULT if server.port else EXIT_USAGE
+    inbox.put(result, tuple(lan))
+    if args.no_run:
+        return _show_only(site, result, lan, lang)
+    return _run(args, site, lang, STATE_EXIT)
+
+
+def _show_only(site: Site, result: Any, lan: list[str], lang: str) -> int:
+    from diag.checks.phone import analyse
+
+    out = analyse(result, site, lan)
+    _say(render(out.summary, lang))
+    for f in out.facts:
+        target = f" [{f.target}]" if f.target else ""
+        _say(f"  {f.key}{target} = {f.value}{' ' + f.unit if f.unit else ''}")
+    return 0
+
+
+def _run(args: argparse.Namespace, site: Site, lang: str, state_exit: dict[str, int]) -> int:
+    from diag.checks.base import load_checks
+    from diag.diagnosis.catalog import title_of
+    from diag.reports import json as rjson
+    from diag.reports.terminal import summary_table
+    from diag.runner import DEFAULT_DEADLINE_S, execute
+
+    reg = load_checks()
+    only = args.only
+    if only and "phone" not in only:
+        only = [*only, "phone"]
+    run = asyncio.run(
+        execute(site, reg, only, deadline_s=args.deadline or DEFAULT_DEADLINE_S, lang=lang)
+    )
+    print(summary_table(run, lang), flush=True)
+    for cause in run.site_causes:
+        if cause.id == "phone-side" and cause.detail is not None:
+            _say(f"{render(title_of(cause.id), lang)}: {render(cause.detail, lang)}")
+            for step in cause.fix:
+                _say(f"  - {render(step, lang)}")
+    try:
+        if args.json:
+            rjson.write(run, args.json, lang)
+            _say(render(msg("JSON written to {path}", path=args.json), lang))
+        if args.html:
+            from diag.reports.html import write as write_html
+
+            write_html(run, args.html, lang)
+            _say(render(msg("HTML written to {path}", path=args.html), lang))
+    except OSError as exc:
+        print(f"diag: {exc}", file=sys.stderr)
+        return 2
+    return state_exit[run.worst_state]
