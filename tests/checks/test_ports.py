@@ -318,8 +318,8 @@ async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.Monke
     # The walk used the same protocol and port, with the platform hello as payload.
     sent = {t.key: t for t in calls[0]}
     assert sent[key].proto == "udp" and sent[key].payload.startswith(b"DIAGP2P1 HELLO ")
-    assert "at the operator" in out.summary.render("en")
-    assert "u operatora" in out.summary.render("pl")
+    assert "in the operator's network" in out.summary.render("en")
+    assert "w sieci operatora" in out.summary.render("pl")
 
 
 # --- hostile input: parsers never raise ------------------------------------------------------
