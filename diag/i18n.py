@@ -5,12 +5,20 @@ rules and reports create messages; only the layer that shows them to a person re
 language, so a saved run can be re-rendered in Polish. Templates are marked with ``N_()`` (or built
 with ``msg()``) so that Babel's extractor finds them; the Polish catalogues are
 ``diag/locale/pl/LC_MESSAGES/*.po``, read at run time (no compile step to forget).
+
+Numbers, dates and plurals follow the language's CLDR rules through Babel: ``1.5`` reads ``1,5``
+in Polish, and a template may choose words by count with an ICU-style block,
+``{n, plural, one {# device} other {# devices}}`` (Polish: ``one``/``few``/``many``/``other``,
+so 1 urządzenie, 2 urządzenia, 5 urządzeń); ``#`` is the number, ``=0 {...}`` an exact match.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import math
+import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,17 +108,174 @@ def gettext(text: str, lang: str = DEFAULT_LANG) -> str:
     return catalog(lang).get(text, text)
 
 
+# CLDR's minimumGroupingDigits: Polish writes 1234 but 12 345 (Babel groups from four digits).
+_MIN_GROUPING = {"pl": 2}
+# Decimals shown for a measurement: two are enough for any we show (and avoid 0.30000000004).
+DECIMALS = 2
+
+
+def format_number(
+    value: float, lang: str = DEFAULT_LANG, decimals: int = DECIMALS, fixed: bool = False
+) -> str:
+    """A number in ``lang``'s CLDR format: decimal comma and grouping in Polish (``12 345,5``).
+
+    Up to ``decimals`` decimals (exactly that many when ``fixed``: a column of durations).
+    Integers (counts, ports, codes, years) are written plainly: grouping a port reads wrong.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return "…" if abs(value) >= _MAX_INT else str(value)
+    if not math.isfinite(value):
+        return str(value)  # int(nan) raises: a broken measurement reads "nan" / "inf"
+    if abs(value) >= 1e15:
+        # No measurement is this big (a hostile or broken value): Babel's decimal quantizing
+        # fails on it, and nobody reads the digits anyway.
+        return f"{value:.3g}"
+    from babel.numbers import format_decimal
+
+    lang = normalize_lang(lang)
+    rounded = round(value, decimals)
+    grouped = abs(rounded) >= 10 ** (3 + _MIN_GROUPING.get(lang, 1) - 1)
+    digit = "0" if fixed else "#"
+    pattern = ("#,##0" if grouped else "0") + ("." + digit * decimals if decimals else "")
+    text = str(format_decimal(rounded, format=pattern, locale=lang))
+    return "0" if text in ("-0", "−0") else text
+
+
+# A short moment for the dashboard's status line: Polish day-first with dots, English ISO order
+# (CLDR's short English form is the US month-first one, which misleads in Europe).
+_SHORT_MOMENT = {"pl": "dd.MM.y, HH:mm", "en": "y-MM-dd HH:mm"}
+
+
+def format_datetime(value: dt.datetime, lang: str = DEFAULT_LANG, short: bool = False) -> str:
+    """A moment as people of ``lang`` write it, in UTC: ``25 listopada 2026, 09:30:00 UTC``
+    (``short``: ``25.11.2026, 09:30``)."""
+    from babel.dates import format_datetime as babel_datetime
+
+    lang = normalize_lang(lang)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    utc = value.astimezone(dt.UTC)
+    if short:
+        return str(babel_datetime(utc, _SHORT_MOMENT[lang], tzinfo=dt.UTC, locale=lang))
+    text = babel_datetime(utc, "d MMMM y, HH:mm:ss", tzinfo=dt.UTC, locale=lang)
+    return f"{text} UTC"
+
+
+def format_duration(seconds: float, lang: str = DEFAULT_LANG) -> str:
+    """A duration: ``3,5 s`` below two minutes, ``2 min 5 s`` above (CLDR's short units)."""
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        return str(seconds)
+    if abs(seconds) < 120:
+        return f"{format_number(float(seconds), lang, 1, fixed=True)} s"
+    whole = round(seconds)
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+@functools.cache
+def _plural_rule(lang: str) -> Any:
+    from babel import Locale
+
+    return Locale.parse(lang).plural_form
+
+
+def plural_tags(lang: str) -> frozenset[str]:
+    """The CLDR plural categories ``lang`` distinguishes (Polish: one, few, many, other)."""
+    return frozenset(_plural_rule(normalize_lang(lang)).tags) | {"other"}
+
+
+def plural_category(value: Any, lang: str = DEFAULT_LANG) -> str:
+    """CLDR plural category of a number in ``lang``: one, few, many or other."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "other"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "other"
+    if isinstance(value, float) and value == int(value) and abs(value) < 1e15:
+        value = int(value)
+    return str(_plural_rule(normalize_lang(lang))(value))
+
+
+_PLURAL_HEAD = re.compile(r"\{\s*(\w+)\s*,\s*plural\s*,")
+
+
+def _plural_blocks(template: str) -> list[tuple[int, int, str, dict[str, str]]]:
+    """Each ``{name, plural, cat {text} ...}`` block: (start, end, name, forms); ValueError when
+    a block is not closed."""
+    out = []
+    pos = 0
+    while (m := _PLURAL_HEAD.search(template, pos)) is not None:
+        i, forms = m.end(), {}
+        while True:
+            while i < len(template) and template[i].isspace():
+                i += 1
+            if i >= len(template):
+                raise ValueError("unclosed plural block")
+            if template[i] == "}":
+                i += 1
+                break
+            brace = template.find("{", i)
+            if brace < 0:
+                raise ValueError("plural form without text")
+            category = template[i:brace].strip()
+            depth, j = 0, brace
+            while j < len(template):
+                depth += {"{": 1, "}": -1}.get(template[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            if depth:
+                raise ValueError("unclosed plural form")
+            forms[category] = template[brace + 1 : j]
+            i = j + 1
+        out.append((m.start(), i, m.group(1), forms))
+        pos = i
+    return out
+
+
+def _apply_plurals(template: str, args: Mapping[str, Any], lang: str) -> str:
+    blocks = _plural_blocks(template)
+    if not blocks:
+        return template
+    parts, pos = [], 0
+    for start, end, name, forms in blocks:
+        value = args[name]  # KeyError: a missing argument, as str.format would say
+        exact = f"={value}" if isinstance(value, int) and not isinstance(value, bool) else ""
+        text = forms.get(exact) or forms.get(plural_category(value, lang)) or forms.get("other")
+        if text is None:
+            raise ValueError(f"no 'other' form for {name}")
+        number = format_number(value, lang) if isinstance(value, int | float) else str(value)
+        parts += [template[pos:start], text.replace("#", number.replace("{", "{{"))]
+        pos = end
+    parts.append(template[pos:])
+    return "".join(parts)
+
+
+def fields(template: str) -> set[str]:
+    """The argument names a template uses, plural blocks included (for the catalogue tests)."""
+    names: set[str] = set()
+    flat, pos = [], 0
+    for start, end, name, forms in _plural_blocks(template):
+        names.add(name)
+        flat += [template[pos:start], *(f.replace("#", "") for f in forms.values())]
+        pos = end
+    flat.append(template[pos:])
+    for _, f, _, _ in string.Formatter().parse("".join(flat)):
+        if f:
+            names.add(f)
+    return names
+
+
 def _render_arg(value: Any, lang: str) -> Any:
     if isinstance(value, Message):
         return value.render(lang)
     if isinstance(value, bool):
         return value
     if isinstance(value, float):
-        if not math.isfinite(value):
-            # int(nan) raises: a non-finite measurement shows as "nan"/"inf", never a crash.
-            return str(value)
-        # Two significant decimals are enough for any measurement we show; avoid 0.30000000004.
-        return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
+        return format_number(value, lang)
+    if isinstance(value, dt.datetime):
+        return format_datetime(value, lang)
     if isinstance(value, int) and abs(value) >= _MAX_INT:
         # str() of an int beyond sys.int_info's digit limit raises ValueError (Python 3.11+).
         return "…"
@@ -138,10 +303,10 @@ def render(message: Message | str, lang: str = DEFAULT_LANG) -> str:
     # (arguments come from outside; a saved run may carry anything).
     broken = (KeyError, IndexError, ValueError, TypeError, AttributeError)
     try:
-        return template.format(**args)
+        return _apply_plurals(template, message.args, lang).format(**args)
     except broken:
         try:
-            return message.text.format(**args)
+            return _apply_plurals(message.text, message.args, DEFAULT_LANG).format(**args)
         except broken:
             return message.text
 

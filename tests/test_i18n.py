@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import ast
 import re
-import string
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 import diag
-from diag.i18n import LOCALE_DIR, catalog
+from diag.i18n import LOCALE_DIR, catalog, fields
 
 ROOT = Path(diag.__file__).parent
 # function name -> index of the positional argument that is the template
@@ -61,7 +60,7 @@ def extract() -> dict[str, set[str]]:
 
 def _fields(template: str) -> set[str]:
     try:
-        return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        return fields(template)  # plural blocks included: {n, plural, one {...} other {...}}
     except ValueError:
         return {"<unparseable>"}
 

@@ -18,7 +18,7 @@ from typing import Any
 from diag import vocab
 from diag.diagnosis.catalog import CATALOG, description_of, title_of
 from diag.diagnosis.facts import Facts, as_num
-from diag.i18n import N_, msg, normalize_lang
+from diag.i18n import N_, format_datetime, format_duration, format_number, msg, normalize_lang
 from diag.i18n import render as render_msg
 from diag.model import Cause, CheckResult, Fact, Run, Thresholds, Verdict
 
@@ -51,8 +51,8 @@ def _env() -> Any:
     return env
 
 
-def fmt_value(value: Any, unit: str = "") -> str:
-    """A fact or metric value as short text with its unit."""
+def fmt_value(value: Any, unit: str = "", lang: str = "en") -> str:
+    """A fact or metric value as short text with its unit, numbers in ``lang``'s format."""
     if isinstance(value, bool):
         text = "yes" if value else "no"
     elif value is None:
@@ -61,14 +61,14 @@ def fmt_value(value: Any, unit: str = "") -> str:
         # int(nan) raises: a broken measurement shows as "nan"/"inf", it must not stop the report.
         text = str(value)
     elif isinstance(value, float):
-        text = f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
+        text = format_number(value, lang)
     elif isinstance(value, int) and abs(value) >= _MAX_INT:
         # str() of an int beyond Python's digit limit raises ValueError; nobody reads it anyway.
         text = "…"
     elif isinstance(value, list):
-        text = ", ".join(fmt_value(v) for v in value) or "–"
+        text = ", ".join(fmt_value(v, lang=lang) for v in value) or "–"
     elif isinstance(value, dict):
-        text = "; ".join(f"{k}: {fmt_value(v)}" for k, v in value.items()) or "–"
+        text = "; ".join(f"{k}: {fmt_value(v, lang=lang)}" for k, v in value.items()) or "–"
     else:
         text = str(value)
     if len(text) > MAX_VALUE_CHARS:
@@ -76,8 +76,8 @@ def fmt_value(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".rstrip() if unit and value is not None else text
 
 
-def _fact_view(f: Fact, t: Callable[..., str]) -> dict[str, str]:
-    value = fmt_value(f.value, f.unit)
+def _fact_view(f: Fact, t: Callable[..., str], lang: str = "en") -> dict[str, str]:
+    value = fmt_value(f.value, f.unit, lang)
     if isinstance(f.value, bool):
         value = t(N_("yes")) if f.value else t(N_("no"))
     return {"key": f.key, "target": f.target, "value": value}
@@ -96,7 +96,7 @@ def _cause_view(c: Cause, lang: str, t: Callable[..., str]) -> dict[str, Any]:
         "strong": c.confidence >= STRONG,
         "checklist": bool(info and info.checklist),
         "scope": info.scope if info else "device",
-        "evidence": [_fact_view(f, t) for f in c.evidence],
+        "evidence": [_fact_view(f, t, lang) for f in c.evidence],
         "fix": [m.render(lang) for m in c.fix],
     }
 
@@ -125,13 +125,16 @@ def _first(facts: Facts, key: str, target: str = "") -> Any:
 
 
 def _network_view(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> dict[str, Any]:
+    def fv(value: Any, unit: str = "") -> str:
+        return fmt_value(value, unit, lang)
+
     def row(label: str, key: str, unit: str = "") -> dict[str, str] | None:
         f = facts.get(key)
         if f is None:
             return None
         return {
             "label": t(label),
-            "value": _fact_view(Fact(f.key, f.value, unit or f.unit), t)["value"],
+            "value": _fact_view(Fact(f.key, f.value, unit or f.unit), t, lang)["value"],
         }
 
     nat_rows = [
@@ -175,11 +178,11 @@ def _network_view(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> d
         dns_rows.append(
             {
                 "name": name,
-                "site": fmt_value(f.value),
-                "site_answer": fmt_value(_first(facts, "dns.site.answer", name)),
-                "site_ms": fmt_value(_first(facts, "dns.site.time_ms", name), "ms"),
-                "independent": fmt_value(_first(facts, "dns.independent.rcode", name)),
-                "independent_answer": fmt_value(_first(facts, "dns.independent.answer", name)),
+                "site": fv(f.value),
+                "site_answer": fv(_first(facts, "dns.site.answer", name)),
+                "site_ms": fv(_first(facts, "dns.site.time_ms", name), "ms"),
+                "independent": fv(_first(facts, "dns.independent.rcode", name)),
+                "independent_answer": fv(_first(facts, "dns.independent.answer", name)),
                 "bad": _first(facts, "dns.mismatch", name) is True
                 or (
                     f.value != "NOERROR"
@@ -195,9 +198,9 @@ def _network_view(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> d
                 "target": f.target,
                 "open": f.value is True,
                 "state": t(N_("open")) if f.value is True else t(N_("blocked")),
-                "rtt": fmt_value(_first(facts, "port.rtt_ms", f.target), "ms"),
+                "rtt": fv(_first(facts, "port.rtt_ms", f.target), "ms"),
                 "where": t(vocab.where_blocked(at)) if f.value is not True else "",
-                "hop": fmt_value(_first(facts, "port.blocked_hop", f.target))
+                "hop": fv(_first(facts, "port.blocked_hop", f.target))
                 if f.value is not True
                 else "",
             }
@@ -209,16 +212,14 @@ def _network_view(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> d
                 "label": f.target,
                 "ok": f.value is True,
                 "state": t(N_("answers")) if f.value is True else t(N_("no answer")),
-                "rtt": fmt_value(_first(facts, "p2p.rtt_ms", f.target), "ms"),
-                "error": fmt_value(_first(facts, "p2p.error", f.target))
-                if f.value is not True
-                else "",
-                "public": fmt_value(_first(facts, "p2p.public_address", f.target)),
+                "rtt": fv(_first(facts, "p2p.rtt_ms", f.target), "ms"),
+                "error": fv(_first(facts, "p2p.error", f.target)) if f.value is not True else "",
+                "public": fv(_first(facts, "p2p.public_address", f.target)),
             }
         )
     resolvers = {
-        "site": fmt_value(_first(facts, "dns.resolver.site")),
-        "independent": fmt_value(_first(facts, "dns.resolver.independent")),
+        "site": fv(_first(facts, "dns.resolver.site")),
+        "independent": fv(_first(facts, "dns.resolver.independent")),
     }
     lldp = _first(facts, "lldp.neighbor")
     vlan_rows = []
@@ -226,9 +227,7 @@ def _network_view(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> d
     if isinstance(tags, list):
         for tag in tags:
             if isinstance(tag, dict):
-                vlan_rows.append(
-                    {"vid": fmt_value(tag.get("vid")), "macs": fmt_value(tag.get("macs"))}
-                )
+                vlan_rows.append({"vid": fv(tag.get("vid")), "macs": fv(tag.get("macs"))})
     return {
         "nat": [r for r in nat_rows if r],
         "wan": [r for r in wan_rows if r],
@@ -236,7 +235,7 @@ def _network_view(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> d
         "resolvers": resolvers,
         "ports": port_rows,
         "p2p": p2p_rows,
-        "lldp": fmt_value(lldp) if lldp is not None else "",
+        "lldp": fv(lldp) if lldp is not None else "",
         "vlans": vlan_rows,
         "charts": _charts(run, facts, lang, t),
     }
@@ -309,7 +308,9 @@ def _charts(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> list[di
                 N_("Packet loss on the LAN: the {n} devices losing most"), n=MAX_CHART_DEVICES
             )
         dev_bars = [
-            charts.Bar(name, n, charts.BAD if n > 2 else charts.OK, f"{n:.0f} %")
+            charts.Bar(
+                name, n, charts.BAD if n > 2 else charts.OK, f"{format_number(n, lang, 0)} %"
+            )
             for name, n in loss
         ]
         out.append({"title": title, "src": charts.bar_chart(dev_bars, "%", title)})
@@ -323,9 +324,10 @@ def _check_view(r: CheckResult, lang: str, t: Callable[..., str]) -> dict[str, A
         "status_label": t(vocab.STATUS_WORD.get(r.status, r.status)),
         "summary": r.summary.render(lang),
         "metrics": [
-            {"name": k, "value": fmt_value(m.value, m.unit)} for k, m in sorted(r.metrics.items())
+            {"name": k, "value": fmt_value(m.value, m.unit, lang)}
+            for k, m in sorted(r.metrics.items())
         ],
-        "duration": f"{r.duration_s:.2f} s",
+        "duration": f"{format_number(r.duration_s, lang, 2, fixed=True)} s",
     }
 
 
@@ -356,8 +358,8 @@ def context(run: Run, lang: str) -> dict[str, Any]:
         "lang": lang,
         "t": t,
         "site": run.site,
-        "started": run.started_at.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
-        "duration": f"{run.duration_s:.1f} s",
+        "started": format_datetime(run.started_at, lang),
+        "duration": format_duration(run.duration_s, lang),
         "version": run.tool_version,
         "worst": run.worst_state,
         "worst_label": t(vocab.state_word(run.worst_state)),

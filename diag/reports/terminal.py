@@ -9,7 +9,7 @@ import re
 
 from diag import vocab
 from diag.diagnosis.catalog import title_of
-from diag.i18n import N_, msg, render
+from diag.i18n import N_, format_number, msg, render
 from diag.model import Run
 
 LIKELY = 0.5
@@ -53,7 +53,9 @@ def summary_table(run: Run, lang: str = "en") -> str:
     def t(s: str) -> str:
         return render(s, lang)
 
-    duration = render(msg(SECONDS, seconds=f"{run.duration_s:.1f}"), lang)
+    duration = render(
+        msg(SECONDS, seconds=format_number(run.duration_s, lang, 1, fixed=True)), lang
+    )
     lines = [f"{t(SITE)}: {run.site}    {t(DURATION)}: {duration}", ""]
     if run.devices:
         w = max(len(t(DEVICE)), *(len(v.device) for v in run.devices))

@@ -14,7 +14,7 @@ from typing import Literal
 
 from diag import vocab
 from diag.diagnosis.facts import Facts
-from diag.i18n import N_, Message, msg, render
+from diag.i18n import N_, Message, format_number, msg, render
 from diag.model import (
     AddedVia,
     CheckResult,
@@ -64,15 +64,22 @@ def clean(text: str) -> str:
     return "\n".join(printable(line) for line in text.split("\n"))
 
 
-def fmt_number(value: float) -> str:
-    """A measurement with as many decimals as it deserves: 12, 1.5, 0.25."""
+def fmt_number(value: float, lang: str = "en") -> str:
+    """A measurement with as many decimals as it deserves (12, 1.5, 0.25), in ``lang``'s format
+    (Polish: ``1,5``); from 100 on, whole numbers."""
     if not math.isfinite(value):
         return str(value)  # int(nan) raises: a broken measurement reads "nan" / "inf"
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    return format_number(float(value), lang, 0 if abs(value) >= 100 else 2)
+
+
+def shown(value: float) -> float:
+    """A measurement rounded as ``fmt_number`` shows it, left a number so that the message
+    renders it in the reader's language (``1,5`` in Polish)."""
+    if not math.isfinite(value) or abs(value) >= 100:
+        return float(round(value)) if math.isfinite(value) else value
+    return round(value, 2)
 
 
 def _plain(value: JSONValue, lang: str) -> str:
@@ -85,7 +92,7 @@ def _plain(value: JSONValue, lang: str) -> str:
         # float() of a huge int overflows and str() beyond ~4300 digits raises; say it is huge.
         return ">1e15" if value > 0 else "<-1e15"
     if isinstance(value, int | float):
-        return fmt_number(float(value))
+        return fmt_number(float(value), lang)
     if isinstance(value, str):
         return value
     if isinstance(value, list):
@@ -114,8 +121,10 @@ def fmt_fact(f: Fact, lang: str, limit: int = 80) -> str:
     return f"{printable(f.key)}{where} = {value}"
 
 
-def fmt_seconds(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
+def fmt_seconds(seconds: float, lang: str = "en") -> str:
+    if seconds >= 100:
+        return f"{seconds:.0f} s"
+    return f"{format_number(float(seconds), lang, 1, fixed=True)} s"
 
 
 def progress_bar(fraction: float, width: int = 8) -> str:
@@ -217,7 +226,7 @@ def dns_item(facts: Facts, running: bool, th: Thresholds) -> HeaderItem:
     if slowest is None:
         return HeaderItem(label, msg("ok {ok}/{n}", ok=ok, n=len(rcodes)), level)
     return HeaderItem(
-        label, msg("ok {ok}/{n}, {ms} ms", ok=ok, n=len(rcodes), ms=fmt_number(slowest)), level
+        label, msg("ok {ok}/{n}, {ms} ms", ok=ok, n=len(rcodes), ms=shown(slowest)), level
     )
 
 
@@ -238,21 +247,21 @@ def wan_item(facts: Facts, running: bool, th: Thresholds) -> HeaderItem:
     if reach is None and ip is None and loss is None and rtt is None:
         value, lvl = _pending(running)
         return HeaderItem(label, value, lvl)
-    parts: list[str] = []
+    parts: list[Message | str] = []
     if ip is not None and isinstance(ip.value, str):
         parts.append(ip.value)
     level: Level = "ok"
     if loss is not None:
-        parts.append(f"{fmt_number(loss)}%")
+        parts.append(Message("{v}%", {"v": shown(loss)}))
         if loss > th.loss_pct:
             level = "warn"
     if rtt is not None:
-        parts.append(f"{fmt_number(rtt)} ms")
+        parts.append(Message("{v} ms", {"v": shown(rtt)}))
         if rtt > th.rtt_ms:
             level = "warn"
     if not parts:
         return HeaderItem(label, msg("up"), level)
-    return HeaderItem(label, msg("{wan}", wan=" ".join(parts)), level)
+    return HeaderItem(label, joined(*parts), level)
 
 
 def bandwidth_item(facts: Facts, running: bool) -> HeaderItem:
@@ -266,13 +275,13 @@ def bandwidth_item(facts: Facts, running: bool) -> HeaderItem:
     level: Level = "ok"
     if up is not None and need is not None and up < need:
         level = "bad"
-    up_s = fmt_number(up) if up is not None else "?"
+    up_s: float | str = shown(up) if up is not None else "?"
     if need is not None:
-        text = msg("{up} Mbit/s, streams need {need}", up=up_s, need=fmt_number(need))
+        text = msg("{up} Mbit/s, streams need {need}", up=up_s, need=shown(need))
     else:
         text = msg("{up} Mbit/s", up=up_s)
     if down is not None:
-        text = msg("{up}; down {down}", up=text, down=fmt_number(down))
+        text = msg("{up}; down {down}", up=text, down=shown(down))
     return HeaderItem(label, text, level)
 
 

@@ -30,7 +30,7 @@ from textual.widgets import DataTable
 from diag import __version__
 from diag.checks.base import Registry, World
 from diag.config import with_observations
-from diag.i18n import N_, msg
+from diag.i18n import N_, format_datetime, msg
 from diag.i18n import Message as Words
 from diag.model import Cause, CheckResult, Run, Site, Verdict
 from diag.runner import DEFAULT_DEADLINE_S
@@ -295,8 +295,8 @@ class Dashboard(Screen[None]):
             return msg("checking: {done}/{total} checks done", done=done, total=total)
         offline = sum(1 for v in self.verdicts.values() if v.state == "offline")
         degraded = sum(1 for v in self.verdicts.values() if v.state == "degraded")
-        took = fmt_seconds(self.finished_in or 0.0)
-        when = self.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+        took = fmt_seconds(self.finished_in or 0.0, self.lang)
+        when = format_datetime(self.started_at, self.lang, short=True)
         return msg(
             "{when}, {took}: {offline} offline, {degraded} degraded",
             when=when,

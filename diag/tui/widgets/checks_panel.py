@@ -162,9 +162,9 @@ class ChecksPanel(DataTable[Text]):
     def elapsed(self, row: CheckRow) -> str:
         """The row's time: its duration once done, the time so far while running."""
         if row.result is not None:
-            return fmt_seconds(row.result.duration_s)
+            return fmt_seconds(row.result.duration_s, self.lang)
         if row.phase == "running" and row.started is not None:
-            return fmt_seconds(max(0.0, self._clock() - row.started))
+            return fmt_seconds(max(0.0, self._clock() - row.started), self.lang)
         return ""
 
     def _cells(self, row: CheckRow) -> tuple[Text, Text, Text, Text]:

@@ -164,7 +164,7 @@ class DetailPane(VerticalScroll):
             self._put(out, f"check:{row.check_id}")
             return
         out.append(t(STATUS_WORD[res.status], lang), style=STATUS_STYLE[res.status])
-        out.append(f"  {fmt_seconds(res.duration_s)}\n")
+        out.append(f"  {fmt_seconds(res.duration_s, lang)}\n")
         out.append(t(res.summary, lang) + "\n")
         if res.targets and res.targets != ("site",):
             targets = printable(", ".join(res.targets))
