@@ -140,6 +140,12 @@ class Backend(abc.ABC):
 
         return await socket_ping(self, ip, count, interval_s, wait_s, root, l2)
 
+    def icmp_socket(self, root: bool) -> tuple[socket.socket, str] | None:
+        """The ICMP socket ``socket_ping`` uses: raw with root, else datagram, else None."""
+        from diag.net.icmp import open_icmp_socket
+
+        return open_icmp_socket(root, self)
+
     def arp_request(self, ip: str, source_ip: str | None = None) -> str | None:
         """The MAC of ``ip`` through the OS's own ARP service (Windows ``SendARP``); None when
         the OS offers none or nobody answered. Linux sends its own frames instead (``arp``)."""

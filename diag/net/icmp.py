@@ -214,7 +214,7 @@ async def socket_ping(
     read on the raw ICMP socket either way. None when no ICMP socket can be opened (no root and
     ``ping_group_range`` excludes us).
     """
-    got = open_icmp_socket(root, backend)
+    got = backend.icmp_socket(root)
     if got is None:
         return None
     sock, mode = got
@@ -310,7 +310,9 @@ async def socket_ping(
         sock.close()
         if tx is not None:
             tx.close()
-    return PingStats(count, tuple(rtts.get(s) for s in range(count)), mode)
+    return PingStats(
+        count, tuple(rtts.get(s) for s in range(count)), "raw" if raw else "unprivileged"
+    )
 
 
 async def icmp_ping(
