@@ -51,6 +51,8 @@ class Backend(abc.ABC):
     """What one OS offers. Subclasses set ``name`` and the flags and implement the route."""
 
     name: ClassVar[str]
+    # The OS's name as a person knows it (in skip reasons).
+    title: ClassVar[str]
     # AF_PACKET: Linux only (macOS has BPF devices, Windows needs Npcap; neither is used).
     packet_sockets: ClassVar[bool] = False
     # ICMP through sockets at all (Windows: no datagram socket, no recvmsg, no add_reader on its
@@ -116,14 +118,14 @@ class Backend(abc.ABC):
         if capability == CAP_PACKET and not self.packet_sockets:
             return msg(
                 "this system ({os}) has no raw Ethernet sockets: the LAN scan needs Linux",
-                os=self.name,
+                os=self.title,
             )
         if capability == CAP_PACKET:
             return msg("raw Ethernet sockets need root (run with sudo)")
         if capability == CAP_ICMP:
-            return msg("ICMP echo is not allowed to this user on {os}", os=self.name)
+            return msg("ICMP echo is not allowed to this user on {os}", os=self.title)
         if capability == CAP_RECVERR:
-            return msg("this system ({os}) does not report ICMP errors to sockets", os=self.name)
+            return msg("this system ({os}) does not report ICMP errors to sockets", os=self.title)
         return msg("needs raw IP packets: root on Linux")
 
     async def ping(

@@ -51,6 +51,7 @@ def _run_route() -> str:
 
 class DarwinBackend(Backend):
     name = "darwin"
+    title = "macOS"
     icmp_dgram: ClassVar[bool] = True
     icmp_dgram_ip_header: ClassVar[bool] = True
 

@@ -53,6 +53,7 @@ def parse_default_route(v4_text: str, v6_text: str = "") -> tuple[str | None, st
 
 class LinuxBackend(Backend):
     name = "linux"
+    title = "Linux"
     packet_sockets: ClassVar[bool] = True
     icmp_dgram: ClassVar[bool] = True
     kernel_timestamps: ClassVar[bool] = True

@@ -100,6 +100,7 @@ def parse_forward_table(buf: bytes) -> list[MIB_IPFORWARDROW]:
 
 class WindowsBackend(Backend):
     name = "windows"
+    title = "Windows"
     icmp_sockets: ClassVar[bool] = False
     icmp_dgram: ClassVar[bool] = False
 

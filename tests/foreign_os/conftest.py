@@ -29,7 +29,6 @@ from diag.net.darwin import DarwinBackend
 from diag.net.windows import WindowsBackend
 from foreign_os import recorded as rec
 
-
 # What reads sys.platform lazily on first use is loaded here, as Linux: sysconfig's build variables
 # and Babel's locale data would otherwise be looked up under the other OS's names on this one.
 sysconfig.get_config_vars()
@@ -59,7 +58,7 @@ class RecordedDarwin(DarwinBackend):
 
     def icmp_socket(self, root: bool) -> tuple[Any, str] | None:
         # The raw socket would need root; the datagram socket is what a user gets on macOS.
-        sock = rec.DarwinIcmpSocket(lambda ip: ip in ("127.0.0.1", "198.18.0.1"))
+        sock = rec.DarwinIcmpSocket(lambda ip: ip in ("127.0.0.1", "127.0.0.2", "198.18.0.1"))
         self.sockets.append(sock)
         return sock, "unprivileged"
 
@@ -114,7 +113,7 @@ def become_darwin(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, root: bool = F
     be = RecordedDarwin(str(conf), root)
     monkeypatch.setattr(sys, "platform", "darwin")
     monkeypatch.delattr(socket, "AF_PACKET", raising=False)
-    monkeypatch.setattr(os, "geteuid", lambda: 0 if root else 501)
+    monkeypatch.setattr(os, "geteuid", lambda: 0 if root else 501, raising=False)
 
     def index(name: str) -> int:
         if name not in rec.DARWIN_INDEX:

@@ -78,7 +78,7 @@ WIN_SUBKEYS = {
 # SendARP: who answered (the gateway); 67 = ERROR_BAD_NET_NAME (nobody) for anyone else.
 WIN_ARP = {"198.18.0.1": bytes.fromhex("0050569a0b01"), "127.0.0.1": bytes(6)}
 # IcmpSendEcho2: RTT in ms per destination, None = timed out (IP_REQ_TIMED_OUT).
-WIN_ECHO: dict[str, int | None] = {"127.0.0.1": 0, "198.18.0.1": 1}
+WIN_ECHO: dict[str, int | None] = {"127.0.0.1": 0, "127.0.0.2": 0, "198.18.0.1": 1}
 
 
 def _dword(ip: str) -> int:
@@ -112,7 +112,7 @@ class FakeIpHlpApi:
     calls: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def GetIpForwardTable(self, buf: Any, size: Any, order: bool) -> int:  # noqa: N802
+    def GetIpForwardTable(self, buf: Any, size: Any, order: bool) -> int:
         self.calls.append("GetIpForwardTable")
         data = forward_table_bytes(self.routes)
         if size._obj.value < len(data):
@@ -121,31 +121,31 @@ class FakeIpHlpApi:
         ctypes.memmove(buf, data, len(data))
         return win.NO_ERROR
 
-    def ConvertInterfaceIndexToLuid(self, index: int, luid: Any) -> int:  # noqa: N802
+    def ConvertInterfaceIndexToLuid(self, index: int, luid: Any) -> int:
         if index not in self.aliases:
             return 87  # ERROR_INVALID_PARAMETER
         luid._obj.value = 0x0006_0000_0000_0000 | index
         return win.NO_ERROR
 
-    def ConvertInterfaceLuidToAlias(self, luid: Any, alias: Any, length: int) -> int:  # noqa: N802
+    def ConvertInterfaceLuidToAlias(self, luid: Any, alias: Any, length: int) -> int:
         index = luid._obj.value & 0xFFFFFF
         if index not in self.aliases:
             return 87
         alias.value = self.aliases[index][: length - 1]
         return win.NO_ERROR
 
-    def ConvertInterfaceAliasToLuid(self, name: str, luid: Any) -> int:  # noqa: N802
+    def ConvertInterfaceAliasToLuid(self, name: str, luid: Any) -> int:
         for index, alias in self.aliases.items():
             if alias == name:
                 luid._obj.value = 0x0006_0000_0000_0000 | index
                 return win.NO_ERROR
         return 87
 
-    def ConvertInterfaceLuidToIndex(self, luid: Any, index: Any) -> int:  # noqa: N802
+    def ConvertInterfaceLuidToIndex(self, luid: Any, index: Any) -> int:
         index._obj.value = luid._obj.value & 0xFFFFFF
         return win.NO_ERROR
 
-    def SendARP(self, dest: int, src: int, mac: Any, length: Any) -> int:  # noqa: N802
+    def SendARP(self, dest: int, src: int, mac: Any, length: Any) -> int:
         ip = socket.inet_ntoa(struct.pack("<I", dest))
         self.calls.append(f"SendARP {ip}")
         if ip not in self.arp:
@@ -154,13 +154,13 @@ class FakeIpHlpApi:
         length._obj.value = 6
         return win.NO_ERROR
 
-    def IcmpCreateFile(self) -> int:  # noqa: N802
+    def IcmpCreateFile(self) -> int:
         return 0x2A0
 
-    def IcmpCloseHandle(self, handle: int) -> int:  # noqa: N802
+    def IcmpCloseHandle(self, handle: int) -> int:
         return 1
 
-    def IcmpSendEcho2(  # noqa: N802
+    def IcmpSendEcho2(
         self,
         handle: int,
         event: Any,
@@ -195,7 +195,7 @@ class FakeIpHlpApi:
 class FakeShell32:
     admin: bool = False
 
-    def IsUserAnAdmin(self) -> int:  # noqa: N802
+    def IsUserAnAdmin(self) -> int:
         return 1 if self.admin else 0
 
 
@@ -210,29 +210,29 @@ class FakeWinreg:
         def __init__(self, path: str) -> None:
             self.path = path
 
-        def Close(self) -> None:  # noqa: N802
+        def Close(self) -> None:
             pass
 
     def __init__(self, values: dict[str, dict[str, tuple[Any, int]]]) -> None:
         self.values = {k.lower(): v for k, v in values.items()}
         self.subkeys = {k.lower(): v for k, v in WIN_SUBKEYS.items()}
 
-    def ConnectRegistry(self, machine: Any, hive: int) -> FakeWinreg.Key:  # noqa: N802
+    def ConnectRegistry(self, machine: Any, hive: int) -> FakeWinreg.Key:
         return self.Key("")
 
-    def OpenKey(self, key: FakeWinreg.Key, sub: str) -> FakeWinreg.Key:  # noqa: N802
+    def OpenKey(self, key: FakeWinreg.Key, sub: str) -> FakeWinreg.Key:
         path = f"{key.path}\\{sub}" if key.path else sub
         if path.lower() not in self.values:
             raise FileNotFoundError(path)
         return self.Key(path)
 
-    def QueryValueEx(self, key: FakeWinreg.Key, name: str) -> tuple[Any, int]:  # noqa: N802
+    def QueryValueEx(self, key: FakeWinreg.Key, name: str) -> tuple[Any, int]:
         try:
             return self.values[key.path.lower()][name]
         except KeyError:
             raise FileNotFoundError(name) from None
 
-    def EnumKey(self, key: FakeWinreg.Key, i: int) -> str:  # noqa: N802
+    def EnumKey(self, key: FakeWinreg.Key, i: int) -> str:
         subs = self.subkeys.get(key.path.lower(), [])
         if i >= len(subs):
             raise OSError("no more items")
