@@ -23,7 +23,6 @@ import json
 import ssl
 import time
 import urllib.parse
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -32,6 +31,8 @@ import httpx
 
 from diag.checks import lan
 from diag.checks.base import NEED_ROOT, Check, Context
+from diag.devices import Target, isapi, read_device
+from diag.devices import http as devhttp
 from diag.i18n import N_, Message, msg
 from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site
 
@@ -52,108 +53,31 @@ PING_WAIT_S = 0.5
 # that is off costs these 2.5 s once, in parallel with everything else.
 TCP_TIMEOUT_S = 2.5
 # HTTP on a camera: its web server is slow (embedded CPU, digest computed in CGI), 3 s per request.
-HTTP_TIMEOUT_S = 3.0
+HTTP_TIMEOUT_S = devhttp.HTTP_TIMEOUT_S
 # The platform's status API is on the internet: 3 s covers a slow LTE uplink's RTT several times.
 API_TIMEOUT_S = 3.0
 # A DNS server the device names must answer within 1.5 s (resolvers retry after 1-2 s).
 DNS_TIMEOUT_S = 1.5
 DNS_PORT = 53
 # Replies from devices and the platform are small XML/JSON documents; anything bigger is hostile.
-MAX_BODY = 64 * 1024
-
-# Bodies are read raw and capped (``get_capped``): ask for them uncompressed.
-IDENTITY = {"Accept-Encoding": "identity"}
-DEVICE_INFO = "/ISAPI/System/deviceInfo"
-NET_INTERFACE = "/ISAPI/System/Network/interfaces/1"
-NET_P2P = "/ISAPI/System/Network/P2P"
-HTTP_PORT_NAMES = ("http", "web", "isapi")
-
-
-# --- parsing (pure) ---------------------------------------------------------------------------
-
-
-def parse_xml(body: bytes | str) -> ET.Element | None:
-    """A device's XML reply, or None when it is not XML we accept.
-
-    DTDs are refused outright (entity expansion bombs live there) and bodies are size-capped.
-    """
-    raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
-    if len(raw) > MAX_BODY or b"<!DOCTYPE" in raw.upper() or b"<!ENTITY" in raw.upper():
-        return None
-    try:
-        return ET.fromstring(raw)
-    except (ET.ParseError, ValueError, LookupError):
-        # LookupError: <?xml encoding="bogus"?> names a codec Python does not have.
-        return None
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def xml_find(root: ET.Element | None, path: str) -> str | None:
-    """Text at a slash-separated path of local names (ISAPI puts a namespace on everything)."""
-    node = root
-    for part in path.split("/"):
-        if node is None:
-            return None
-        node = next((c for c in node if _local(c.tag) == part), None)
-    if node is None or node.text is None:
-        return None
-    text = node.text.strip()
-    return text[:256] if text else None
-
-
-def parse_device_info(body: bytes | str) -> dict[str, JSONValue] | None:
-    root = parse_xml(body)
-    if root is None or _local(root.tag) != "DeviceInfo":
-        return None
-    keys = {
-        "name": "deviceName",
-        "model": "model",
-        "serial": "serialNumber",
-        "mac": "macAddress",
-        "firmware": "firmwareVersion",
-        "type": "deviceType",
-    }
-    return {k: xml_find(root, v) for k, v in keys.items()}
-
-
-def parse_network(body: bytes | str) -> dict[str, Any] | None:
-    """``{"ip", "mask", "gateway", "dns": [...]}`` from ISAPI ``NetworkInterface`` XML."""
-    root = parse_xml(body)
-    if root is None:
-        return None
-    ipnode = root if _local(root.tag) == "IPAddress" else None
-    if ipnode is None:
-        ipnode = next((c for c in root.iter() if _local(c.tag) == "IPAddress"), None)
-    if ipnode is None:
-        return None
-    dns = [
-        d
-        for d in (
-            xml_find(ipnode, "PrimaryDNS/ipAddress"),
-            xml_find(ipnode, "SecondaryDNS/ipAddress"),
-        )
-        if d and d not in ("0.0.0.0", "::")
-    ]
-    return {
-        "ip": xml_find(ipnode, "ipAddress"),
-        "mask": xml_find(ipnode, "subnetMask"),
-        "gateway": xml_find(ipnode, "DefaultGateway/ipAddress"),
-        "dns": dns,
-    }
+MAX_BODY = devhttp.MAX_BODY
+IDENTITY = devhttp.IDENTITY
+HTTP_PORT_NAMES = ("http", "web", "isapi", "onvif")
+# The device-API helpers live in diag.devices; these names stay importable from here.
+parse_xml = devhttp.parse_xml
+xml_find = devhttp.xml_find
+get_capped = devhttp.get_capped
+device_client = devhttp.device_client
+Reply = devhttp.Reply
+parse_device_info = isapi.parse_device_info
+parse_network = isapi.parse_network
 
 
 def parse_p2p(body: bytes | str) -> bool | None:
     """Whether the device's P2P service is switched on (None: the reply does not say)."""
-    root = parse_xml(body)
-    if root is None:
-        return None
-    enabled = xml_find(root, "enabled")
-    if enabled is None:
-        return None
-    return {"true": True, "1": True, "false": False, "0": False}.get(enabled.lower())
+    parsed = isapi.parse_p2p(body)
+    enabled = parsed.get("enabled") if parsed is not None else None
+    return enabled if isinstance(enabled, bool) else None
 
 
 def parse_platform_status(body: bytes | str) -> tuple[bool, float | None] | None:
@@ -263,78 +187,51 @@ async def dns_answers(server: str, name: str) -> bool:
 
 
 async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fact]:
-    """Digest login, then the device's network settings; one failed login and we stop."""
+    """The device's own API (``device.api``, default ``auto``): one login, then its settings."""
     name = device.name
     creds = device.credentials
     password = creds.password.resolve() if creds is not None else None
     if creds is None or password is None:
         return [Fact("device.auth", "no-credentials", target=name)]
-    auth = httpx.DigestAuth(creds.username, password)
-    del password
-    base = f"http://{_host(device.address or '')}:{port}"
-    facts: list[Fact] = []
     async with contextlib.AsyncExitStack() as stack:
         client = env.http
         if client is None:
             client = await stack.enter_async_context(device_client())
-        try:
-            r = await get_capped(client, base + DEVICE_INFO, auth)
-        except httpx.HTTPError:
-            return [Fact("device.auth", "error", target=name)]
-        challenge = r.headers.get("www-authenticate", "").lower()
-        if r.status_code == 401:
-            # A Digest challenge after our answer means the password is wrong; anything else
-            # (Basic only, no challenge) is a login scheme we do not speak.
-            if r.headers.get("x-lockout") == "1":
-                facts.append(Fact("device.auth_locked", True, target=name))
-                return [*facts, Fact("device.auth", "rejected", target=name)]
-            state = "rejected" if "digest" in challenge else "unsupported"
-            return [Fact("device.auth", state, target=name)]
-        if r.status_code == 403:
-            return [Fact("device.auth", "rejected", target=name)]
-        if r.status_code in (404, 405, 501):
-            return [Fact("device.auth", "unsupported", target=name)]
-        if r.status_code != 200:
-            return [Fact("device.auth", "error", target=name)]
-        facts.append(Fact("device.auth", "ok", target=name))
-        info = parse_device_info(r.content)
-        if info is not None:
-            facts.append(Fact("device.info", info, target=name))
-        net: dict[str, Any] | None = None
-        p2p: bool | None = None
-        with contextlib.suppress(httpx.HTTPError):
-            rn = await get_capped(client, base + NET_INTERFACE, auth)
-            if rn.status_code == 200:
-                net = parse_network(rn.content)
-        with contextlib.suppress(httpx.HTTPError):
-            rp = await get_capped(client, base + NET_P2P, auth)
-            if rp.status_code == 200:
-                p2p = parse_p2p(rp.content)
+        target = Target(name, device.address or "", port, creds.username, password, client)
+        del password
+        report = await read_device(device.api, target)
+    facts = report.facts(name)
+    if report.auth != "ok":
+        return facts
+    net = report.network
+    p2p = report.p2p
     if net is None and p2p is None:
         return facts
+    raw_dns = (net or {}).get("dns")
+    dns_list = [d for d in raw_dns if isinstance(d, str)] if isinstance(raw_dns, list) else []
     settings: dict[str, JSONValue] = {
-        "gateway": net["gateway"] if net else None,
-        "dns": list(net["dns"]) if net else [],
-        "p2p_enabled": p2p,
+        "gateway": net.get("gateway") if net else None,
+        "dns": list[JSONValue](dns_list),
+        "p2p_enabled": p2p.get("enabled") if p2p else None,
     }
     facts.append(Fact("device.settings", settings, target=name))
     if net is not None:
         gw_ok = gateway_matches(net, env.site_gateway)
         qname = site.profile.dns_names[0] if site.profile.dns_names else "."
         dns_ok: bool | None = False
-        asked = [srv for srv in net["dns"] if may_query(srv, site, env)]
+        asked = [srv for srv in dns_list if may_query(srv, site, env)]
         for server in asked:
             if server not in env.dns_cache:
                 env.dns_cache[server] = asyncio.ensure_future(dns_answers(server, qname))
             if await env.dns_cache[server]:
                 dns_ok = True
                 break
-        if not asked and net["dns"]:
+        if not asked and dns_list:
             # Only resolvers the site names or that sit on the site's own subnets are asked (SPEC
             # section 7: the tool probes what the config names and the local subnets); a device
             # pointing elsewhere is judged by its gateway alone and the servers are reported.
             dns_ok = None
-            facts.append(Fact("device.dns_not_asked", list(net["dns"]), target=name))
+            facts.append(Fact("device.dns_not_asked", list[JSONValue](dns_list), target=name))
         facts.append(Fact("device.gateway_ok", gw_ok and dns_ok is not False, target=name))
     return facts
 
@@ -360,46 +257,6 @@ def may_query(server: str, site: Site, env: Env) -> bool:
             if ip in ipaddress.ip_network(subnet, strict=False):
                 return True
     return False
-
-
-@dataclass(frozen=True)
-class Reply:
-    status_code: int
-    headers: httpx.Headers
-    content: bytes
-    truncated: bool
-
-
-async def get_capped(client: httpx.AsyncClient, url: str, auth: httpx.Auth | None = None) -> Reply:
-    """A GET whose body is read up to ``MAX_BODY`` bytes: a hostile device cannot make us
-    buffer a gigabyte (the parsers refuse a truncated body as not XML/JSON)."""
-    chunks: list[bytes] = []
-    size = 0
-    truncated = False
-    async with client.stream(
-        "GET", url, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
-    ) as r:
-        async for chunk in r.aiter_raw():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_BODY:
-                truncated = True
-                break
-    body = b"".join(chunks)
-    if not truncated and r.headers.get("content-encoding", "identity") not in ("identity", ""):
-        # Compressed bodies are not something a camera's ISAPI sends; refuse rather than inflate.
-        body = b""
-    return Reply(r.status_code, r.headers, body[: MAX_BODY + 1], truncated)
-
-
-def device_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=HTTP_TIMEOUT_S, follow_redirects=False, trust_env=False, headers=IDENTITY
-    )
-
-
-def _host(ip: str) -> str:
-    return f"[{ip}]" if ":" in ip else ip
 
 
 async def platform_probe(client: httpx.AsyncClient, base: str, device: Device) -> list[Fact]:
@@ -480,6 +337,7 @@ async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:
     stats = await ping_task
     if stats is not None:
         facts.append(Fact("device.icmp_loss_pct", stats.loss_pct, "%", target=name))
+        facts.append(Fact("device.icmp_probes", stats.sent, target=name))
         if stats.rtt_ms is not None:
             facts.append(Fact("device.rtt_ms", stats.rtt_ms, "ms", target=name))
         if stats.jitter_ms is not None:
@@ -636,7 +494,26 @@ class HeartbeatCheck(Check):
             ]
             facts.append(Fact("lan.unknown_hosts", unknown))  # type: ignore[arg-type]
             facts.append(Fact("lan.hosts_found", len(found)))
+            facts.extend(moved_devices(devices, found))
         return summarize(devices, facts, arp_s, site)
+
+
+def moved_devices(devices: Sequence[Device], found: Mapping[str, Sequence[str]]) -> list[Fact]:
+    """``device.seen_at``: a device whose MAC the site file names answers ARP at another address
+    and not at its own (DHCP moved it). Pure."""
+    out: list[Fact] = []
+    for d in devices:
+        if not d.mac or not d.address:
+            continue
+        mac = d.mac.lower()
+        if mac in (m.lower() for m in found.get(d.address, ())):
+            continue
+        elsewhere = sorted(
+            (ip for ip, macs in found.items() if mac in (m.lower() for m in macs)), key=_ipkey
+        )
+        if elsewhere:
+            out.append(Fact("device.seen_at", elsewhere[0], target=d.name))
+    return out
 
 
 def _is_loopback(ip: str) -> bool:

@@ -321,6 +321,8 @@ class WanCheck(Check):
             facts.append(Fact("wan.series_target", series_names[chosen]))
             loss = series.loss_pct
             facts.append(Fact("wan.loss_pct", loss, "%"))
+            # How many probes the rate comes from: the diagnosis weighs it by its interval.
+            facts.append(Fact("wan.loss_probes", len(series.rtts)))
             metrics["loss"] = Metric(loss, "%")
             ok = series.answered
             if ok:

@@ -2,8 +2,11 @@
 
 Titles, descriptions and fix steps are English templates marked with ``N_()``; the Polish lives in
 ``diag/locale/pl/LC_MESSAGES/diagnosis.po``. The catalogue also says what a cause does to the app's
-icon (``effect``) and, for site-wide causes, which devices depend on it (``affects``, by
-``added_via``), so the engine can attach a site cause to the devices it turns grey.
+icon (``effect``), for site-wide causes which devices depend on it (``affects``, by
+``added_via``), and what the cause predicts (``predicts``: the symptoms it accounts for when it
+holds, from ``SYMPTOMS``). The engine arbitrates between rival causes with these predictions
+(docs/diagnosis.md, "The cause model"): a cause whose observed symptoms another strong cause
+predicts, and which does not predict that cause's own, is explained away.
 """
 
 from __future__ import annotations
@@ -28,6 +31,83 @@ EFFECT_RANK: Mapping[Effect, int] = {"none": 0, "degraded": 1, "offline": 2}
 P2P_VIA: tuple[AddedVia, ...] = ("p2p", "p2p-account", "shared")
 IP_VIA: tuple[AddedVia, ...] = ("ip",)
 
+# The symptom vocabulary: what rules observe (``Rule.shows`` / ``Hit.shows``) and causes predict
+# (``CauseInfo.predicts``). "device.*" symptoms are seen on one device, the rest on the site.
+SYMPTOMS: Mapping[str, str] = {
+    "device.silent": "nothing answers for the device on the LAN (ARP, ping, ports)",
+    "device.no-heartbeat": "the device answers on the LAN, the platform hears no heartbeat",
+    "device.no-path-out": "the device's own traffic does not leave the site",
+    "device.dns-dead": "the resolver the device uses does not answer it",
+    "device.gateway-wrong": "the device's own settings name another gateway than the site's",
+    "device.p2p-off": "the device's own settings say its P2P service is off",
+    "device.lan-loss": "pings to the device are lost or jitter on the LAN",
+    "device.two-macs": "more than one MAC answers for the device's address",
+    "device.foreign-mac": "another MAC than the device's answers for its address",
+    "device.tagged": "the device's frames carry another VLAN id",
+    "device.auth-rejected": "the device rejects the site's credentials",
+    "device.ddns-stale": "the device's DDNS name does not point at the site's public address",
+    "device.share-ended": "the share of the device is past its end date",
+    "device.outage-just-ended": "an outage of the device or the link ended moments ago",
+    "device.app-grey": "the installer sees the device grey in the app",
+    "device.clock-off": "the device's clock is far from the laptop's, or it keeps no time by NTP",
+    "device.moved": "the device's MAC answers at another address, not at its own",
+    "phone.measured": "the phone's own measurements show a phone-side problem",
+    "internet.down": "no internet host answers",
+    "internet.walled": "a captive portal answers or only DNS passes",
+    "gateway.silent": "not even the router answers",
+    "platform.silent": "none of the platform's servers answer",
+    "platform.partial": "some of the platform's servers do not answer",
+    "ports.blocked-router": "probes to the platform's ports die at the site's router",
+    "ports.blocked-router-udp": "only UDP probes die at the site's router",
+    "ports.blocked-isp": "probes to the platform's ports die in the operator's network",
+    "ports.blocked-isp-udp": "only UDP probes die in the operator's network",
+    "ports.blocked-unknown": "probes to the platform's ports die, the hop is unknown",
+    "ports.host-dark": "the platform host answers on no port at all, other hosts do",
+    "ports.dead-address": "port probes went to an address only the site's resolver gives",
+    "dns.site-fails": "the site's resolver fails where the independent one answers",
+    "dns.site-timeout": "the site's resolver does not answer where the independent one does",
+    "dns.site-lies": "the site's resolver gives other addresses than the independent one",
+    "dns.site-slow": "the site's resolver is slow by itself",
+    "udp.blocked": "no UDP answer from the STUN servers while TCP works",
+    "nat.symmetric": "the NAT maps every destination to a new port",
+    "nat.adm": "the NAT maps per destination address",
+    "nat.short-lifetime": "a UDP mapping was measured to expire before the heartbeat",
+    "nat.address-churn": "the platform sees devices' public addresses change again and again",
+    "nat.shared-address": "the site has no public address of its own",
+    "upload.slow": "upload below the streams' need, above a quarter of it",
+    "upload.very-slow": "upload below a quarter of the streams' need",
+    "wan.loss": "packets to the internet are lost (the interval clears the threshold)",
+    "wan.heavy-loss": "half or more of the packets to the internet are lost",
+    "wan.latency": "round-trip time or jitter to the internet beyond the thresholds",
+    "wan.bufferbloat": "latency grows under load",
+    "history.link-outage": "the link was down within the last hour",
+}
+# What every cause of the internet link being unusable predicts (a dead or walled link).
+_DEAD_LINK: tuple[str, ...] = (
+    "platform.silent",
+    "platform.partial",
+    "ports.blocked-router",
+    "ports.blocked-router-udp",
+    "ports.blocked-isp",
+    "ports.blocked-isp-udp",
+    "ports.blocked-unknown",
+    "ports.host-dark",
+    "dns.site-fails",
+    "dns.site-timeout",
+    "dns.site-slow",
+    "udp.blocked",
+    "upload.slow",
+    "upload.very-slow",
+    "wan.loss",
+    "wan.heavy-loss",
+    "wan.latency",
+    "wan.bufferbloat",
+    "device.no-heartbeat",
+    "device.no-path-out",
+    "device.dns-dead",
+    "device.ddns-stale",
+)
+
 
 @dataclass(frozen=True)
 class CauseInfo:
@@ -41,11 +121,16 @@ class CauseInfo:
     effect: Effect = "offline"
     # Site causes: the devices (by how they were added) whose icon depends on this cause.
     affects: tuple[AddedVia, ...] = ADDED_VIA
+    # The symptoms (``SYMPTOMS`` ids) this cause accounts for when it holds: its own and, for a
+    # site cause, those of the devices it affects. The engine explains rivals away with them.
+    predicts: tuple[str, ...] = ()
 
     def fix_messages(self) -> tuple[Message, ...]:
         return tuple(msg(f) for f in self.fix)
 
 
+# The Prometheus alert rules carry each cause's title and first fix step (English and Polish):
+# after adding a cause or changing its wording, run `python -m diag.monitor.rules --write`.
 CATALOG: dict[str, CauseInfo] = {
     c.id: c
     for c in (
@@ -62,6 +147,12 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Check the device's power supply or the PoE switch port (PoE LED lit)."),
                 N_("Reseat or replace the network cable; check the link LED on the switch port."),
                 N_("Power-cycle the device and allow two minutes for it to boot."),
+            ),
+            predicts=(
+                "device.silent",
+                "device.no-heartbeat",
+                "device.lan-loss",
+                "device.ddns-stale",
             ),
         ),
         CauseInfo(
@@ -81,6 +172,7 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Wait a minute for the device to log in, then refresh the list in the app."),
             ),
             affects=P2P_VIA,
+            predicts=("device.p2p-off", "device.no-heartbeat"),
         ),
         CauseInfo(
             "device-net-config",
@@ -98,6 +190,12 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Or switch the device to DHCP so it gets the right settings."),
                 N_("Save, then check that the device logs in to the platform."),
             ),
+            predicts=(
+                "device.gateway-wrong",
+                "device.no-path-out",
+                "device.dns-dead",
+                "device.no-heartbeat",
+            ),
         ),
         CauseInfo(
             "device-password-changed",
@@ -113,6 +211,60 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Avoid repeated wrong tries: many devices lock out after five failed logins."),
                 N_("Update the credentials reference in the site file so diag can check it."),
             ),
+            predicts=("device.auth-rejected",),
+        ),
+        CauseInfo(
+            "device-clock-wrong",
+            N_("The device's clock is wrong, so its secure login to the cloud fails"),
+            "device",
+            description=N_(
+                "The device's clock is far from the real time, or it keeps no time by NTP. Secure "
+                "(TLS) connections and token logins check the time, so the cloud refuses the "
+                "device and it stays grey in the app."
+            ),
+            fix=(
+                N_(
+                    "On the device's web page or the recorder's menu open System → Time settings "
+                    "and switch NTP synchronisation on."
+                ),
+                N_(
+                    "Enter an NTP server the device can reach: the router's address or a public "
+                    "NTP pool name, and set the right time zone."
+                ),
+                N_(
+                    "Or set the time by hand (sync with the computer) and check it after a restart."
+                ),
+                N_(
+                    "A clock that resets after every power cut means a flat backup battery: keep "
+                    "NTP on."
+                ),
+            ),
+            # The cloud refuses its TLS login: no heartbeat, whatever its P2P switch says.
+            predicts=("device.clock-off", "device.no-heartbeat"),
+        ),
+        CauseInfo(
+            "device-address-changed",
+            N_("The device got another IP address from DHCP"),
+            "device",
+            description=N_(
+                "The device's network card now answers at another address than the one it was "
+                "set up with: the router's DHCP gave it a new lease. Devices added to the app by "
+                "IP address (and port forwards to the old address) stop working; devices added "
+                "by P2P keep working."
+            ),
+            fix=(
+                N_(
+                    "In the router, reserve the device's current address for its MAC address "
+                    "(DHCP reservation / static lease)."
+                ),
+                N_(
+                    "Or give the device a static address outside the router's DHCP pool, with "
+                    "the router as gateway and DNS."
+                ),
+                N_("Update the address in the app, in port forwards and in the site file."),
+            ),
+            # Nothing answers at the old address: what a dead device shows too, plus the move.
+            predicts=("device.moved", "device.silent", "device.ddns-stale"),
         ),
         CauseInfo(
             "ip-conflict",
@@ -128,6 +280,13 @@ CATALOG: dict[str, CauseInfo] = {
                     "Give every device its own address outside the router's DHCP pool, or "
                     "reserve the addresses in the DHCP server."
                 ),
+            ),
+            predicts=(
+                "device.two-macs",
+                "device.foreign-mac",
+                "device.lan-loss",
+                "device.no-heartbeat",
+                "device.auth-rejected",
             ),
         ),
         CauseInfo(
@@ -147,6 +306,14 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Restart the router after changing the rules and run diag again."),
             ),
             affects=P2P_VIA,
+            predicts=(
+                "ports.blocked-router",
+                "ports.blocked-router-udp",
+                "ports.blocked-unknown",
+                "platform.silent",
+                "platform.partial",
+                "device.no-heartbeat",
+            ),
         ),
         CauseInfo(
             "vlan-misconfig",
@@ -164,6 +331,7 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Or set the device's own VLAN id to match, if it tags its traffic."),
                 N_("Compare the switch's port settings with the LLDP information shown."),
             ),
+            predicts=("device.tagged", "device.silent", "device.no-heartbeat"),
         ),
         CauseInfo(
             "isp-p2p-blocking",
@@ -179,6 +347,15 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Meanwhile, devices added by IP address with a port forward do not need P2P."),
             ),
             affects=P2P_VIA,
+            predicts=(
+                "ports.blocked-isp",
+                "ports.blocked-isp-udp",
+                "ports.blocked-unknown",
+                "ports.host-dark",
+                "platform.silent",
+                "platform.partial",
+                "device.no-heartbeat",
+            ),
         ),
         CauseInfo(
             "link-outage",
@@ -197,6 +374,7 @@ CATALOG: dict[str, CauseInfo] = {
                     "server one after another."
                 ),
             ),
+            predicts=("internet.down", "gateway.silent", "history.link-outage", *_DEAD_LINK),
         ),
         CauseInfo(
             "low-bandwidth",
@@ -215,6 +393,7 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Ask the operator for a plan with more upload."),
             ),
             effect="degraded",
+            predicts=("upload.slow", "upload.very-slow", "wan.bufferbloat"),
         ),
         CauseInfo(
             "wan-loss-latency",
@@ -230,6 +409,19 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Report lasting loss to the operator with the measurements shown."),
             ),
             effect="degraded",
+            predicts=(
+                "wan.loss",
+                "wan.heavy-loss",
+                "wan.latency",
+                "wan.bufferbloat",
+                "upload.slow",
+                "dns.site-slow",
+                "dns.site-timeout",
+                "platform.partial",
+                "device.no-heartbeat",
+                "device.dns-dead",
+                "device.no-path-out",
+            ),
         ),
         CauseInfo(
             "radio-link-interference",
@@ -245,6 +437,7 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Where possible, replace a weak wireless link with a cable."),
             ),
             effect="degraded",
+            predicts=("device.lan-loss", "device.no-heartbeat"),
         ),
         CauseInfo(
             "data-plan-exhausted",
@@ -259,6 +452,7 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Open any web page from a device on this network: the portal shows the plan."),
                 N_("Consider a plan with more data: cameras upload video all the time."),
             ),
+            predicts=("internet.walled", "internet.down", *_DEAD_LINK),
         ),
         CauseInfo(
             "p2p-server-unavailable",
@@ -277,6 +471,15 @@ CATALOG: dict[str, CauseInfo] = {
                 ),
             ),
             affects=P2P_VIA,
+            predicts=(
+                "platform.silent",
+                "platform.partial",
+                "ports.host-dark",
+                "ports.blocked-isp",
+                "ports.blocked-isp-udp",
+                "ports.blocked-unknown",
+                "device.no-heartbeat",
+            ),
         ),
         CauseInfo(
             "dns-failure",
@@ -292,6 +495,19 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Restart the modem to renew its DNS servers; report it to the operator."),
             ),
             affects=P2P_VIA,
+            predicts=(
+                "dns.site-fails",
+                "dns.site-timeout",
+                "dns.site-lies",
+                "dns.site-slow",
+                "ports.dead-address",
+                "platform.silent",
+                "platform.partial",
+                "device.dns-dead",
+                "device.no-path-out",
+                "device.no-heartbeat",
+                "device.ddns-stale",
+            ),
         ),
         CauseInfo(
             "nat-unfriendly",
@@ -308,6 +524,15 @@ CATALOG: dict[str, CauseInfo] = {
             ),
             effect="degraded",
             affects=P2P_VIA,
+            predicts=(
+                "udp.blocked",
+                "nat.symmetric",
+                "nat.adm",
+                "ports.blocked-router-udp",
+                "ports.blocked-isp-udp",
+                "platform.partial",
+                "device.no-heartbeat",
+            ),
         ),
         CauseInfo(
             "nat-mapping-expiry",
@@ -325,6 +550,7 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Or shorten the device's heartbeat interval if it can be set."),
             ),
             affects=P2P_VIA,
+            predicts=("nat.short-lifetime", "nat.address-churn", "device.no-heartbeat"),
         ),
         CauseInfo(
             "cgnat",
@@ -341,6 +567,7 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Remove double NAT: put the modem in bridge mode or the router in AP mode."),
             ),
             affects=IP_VIA,
+            predicts=("nat.shared-address", "device.ddns-stale"),
         ),
         CauseInfo(
             "ip-access-broken",
@@ -356,6 +583,7 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Or add the device by P2P to an account instead of by IP address."),
             ),
             affects=IP_VIA,
+            predicts=("device.ddns-stale",),
         ),
         CauseInfo(
             "share-expired",
@@ -369,6 +597,7 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Ask the device's owner to share it again with a later expiry date."),
                 N_("When sharing, set a longer expiry: the default is one month."),
             ),
+            predicts=("device.share-ended",),
         ),
         CauseInfo(
             "share-not-possible",
@@ -384,6 +613,7 @@ CATALOG: dict[str, CauseInfo] = {
                 ),
             ),
             effect="none",
+            predicts=(),
         ),
         CauseInfo(
             "p2p-relogin-delay",
@@ -397,6 +627,7 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Wait a few minutes and refresh the app."),
                 N_("Do not power-cycle devices repeatedly: it restarts their login."),
             ),
+            predicts=("device.outage-just-ended", "device.no-heartbeat"),
         ),
         CauseInfo(
             "phone-side",
@@ -418,6 +649,27 @@ CATALOG: dict[str, CauseInfo] = {
                     "Update or reinstall the app: phone makers' Android overlays sometimes break "
                     "third-party apps."
                 ),
+            ),
+            predicts=("device.app-grey", "phone.measured"),
+        ),
+        CauseInfo(
+            "unexplained",
+            N_("Not explained: no measured cause accounts for this device's state"),
+            "device",
+            effect="none",
+            description=N_(
+                "The device is grey, offline or degraded and none of the causes diag can measure "
+                "accounts for it. What was measured and what it rules out is listed; the rest is "
+                "on the device itself or on the platform's side."
+            ),
+            fix=(
+                N_("Reboot the device and allow two minutes for it to log in."),
+                N_(
+                    "Check the device's own routing and firewall settings (static routes, IP "
+                    "filter, allowed addresses)."
+                ),
+                N_("Look the device up on the platform's console or ask the vendor's support."),
+                N_("Run diag again in deep mode (press d, or diag run --deep)."),
             ),
         ),
     )

@@ -17,7 +17,7 @@ import functools
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import EntryPoint, entry_points
 
 from diag.checks.base import LoadError
@@ -25,13 +25,15 @@ from diag.diagnosis.catalog import CATALOG, EFFECT_RANK, P2P_VIA, Effect
 from diag.diagnosis.facts import Facts
 from diag.diagnosis.history import SITE, History
 from diag.diagnosis.rules import RULES, Env, Hit, Rule
-from diag.i18n import Message, msg
+from diag.i18n import N_, Message, msg
 from diag.model import Cause, CheckResult, Device, DeviceState, Fact, Icon, Site, Verdict
 
 ENTRY_POINT_GROUP = "diag.rules"
 # A cause at or above this confidence counts as "the" explanation: it sets the device's state,
 # and a healthy site must have none.
 STRONG = 0.5
+# An explained-away site cause stays as a note at most this confident (the other reading).
+EXPLAINED_CAP = 0.3
 _ORDER = {cid: i for i, cid in enumerate(CATALOG)}
 _log = logging.getLogger(__name__)
 
@@ -97,6 +99,8 @@ def icon_for(state: DeviceState, observed_grey: bool | None = None) -> Icon:
 class _Found:
     cause: Cause
     effect: Effect
+    # The symptoms this occurrence observed (catalog.SYMPTOMS ids).
+    shows: frozenset[str] = frozenset()
 
 
 def _evaluate(rule: Rule, env: Env, device: Device | None) -> _Found | None:
@@ -125,6 +129,9 @@ def _found(rule: Rule, hit: Hit, env: Env, device: Device | None) -> _Found:
         raise TypeError(f"detail is {type(hit.detail).__name__}, not a Message")
     if hit.effect is not None and hit.effect not in EFFECT_RANK:
         raise TypeError(f"effect {hit.effect!r} is not one of {', '.join(EFFECT_RANK)}")
+    shows = rule.shows if hit.shows is None else hit.shows
+    if isinstance(shows, str) or not all(isinstance(x, str) for x in shows):
+        raise TypeError("shows is not a tuple of symptom ids")
     if hit.evidence is not None:
         if not isinstance(hit.evidence, tuple | list) or not all(
             isinstance(f, Fact) for f in hit.evidence
@@ -149,7 +156,7 @@ def _found(rule: Rule, hit: Hit, env: Env, device: Device | None) -> _Found:
         fix=tuple(msg(f) for f in fixes),
         detail=hit.detail,
     )
-    return _Found(cause, hit.effect or info.effect)
+    return _Found(cause, hit.effect or info.effect, frozenset(shows))
 
 
 def _merge(found: dict[str, _Found], new: _Found | None) -> None:
@@ -167,6 +174,49 @@ def _rank(items: Iterable[_Found]) -> list[_Found]:
     )
 
 
+def explains(d: _Found, c: _Found) -> bool:
+    """True when the strong cause ``d`` accounts for every symptom ``c`` observed.
+
+    ``d`` must predict all of ``c``'s observed symptoms; when ``c`` predicts all of ``d``'s too
+    (the facts cannot tell them apart), the likelier one (higher confidence) explains the other.
+    A cause that observed no symptom (a plugin's that declares none) is never explained away.
+    """
+    if d.cause.id == c.cause.id or d.cause.confidence < STRONG or not c.shows:
+        return False
+    if not c.shows <= set(CATALOG[d.cause.id].predicts):
+        return False
+    mutual = d.shows <= set(CATALOG[c.cause.id].predicts)
+    return not mutual or d.cause.confidence > c.cause.confidence
+
+
+def _arbitrate(items: Sequence[_Found], by: Sequence[_Found] = ()) -> dict[str, str]:
+    """Which of ``items`` are explained away, and by which cause id: ``{explained: explainer}``.
+
+    Rivals are ``items`` themselves and ``by`` (standing causes of a wider scope: the site's for a
+    device). A cause that is itself explained away explains nothing; iterated to a fixed point
+    (bounded: a cycle of mutual explanations settles on the likelier ones).
+    """
+    out: dict[str, str] = {}
+    for _ in range(len(items) + 1):
+        standing = [f for f in items if f.cause.id not in out] + list(by)
+        new: dict[str, str] = {}
+        for c in items:
+            d = next((d for d in _rank(standing) if explains(d, c)), None)
+            if d is not None:
+                new[c.cause.id] = d.cause.id
+        if new == out:
+            break
+        out = new
+    return out
+
+
+def _demote(f: _Found) -> _Found:
+    """An explained-away site cause stays as a note (the other reading, named second)."""
+    return _Found(
+        replace(f.cause, confidence=min(f.cause.confidence, EXPLAINED_CAP)), f.effect, f.shows
+    )
+
+
 def _worse(a: DeviceState, b: DeviceState) -> DeviceState:
     order = {"online": 0, "degraded": 1, "offline": 2}
     return a if order[a] >= order[b] else b
@@ -177,6 +227,24 @@ _EFFECT_STATE: dict[Effect, DeviceState] = {
     "degraded": "degraded",
     "offline": "offline",
 }
+
+
+def _device_symptoms(d: Device, facts: Facts, site: Site) -> frozenset[str]:
+    """What the checks show of the device itself, as symptoms (site causes that predict one of
+    them are attached to the device)."""
+    out: set[str] = set()
+    reach = facts.flag("device.reachable", d.name)
+    if reach is False:
+        out.add("device.silent")
+    if d.added_via in P2P_VIA and facts.flag("device.platform_online", d.name) is False:
+        if reach is not False:
+            out.add("device.no-heartbeat")
+    loss = facts.num("device.icmp_loss_pct", d.name)
+    if loss is not None and reach is not False and loss > site.thresholds.loss_pct:
+        out.add("device.lan-loss")
+    if d.app_shows_grey is True:
+        out.add("device.app-grey")
+    return frozenset(out)
 
 
 def _device_state(
@@ -245,47 +313,137 @@ def diagnose(
                 if d.added_via in rule.applies_to:
                     _merge(dev_found[d.name], _evaluate(rule, env, d))
 
-    site_ranked = _rank(site_found.values())
+    site_all = list(site_found.values())
+    site_expl = _arbitrate(site_all)
+    standing = [f for f in site_all if f.cause.id not in site_expl]
+    strong_site = [f for f in standing if f.cause.confidence >= STRONG]
+    site_ranked = _rank(standing + [_demote(f) for f in site_all if f.cause.id in site_expl])
+    strong_ids = {f.cause.id for f in strong_site}
     verdicts: list[Verdict] = []
     for d in site.devices:
-        own = _rank(dev_found[d.name].values())
+        own_all = list(dev_found[d.name].values())
+        expl = _arbitrate(own_all, strong_site)
+        # Explained by a site cause: that cause is the device's (attached below), no second one
+        # for the same symptoms. Explained by another of its own causes: kept as a note.
+        own = _rank(
+            [f for f in own_all if f.cause.id not in expl]
+            + [_demote(f) for f in own_all if expl.get(f.cause.id) not in (None, *strong_ids)]
+        )
         state = _device_state(d, env.facts, own, site_ranked)
+        symptoms = _device_symptoms(d, env.facts, site) | {
+            sym for f in own_all if f.cause.id in expl for sym in f.shows
+        }
         attached = list(own)
         if state != "online":
-            for f in site_ranked:
+            for f in strong_site:
                 info = CATALOG[f.cause.id]
-                # Attach only what can explain this state: a slow link does not grey a device.
-                if (
-                    f.cause.confidence >= STRONG
-                    and d.added_via in info.affects
+                by_effect = (
+                    d.added_via in info.affects
                     and EFFECT_RANK[f.effect] >= EFFECT_RANK["degraded"]
                     and (state == "degraded" or f.effect == "offline")
-                ):
+                )
+                # A site cause that predicts what is seen on the device accounts for it.
+                by_symptom = bool(symptoms & set(info.predicts)) and (
+                    d.added_via in info.affects or f.cause.id in expl.values()
+                )
+                if by_effect or by_symptom:
                     attached.append(f)
-            if state == "offline" and not any(f.cause.confidence >= STRONG for f in attached):
-                # Grey with nothing that greys: a lossy or slow link is then the best lead (lost
-                # heartbeats make the platform drop a device), better than no why at all.
-                attached += [
-                    f
-                    for f in site_ranked
-                    if f.cause.confidence >= STRONG
-                    and d.added_via in CATALOG[f.cause.id].affects
-                    and f.effect == "degraded"
-                ]
         # The device's own strong cause that accounts for its state comes before any site cause:
         # a dead camera is grey whatever the DNS does.
         explaining = [
             f for f in own if f.cause.confidence >= STRONG and _EFFECT_STATE[f.effect] == state
         ]
         ranked = _rank(explaining) + _rank(f for f in attached if f not in explaining)
+        icon = icon_for(state, d.app_shows_grey)
+        causes = [f.cause for f in ranked]
+        if (state != "online" or icon == "grey") and not any(
+            c.confidence >= STRONG for c in causes
+        ):
+            # Never silent on a grey icon: say what was measured and what it rules out.
+            causes.insert(0, _unexplained(d, env, state, symptoms))
         verdicts.append(
             Verdict(
                 device=d.name,
                 kind=d.kind,
                 added_via=d.added_via,
                 state=state,
-                icon=icon_for(state, d.app_shows_grey),
-                causes=tuple(f.cause for f in ranked),
+                icon=icon,
+                causes=tuple(causes),
             )
         )
     return tuple(verdicts), tuple(f.cause for f in site_ranked)
+
+
+UNEXPLAINED = "unexplained"
+_STATE_WORDS: dict[str, str] = {
+    "online": N_("online"),
+    "degraded": N_("degraded"),
+    "offline": N_("offline"),
+}
+_UNEXPLAINED_EVIDENCE = (
+    "device.reachable",
+    "device.auth",
+    "device.settings",
+    "device.gateway_ok",
+    "device.platform_online",
+    "device.platform_last_seen_s",
+    "device.icmp_loss_pct",
+)
+
+
+def _unexplained(d: Device, env: Env, state: DeviceState, symptoms: frozenset[str]) -> Cause:
+    """The ``unexplained`` verdict: what was measured, what it rules out, what to do next."""
+    f = env.facts
+    reach = f.flag("device.reachable", d.name)
+    if reach is True:
+        lan = msg("it answers on the local network")
+    elif reach is False:
+        lan = msg("it does not answer on the local network")
+    else:
+        lan = msg("its local network reachability was not measured")
+    if d.added_via in P2P_VIA:
+        heard = f.flag("device.platform_online", d.name)
+        if heard is False:
+            platform = msg("the platform hears no heartbeat from it")
+        elif heard is True:
+            platform = msg("the platform hears its heartbeat")
+        else:
+            platform = msg("the platform's view of it was not measured")
+    else:
+        platform = msg("it is added by IP address")
+    # Ruled out: every catalogue cause that would account for what is seen on it, or (nothing
+    # seen) every cause of a device's own; none was found at or above 0.5.
+    ruled = [
+        c.id
+        for c in CATALOG.values()
+        if c.id not in (UNEXPLAINED, "phone-side")
+        and ((symptoms & set(c.predicts)) if symptoms else c.scope == "device")
+    ]
+    notes: list[Message] = []
+    if "device.no-heartbeat" in symptoms and f.num("nat.mapping_lifetime_s") is None:
+        notes.append(
+            msg(
+                "Not measured in a quick run: the NAT's UDP mapping lifetime (press d / run --deep)"
+            )
+        )
+    detail = msg(
+        "{device} is {state}: {lan}, {platform}. No measured cause accounts for it; ruled out: "
+        "{ruled}.",
+        device=d.name,
+        state=msg(_STATE_WORDS.get(state, state)),
+        lan=lan,
+        platform=platform,
+        ruled=", ".join(ruled) or "-",
+    )
+    if notes:
+        detail = msg("{detail} {note}", detail=detail, note=notes[0])
+    evidence = f.pick(_UNEXPLAINED_EVIDENCE, d.name) + f.pick(
+        ("wan.internet_reachable", "p2p.reachable"), None
+    )
+    return Cause(
+        id=UNEXPLAINED,
+        confidence=STRONG,
+        evidence=evidence,
+        fix=CATALOG[UNEXPLAINED].fix_messages(),
+        detail=detail,
+    )

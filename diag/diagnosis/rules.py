@@ -9,9 +9,13 @@ which resolver). Fix steps come from the catalogue unless the rule has its own.
 Third-party packages add rules through the ``diag.rules`` entry-point group (see
 ``diag.diagnosis.engine.load_rules``); they use the same ``Rule`` type and catalogue ids.
 
-Confidence scale, used consistently below: 0.9 the facts show the cause directly; 0.7–0.85 the
-facts fit and the competing causes are ruled out; 0.5–0.6 likely but not proven; below 0.5 a note.
-A healthy site must give nothing at or above 0.5.
+A rule judges its own cause only: the likelihood of the facts under that cause (0.9 the facts
+show it directly; 0.7–0.85 they fit well; 0.5–0.6 likely but not proven; below 0.5 a note) and the
+symptoms it observed (``shows``: ids of ``catalog.SYMPTOMS``). It never looks at rival causes: the
+engine explains a cause away when a stronger rival predicts all of its observed symptoms
+(``CauseInfo.predicts``; docs/diagnosis.md, "The cause model"). Rates measured from a few probes
+count by their Wilson interval (``stats``), not by their point value. A healthy site must give
+nothing at or above 0.5.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from diag.diagnosis.catalog import (
 )
 from diag.diagnosis.facts import Facts, as_num
 from diag.diagnosis.history import SITE, History
+from diag.diagnosis.stats import rate_interval_pct
 from diag.i18n import Message, msg
 from diag.model import ADDED_VIA, AddedVia, Cause, Device, Fact, Site
 
@@ -48,6 +53,14 @@ RCODE_OK = "NOERROR"
 # a router reboot or a new WAN lease, three in the platform's memory is a pattern.
 ADDRESS_CHURN = 3
 CGNAT_NET = ipaddress.ip_network("100.64.0.0/10")
+# An upload below this share of the streams' need is beyond what loss does to TCP.
+VERY_SLOW_SHARE = 0.25
+# Probes in a quick run's loss series (wan and per-device pings) when a run does not say.
+QUICK_SERIES = 20
+# An operator blocks ports, not whole hosts: when the platform host answers on no port at all
+# while other hosts beyond the operator do, the host being down is far likelier. This is the
+# operator-blocking reading's confidence then (named second, after p2p-server-unavailable).
+HOST_DARK_BLOCKING = 0.3
 # Phone side. Android's battery saver turns itself on at 15 % by default and iOS offers Low Power
 # Mode at 20 %: at or below 20 % and not charging, the phone is likely saving power, %.
 PHONE_BATTERY_LOW_PCT = 20.0
@@ -83,6 +96,8 @@ class Hit:
     detail: Message | None = None
     # What this occurrence does to the icon, when it differs from the catalogue's effect.
     effect: Effect | None = None
+    # The symptoms (catalog.SYMPTOMS ids) this occurrence observed; None: the rule's ``shows``.
+    shows: tuple[str, ...] | None = None
     # Fix steps for this occurrence (English templates marked with N_); None: the rule's.
     fix: tuple[str, ...] | None = None
 
@@ -104,6 +119,9 @@ class Rule:
     # 2: runs after every phase-1 rule and sees their causes in ``Env.found``.
     phase: int = 1
     name: str = ""
+    # The symptoms (catalog.SYMPTOMS ids) a hit of this rule observed, unless the Hit says;
+    # empty: the cause is never explained away by a rival.
+    shows: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,6 +176,28 @@ def _hosts_down(env: Env) -> set[str]:
     return reached - open_
 
 
+def _dark_hosts(env: Env) -> set[str]:
+    """Hosts probed on two or more ports of which none answered at all (open or refused)."""
+    ports: dict[str, int] = {}
+    answered: set[str] = set()
+    for f in env.facts.all("port.open"):
+        host = _port_host(env, f.target)
+        ports[host] = ports.get(host, 0) + 1
+        if f.value is True or env.facts.text("port.result", f.target) in ("refused", "bad-reply"):
+            answered.add(host)
+    return {h for h, n in ports.items() if n >= 2 and h not in answered}
+
+
+def _probes(env: Env, key: str, target: str = "") -> int:
+    """How many probes a rate fact comes from (older runs: the quick series' 20)."""
+    n = env.facts.num(key, target)
+    return int(n) if n is not None and n >= 1 else QUICK_SERIES
+
+
+def _low_pct(pct: float | None, n: int) -> float | None:
+    return None if pct is None else rate_interval_pct(pct, n)[0]
+
+
 def _internet_up(env: Env) -> bool | None:
     inet = env.facts.flag("wan.internet_reachable")
     if env.facts.flag("wan.captive_portal") or env.facts.flag("wan.only_dns_passes"):
@@ -193,10 +233,17 @@ def _upload_short(env: Env) -> bool:
     return up is not None and need is not None and up < need
 
 
+def relogin_window_s(site: Site) -> float:
+    """How long devices may stay grey after an outage while they log in again one by one, s.
+
+    Public: the monitor exports it, and the alert rules page for a device grey for longer.
+    """
+    n = sum(1 for d in site.devices if d.added_via in P2P_VIA) or 1
+    return RELOGIN_HEARTBEATS * site.profile.heartbeat_interval_s + LOGIN_SLOT_S * n
+
+
 def _relogin_window_s(env: Env) -> float:
-    n = sum(1 for d in env.site.devices if d.added_via in P2P_VIA) or 1
-    hb = env.site.profile.heartbeat_interval_s
-    return RELOGIN_HEARTBEATS * hb + LOGIN_SLOT_S * n
+    return relogin_window_s(env.site)
 
 
 def _recent_outage_end(env: Env, device: str) -> dt.datetime | None:
@@ -295,6 +342,7 @@ def _device_no_power(env: Env, d: Device | None) -> Hit | None:
         conf = 0.55  # tagged frames of unknown origin: it may sit in another VLAN
     return Hit(
         conf,
+        shows=("device.silent",),
         detail=msg(
             "{device} ({address}) answered neither ARP, ping nor any of its service ports",
             device=d.name,
@@ -334,13 +382,19 @@ def _vlan_misconfig(env: Env, d: Device | None) -> Hit | None:
                 vid=vid,
             )
         )
-        return Hit(0.9 if unreachable else 0.4, evidence, detail)
+        return Hit(
+            0.9 if unreachable else 0.4,
+            evidence,
+            detail,
+            shows=("device.tagged", "device.silent") if unreachable else ("device.tagged",),
+        )
     foreign = _foreign_vids(env)
     if unreachable and foreign and not f.strings("device.arp_macs", d.name):
         return Hit(
             0.6,
             evidence,
-            msg(
+            shows=("device.tagged", "device.silent"),
+            detail=msg(
                 "{device} does not answer on the local network, and frames of VLAN {vids} are "
                 "seen on this port",
                 device=d.name,
@@ -357,6 +411,7 @@ def _ip_conflict(env: Env, d: Device | None) -> Hit | None:
     if f.flag("device.ip_conflict", d.name) is True or len(macs) > 1:
         return Hit(
             0.9,
+            shows=("device.two-macs",),
             detail=msg(
                 "{count} network cards answer for {address}: {macs}",
                 count=max(len(macs), 2),
@@ -367,6 +422,7 @@ def _ip_conflict(env: Env, d: Device | None) -> Hit | None:
     if d.mac and macs and d.mac.lower() not in macs:
         return Hit(
             0.6,
+            shows=("device.foreign-mac",),
             detail=msg(
                 "{address} is answered by {macs}, not by the device's own MAC {mac}",
                 address=d.address or "?",
@@ -375,6 +431,68 @@ def _ip_conflict(env: Env, d: Device | None) -> Hit | None:
             ),
         )
     return None
+
+
+def _clock_wrong(env: Env, d: Device | None) -> Hit | None:
+    """The device's clock is off by more than ``thresholds.clock_skew_s``, or it keeps no time
+    by NTP and its clock could not be compared (an API that gives local time only)."""
+    assert d is not None
+    f = env.facts
+    offset = f.num("device.clock_offset_s", d.name)
+    clock = f.mapping("device.clock", d.name)
+    servers = [s for s in clock.get("ntp_servers") or [] if isinstance(s, str)]
+    ntp = f.flag("device.ntp_enabled", d.name)
+    ntp_off = ntp is False or (ntp is True and not servers)
+    online = f.flag("device.platform_online", d.name)
+    ntp_word = msg("off") if ntp_off else msg("on") if ntp is True else msg("unknown")
+    if offset is not None and abs(offset) > env.site.thresholds.clock_skew_s:
+        minutes = round(abs(offset) / 60)
+        detail = (
+            msg(
+                "{device}'s clock is {minutes} min ahead of the laptop's (NTP {ntp})",
+                device=d.name,
+                minutes=minutes,
+                ntp=ntp_word,
+            )
+            if offset > 0
+            else msg(
+                "{device}'s clock is {minutes} min behind the laptop's (NTP {ntp})",
+                device=d.name,
+                minutes=minutes,
+                ntp=ntp_word,
+            )
+        )
+        if online is True:
+            # The cloud takes it anyway (this platform does not check): a note, not the cause.
+            return Hit(0.45, detail=detail, effect="none")
+        return Hit(0.9 if online is False or d.added_via == "ip" else 0.75, detail=detail)
+    if offset is None and ntp_off and online is not True:
+        return Hit(
+            0.4,
+            detail=msg(
+                "{device} keeps no time by NTP and its clock could not be compared", device=d.name
+            ),
+        )
+    return None
+
+
+def _address_changed(env: Env, d: Device | None) -> Hit | None:
+    """The device's MAC answers at another address and not at its own: DHCP moved it."""
+    assert d is not None
+    seen = env.facts.text("device.seen_at", d.name)
+    if not seen or seen == d.address:
+        return None
+    detail = msg(
+        "{device}'s network card ({mac}) now answers at {new}, not at {old}",
+        device=d.name,
+        mac=d.mac or "?",
+        new=seen,
+        old=d.address or "?",
+    )
+    if d.added_via == "ip":
+        return Hit(0.9, detail=detail, effect="offline")
+    # The app finds P2P devices by serial, wherever they are: only the site file is out of date.
+    return Hit(0.8, detail=detail, effect="none")
 
 
 def _password_changed(env: Env, d: Device | None) -> Hit | None:
@@ -397,6 +515,7 @@ def _p2p_disabled(env: Env, d: Device | None) -> Hit | None:
         return Hit(
             0.9,
             detail=msg("{device}'s own settings say its P2P service is off", device=d.name),
+            shows=("device.p2p-off",),
         )
     if enabled is True:
         return None
@@ -406,23 +525,9 @@ def _p2p_disabled(env: Env, d: Device | None) -> Hit | None:
         return None
     if _platform_reachable(env) is not True:
         return None  # the site itself cannot reach the platform: a site cause
-    if f.flag("device.gateway_ok", d.name) is False:
-        return None  # device-net-config explains it
+    # Any site cause that keeps heartbeats away (blocking, UDP, short NAT mappings, a lossy
+    # link or radio bridge, a relogin) predicts this symptom too and explains it away.
     conf = 0.7
-    if (
-        f.flag("nat.udp_blocked") is True
-        or _blocked_ports(env, "router")
-        or _blocked_ports(env, "isp")
-        or _mapping_expires(env)
-    ):
-        conf = 0.35  # the site's network may be what keeps its heartbeat away
-    end = _recent_outage_end(env, d.name)
-    if end is not None and (env.now - end).total_seconds() <= _relogin_window_s(env):
-        conf = 0.4  # still logging in after an outage
-    if _exceeds(f.num("device.icmp_loss_pct", d.name), env.site.thresholds.loss_pct):
-        # A lossy link to the device (a radio bridge) loses its heartbeats and its settings page
-        # too: radio-link-interference explains the silence better than a switched-off service.
-        conf = min(conf, 0.4)
     seen = f.num("device.platform_last_seen_s", d.name)
     detail = (
         msg(
@@ -438,7 +543,7 @@ def _p2p_disabled(env: Env, d: Device | None) -> Hit | None:
             device=d.name,
         )
     )
-    return Hit(conf, detail=detail)
+    return Hit(conf, detail=detail, shows=("device.no-heartbeat",))
 
 
 def _net_config(env: Env, d: Device | None) -> Hit | None:
@@ -460,6 +565,7 @@ def _net_config(env: Env, d: Device | None) -> Hit | None:
             device_gateway=dev_gw,
             site_gateway=site_gw,
         )
+        shows: tuple[str, ...] = ("device.gateway-wrong",)
     else:
         detail = msg(
             "{device}'s gateway or DNS ({gateway}; DNS {dns}) gives it no way to the internet",
@@ -467,7 +573,16 @@ def _net_config(env: Env, d: Device | None) -> Hit | None:
             gateway=dev_gw or "?",
             dns=", ".join(dns) or "-",
         )
-    return Hit(0.85, detail=detail)
+        # Its DNS is the site's own resolver (or the router): when that is dead for everyone,
+        # the site's dns-failure accounts for it; any other DNS server is its own setting.
+        shared = {x for x in (site_gw, env.site.network.site_resolver) if x}
+        shared.update(x for x in (env.facts.text("dns.resolver.site"),) if x)
+        shows = (
+            ("device.dns-dead", "device.no-path-out")
+            if set(dns) <= shared
+            else ("device.gateway-wrong",)
+        )
+    return Hit(0.85, detail=detail, shows=shows)
 
 
 def _radio_link(env: Env, d: Device | None) -> Hit | None:
@@ -478,7 +593,10 @@ def _radio_link(env: Env, d: Device | None) -> Hit | None:
         return None
     loss = f.num("device.icmp_loss_pct", d.name)
     jitter = f.num("device.jitter_ms", d.name)
-    if not (_exceeds(loss, t.loss_pct) or _exceeds(jitter, t.jitter_ms)):
+    n = _probes(env, "device.icmp_probes", d.name)
+    # Loss counts by the lower end of its interval: one echo lost in twenty is no radio fault.
+    loss_low = rate_interval_pct(loss, n)[0] if loss is not None else None
+    if not (_exceeds(loss_low, t.loss_pct) or _exceeds(jitter, t.jitter_ms)):
         return None
     others = [
         x
@@ -486,7 +604,14 @@ def _radio_link(env: Env, d: Device | None) -> Hit | None:
         if x.name != d.name and f.num("device.icmp_loss_pct", x.name) is not None
     ]
     lossy_others = [
-        x for x in others if _exceeds(f.num("device.icmp_loss_pct", x.name), t.loss_pct)
+        x
+        for x in others
+        if _exceeds(
+            _low_pct(
+                f.num("device.icmp_loss_pct", x.name), _probes(env, "device.icmp_probes", x.name)
+            ),
+            t.loss_pct,
+        )
     ]
     conf = 0.8
     if others and len(lossy_others) == len(others):
@@ -506,6 +631,7 @@ def _radio_link(env: Env, d: Device | None) -> Hit | None:
             jitter=jitter if jitter is not None else "?",
         ),
         effect="offline" if lost >= 50 else "degraded",
+        shows=("device.lan-loss",),
     )
 
 
@@ -533,7 +659,8 @@ def _ip_access_broken(env: Env, d: Device | None) -> Hit | None:
         return Hit(
             conf,
             evidence,
-            msg(
+            shows=("device.ddns-stale",),
+            detail=msg(
                 "{host} resolves to {resolved}, but the site's public address is {public_ip}",
                 host=d.public_host or "?",
                 resolved=resolved,
@@ -567,6 +694,7 @@ def _share_expired(env: Env, d: Device | None) -> Hit | None:
             days=days,
         ),
         effect="offline",
+        shows=("device.share-ended",),
     )
 
 
@@ -627,6 +755,7 @@ def _relogin_delay(env: Env, d: Device | None) -> Hit | None:
             seconds=round(since),
             window=round(window),
         ),
+        shows=("device.outage-just-ended", "device.no-heartbeat"),
     )
 
 
@@ -724,7 +853,13 @@ def _phone_hit(findings: list[PhoneFinding], bonus: float = 0.0) -> Hit:
         if e not in evidence:  # facts may hold lists and dicts: compared, never hashed
             evidence.append(e)
     conf = min(0.95, max(x.confidence for x in findings) + bonus)
-    return Hit(conf, tuple(evidence), _join([x.detail for x in findings]), fix=fixes)
+    return Hit(
+        conf,
+        tuple(evidence),
+        _join([x.detail for x in findings]),
+        fix=fixes,
+        shows=("phone.measured",),
+    )
 
 
 def _phone_measured(env: Env, _d: Device | None) -> Hit | None:
@@ -776,6 +911,7 @@ def _phone_side(env: Env, d: Device | None) -> Hit | None:
             "phone's measurements show nothing wrong, so check what a browser cannot measure",
             device=d.name,
         ),
+        shows=("device.app-grey",),
         fix=phone_checklist(env),
     )
 
@@ -795,6 +931,7 @@ def _link_outage(env: Env, _d: Device | None) -> Hit | None:
             rtt = f.num("wan.gateway_rtt_ms")
             return Hit(
                 0.9,
+                shows=("internet.down",),
                 detail=msg(
                     "The router {gateway} answers ({rtt} ms), but no internet host does",
                     gateway=gateway,
@@ -804,13 +941,14 @@ def _link_outage(env: Env, _d: Device | None) -> Hit | None:
         if gw is False:
             return Hit(
                 0.55,
+                shows=("internet.down", "gateway.silent"),
                 detail=msg(
                     "Not even the router {gateway} answers: check the laptop's connection and "
                     "the router",
                     gateway=gateway,
                 ),
             )
-        return Hit(0.7, detail=msg("No internet host answers"))
+        return Hit(0.7, detail=msg("No internet host answers"), shows=("internet.down",))
     if inet is True and env.history is not None:
         try:
             out = env.history.last_outage(SITE)
@@ -831,6 +969,7 @@ def _link_outage(env: Env, _d: Device | None) -> Hit | None:
                         end=out[1].strftime("%H:%M:%S"),
                     ),
                     effect="none",
+                    shows=("history.link-outage",),
                 )
     return None
 
@@ -848,7 +987,7 @@ def _data_plan(env: Env, _d: Device | None) -> Hit | None:
         detail = msg("A captive portal answers instead of the internet")
     else:
         detail = msg("DNS answers, but nothing else passes")
-    return Hit(0.95 if captive and only_dns else 0.9, detail=detail)
+    return Hit(0.95 if captive and only_dns else 0.9, detail=detail, shows=("internet.walled",))
 
 
 def _server_unavailable(env: Env, _d: Device | None) -> Hit | None:
@@ -870,13 +1009,11 @@ def _server_unavailable(env: Env, _d: Device | None) -> Hit | None:
             evidence,
             msg("Some of the platform's servers do not answer: {servers}", servers=names),
             effect="degraded",
+            shows=("platform.partial",),
         )
+    # DNS failure and port blocking predict a silent platform too; they explain this away
+    # when their own symptoms (a lying resolver, probes dying at a hop) are there.
     conf = 0.85 if inet is True else 0.6
-    errors = {x.value for x in f.all("p2p.error")}
-    if "dns" in errors or _dns_hit(env) is not None:
-        conf = 0.3  # the names do not resolve: dns-failure
-    if _blocked_ports(env, "router") or _blocked_ports(env, "isp"):
-        conf = 0.3  # the probes die on the way: blocking
     return Hit(
         conf,
         evidence,
@@ -884,6 +1021,7 @@ def _server_unavailable(env: Env, _d: Device | None) -> Hit | None:
             "None of the platform's servers answer ({servers}); other internet hosts do",
             servers=names,
         ),
+        shows=("platform.silent",),
     )
 
 
@@ -902,12 +1040,14 @@ def _blocking(where: str) -> Predicate:
         hops = sorted({int(h) for t in targets if (h := f.num("port.blocked_hop", t)) is not None})
         hop = ", ".join(str(h) for h in hops) or "?"
         ports = ", ".join(targets)
+        udp_only = all(t.endswith("/udp") for t in targets)
         if not blocked:
             # The probes die, but where is unknown: a hint, not a verdict.
             return Hit(
                 0.45,
                 evidence,
                 msg("{ports} blocked somewhere on the way (hop unknown)", ports=ports),
+                shows=("ports.blocked-unknown",),
             )
         if where == "router":
             detail = msg("{ports} blocked at the site's router (hop {hop})", ports=ports, hop=hop)
@@ -919,22 +1059,34 @@ def _blocking(where: str) -> Predicate:
                 hop=hop,
             )
         conf = 0.88 if passes else 0.6
-        if blocked and all(f.flag("port.address_matches_independent", t) is False for t in targets):
+        shows: tuple[str, ...] = (
+            f"ports.blocked-{where}-udp" if udp_only else f"ports.blocked-{where}",
+        )
+        if all(f.flag("port.address_matches_independent", t) is False for t in targets):
             # The site resolver sent every probe to an address the independent resolver does not
-            # give: the "block" is the DNS lie's dead address (dns-failure says so).
+            # give: the "block" is a dead address, which only the resolver's answer shows.
             conf = min(conf, 0.3)
-        if f.flag("wan.captive_portal") is True or f.flag("wan.only_dns_passes") is True:
-            conf = min(conf, 0.35)  # a used-up data plan stops everything but DNS: not a filter
+            shows = ("ports.dead-address",)
         refs = [f.flag("port.reference_passes", t) for t in targets]
         if False in refs and True not in refs:
-            # The walk's reference (a destination that should pass) died too: the path is down,
-            # not a port filter; link-outage or data-plan rules say what instead.
+            # The walk's reference (a destination that should pass) died too: the measurement
+            # shows a dead path, not a port filter.
             conf = min(conf, 0.35)
-        if f.flag("nat.udp_blocked") is True and all(t.endswith("/udp") for t in targets):
-            conf = 0.6  # all UDP is blocked, not just the platform's ports: nat-unfriendly
-        return Hit(conf, evidence, detail)
+        dark = _dark_hosts(env)
+        if where != "router" and passes and all(_port_host(env, t) in dark for t in targets):
+            # Every port of the host is silent while other hosts answer: operators block ports,
+            # not hosts (base rate); the host being down comes first.
+            conf = min(conf, HOST_DARK_BLOCKING)
+            shows = ("ports.host-dark",)
+        return Hit(conf, evidence, detail, shows=shows)
 
     return predicate
+
+
+def _dns_symptom(rcode: str) -> str:
+    """A resolver that says no (SERVFAIL, REFUSED) fails; one that does not answer may be the
+    path losing its packets (a lossy link predicts that too)."""
+    return "dns.site-timeout" if rcode.upper() in ("TIMEOUT", "NO-ANSWER", "") else "dns.site-fails"
 
 
 def _dns_hit(env: Env) -> Hit | None:
@@ -970,7 +1122,8 @@ def _dns_hit(env: Env) -> Hit | None:
                 Hit(
                     0.9,
                     ev,
-                    msg(
+                    shows=(_dns_symptom(site_rc),),
+                    detail=msg(
                         "The site's resolver {resolver} answers {rcode} for {name}; the "
                         "independent resolver {independent} answers {answer}",
                         resolver=site_res,
@@ -986,7 +1139,8 @@ def _dns_hit(env: Env) -> Hit | None:
                 Hit(
                     0.85,
                     ev,
-                    msg(
+                    shows=("dns.site-lies",),
+                    detail=msg(
                         "The site's resolver {resolver} answers {site_answer} for {name}, the "
                         "independent resolver {independent} answers {independent_answer}",
                         resolver=site_res,
@@ -1004,7 +1158,8 @@ def _dns_hit(env: Env) -> Hit | None:
                 Hit(
                     0.6,
                     ev,
-                    msg(
+                    shows=(_dns_symptom(site_rc),),
+                    detail=msg(
                         "The site's resolver {resolver} answers {rcode} for {name}",
                         resolver=site_res,
                         rcode=site_rc,
@@ -1017,7 +1172,8 @@ def _dns_hit(env: Env) -> Hit | None:
                 Hit(
                     0.55,
                     ev,
-                    msg(
+                    shows=("dns.site-slow",),
+                    detail=msg(
                         "The site's resolver {resolver} took {ms} ms to answer for {name}",
                         resolver=site_res,
                         ms=f.num("dns.site.time_ms", name) or "?",
@@ -1051,15 +1207,12 @@ def _nat_unfriendly(env: Env, _d: Device | None) -> Hit | None:
     if f.flag("nat.udp_blocked") is True:
         if _internet_up(env) is not True:
             return None  # nothing passes: link outage or walled garden, not UDP
-        conf = 0.85
-        blocked = _blocked_ports(env, "router") + _blocked_ports(env, "isp")
-        if any(not x.target.endswith("/udp") for x in blocked):
-            conf = 0.6  # TCP ports are blocked too: port blocking explains it better
         return Hit(
-            conf,
+            0.85,
             ev,
             msg("No UDP answer from the STUN servers while TCP works: UDP is blocked"),
             effect="offline",
+            shows=("udp.blocked",),
         )
     mapping = f.text("nat.mapping")
     classic = f.text("nat.rfc3489")
@@ -1075,6 +1228,7 @@ def _nat_unfriendly(env: Env, _d: Device | None) -> Hit | None:
                 mapping=mapping or classic or "?",
                 filtering=filtering,
             ),
+            shows=("nat.symmetric",),
         )
     if mapping == "ADM":
         return Hit(
@@ -1085,6 +1239,7 @@ def _nat_unfriendly(env: Env, _d: Device | None) -> Hit | None:
                 mapping=mapping,
                 filtering=filtering,
             ),
+            shows=("nat.adm",),
         )
     return None
 
@@ -1110,6 +1265,7 @@ def _mapping_expiry(env: Env, _d: Device | None) -> Hit | None:
             lifetime=life,
             heartbeat=hb,
         ),
+        shows=("nat.short-lifetime",),
     )
 
 
@@ -1134,6 +1290,7 @@ def _address_churn(env: Env, _d: Device | None) -> Hit | None:
             "drops their UDP mappings between heartbeats",
             devices=", ".join(f.target for f in churn),
         ),
+        shows=("nat.address-churn",),
     )
 
 
@@ -1145,6 +1302,7 @@ def _cgnat(env: Env, _d: Device | None) -> Hit | None:
     if _in_cgnat(wan) or _in_cgnat(public):
         return Hit(
             0.9,
+            shows=("nat.shared-address",),
             detail=msg(
                 "The site's address {address} is not a public address: the operator shares "
                 "it (CGNAT)",
@@ -1167,7 +1325,11 @@ def _cgnat(env: Env, _d: Device | None) -> Hit | None:
             )
         )
         # The check's own verdict (it knows the private ranges) is as good as the address test.
-        return Hit(0.9 if f.flag("nat.cgnat") is True else 0.8, detail=detail)
+        return Hit(
+            0.9 if f.flag("nat.cgnat") is True else 0.8,
+            detail=detail,
+            shows=("nat.shared-address",),
+        )
     return None
 
 
@@ -1175,14 +1337,10 @@ def _low_bandwidth(env: Env, _d: Device | None) -> Hit | None:
     up, need = env.facts.num("bw.upload_mbps"), _needed_upload(env)
     if up is None or need is None or need <= 0 or up >= need:
         return None
-    if _internet_up(env) is False:
-        return None  # nothing passes: the speed test failing is the outage, not the bandwidth
     conf = 0.75 + 0.15 * (1 - up / need)
-    loss = env.facts.num("wan.loss_pct")
-    if loss is not None and env.site.thresholds.loss_pct < loss < 99 and up / need > 0.25:
-        # Packet loss throttles TCP: it explains a moderately slow transfer better. Jitter or
-        # latency alone do not cut throughput to a quarter, nor does loss of a few per cent.
-        conf -= 0.2
+    # Packet loss throttles TCP, so a lossy link predicts a moderately slow upload (and explains
+    # it away); nothing but a slow link cuts it below a quarter of the need.
+    shows = ("upload.slow",) if up / need > VERY_SLOW_SHARE else ("upload.very-slow",)
     return Hit(
         conf,
         env.facts.pick(("bw.upload_mbps", "bw.needed_upload_mbps", "bw.download_mbps"), ""),
@@ -1191,6 +1349,7 @@ def _low_bandwidth(env: Env, _d: Device | None) -> Hit | None:
             upload=round(up, 2),
             needed=round(need, 2),
         ),
+        shows=shows,
     )
 
 
@@ -1198,24 +1357,44 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
     f = env.facts
     t = env.site.thresholds
     if _internet_up(env) is False:
-        return None  # nothing passes: link outage, not loss
-    items: list[tuple[float, Message]] = []
+        return None  # nothing passes: no loss figure of a working link
+    items: list[tuple[float, Message, str]] = []
     loss = f.num("wan.loss_pct")
     if loss is not None and loss >= 99 and _internet_up(env) is True:
         # Every probe of the series lost while other internet hosts answer: the series' own
         # target is blocked (e.g. all UDP), which the blocking rules explain; not a lossy link.
         loss = None
+    n = _probes(env, "wan.loss_probes")
+    inconclusive: Message | None = None
     if loss is not None and loss > t.loss_pct:
-        items.append(
-            (
-                loss / t.loss_pct,
-                msg(
-                    "Packet loss to the internet is {value} % (threshold {limit} %)",
-                    value=loss,
-                    limit=t.loss_pct,
-                ),
+        low, high = rate_interval_pct(loss, n)
+        if low > t.loss_pct:
+            items.append(
+                (
+                    low / t.loss_pct,
+                    msg(
+                        "Packet loss to the internet is {value} % ({low}–{high} % from {n} "
+                        "probes; threshold {limit} %)",
+                        value=loss,
+                        low=low,
+                        high=high,
+                        n=n,
+                        limit=t.loss_pct,
+                    ),
+                    "wan.heavy-loss" if loss >= 50 else "wan.loss",
+                )
             )
-        )
+        else:
+            inconclusive = msg(
+                "Packet loss to the internet was {value} % of {n} probes, which does not show "
+                "loss above {limit} % ({low}–{high} %). Not measured in a quick run: press d / "
+                "run --deep",
+                value=loss,
+                n=n,
+                limit=t.loss_pct,
+                low=low,
+                high=high,
+            )
     rtt = f.num("wan.rtt_ms")
     if rtt is not None and rtt > t.rtt_ms:
         items.append(
@@ -1226,6 +1405,7 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
                     value=rtt,
                     limit=t.rtt_ms,
                 ),
+                "wan.latency",
             )
         )
     jitter = f.num("wan.jitter_ms")
@@ -1238,14 +1418,25 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
                     value=jitter,
                     limit=t.jitter_ms,
                 ),
+                "wan.latency",
             )
         )
     bloat = f.num("bw.bufferbloat_ms")
     bloated = bloat is not None and bloat > t.bufferbloat_ms
     evidence = f.pick(
-        ("wan.loss_pct", "wan.rtt_ms", "wan.jitter_ms", "bw.idle_rtt_ms", "bw.loaded_rtt_ms"), ""
+        (
+            "wan.loss_pct",
+            "wan.loss_probes",
+            "wan.rtt_ms",
+            "wan.jitter_ms",
+            "bw.idle_rtt_ms",
+            "bw.loaded_rtt_ms",
+        ),
+        "",
     ) + f.pick(("bw.bufferbloat_ms",), "")
     if not items and not bloated:
+        if inconclusive is not None:
+            return Hit(0.3, evidence, inconclusive, effect="none", shows=("wan.loss",))
         return None
     if not items:
         assert bloat is not None
@@ -1254,15 +1445,17 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
             value=bloat,
             limit=t.bufferbloat_ms,
         )
-        # Queueing on a link too slow for the streams is the slow link's symptom.
-        return Hit(0.45 if _upload_short(env) else 0.6, evidence, detail)
-    ratio, detail = max(items, key=lambda x: x[0])
-    conf = 0.7 + 0.2 * min(1.0, ratio - 1.0)
+        # Queueing on a link too slow for the streams is the slow link's symptom too: the
+        # engine lets low-bandwidth explain it away.
+        return Hit(0.6, evidence, detail, shows=("wan.bufferbloat",))
+    ratio, detail, _ = max(items, key=lambda x: x[0])
+    conf = 0.6 + 0.3 * min(1.0, (ratio - 1.0) / 2.0)
     return Hit(
         conf,
         evidence,
         detail,
         effect="offline" if loss is not None and loss >= 50 else "degraded",
+        shows=tuple(dict.fromkeys(sym for _, _, sym in items)),
     )
 
 
@@ -1283,6 +1476,20 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("ip-conflict", _ip_conflict, ("device.arp_macs", "device.ip_conflict"), 0.9),
     Rule("device-password-changed", _password_changed, ("device.auth",), 0.9),
+    Rule(
+        "device-clock-wrong",
+        _clock_wrong,
+        ("device.clock_offset_s", "device.ntp_enabled", "device.clock", "device.platform_online"),
+        0.9,
+        shows=("device.clock-off",),
+    ),
+    Rule(
+        "device-address-changed",
+        _address_changed,
+        ("device.seen_at", "device.reachable", "device.arp_macs"),
+        0.9,
+        shows=("device.moved", "device.silent"),
+    ),
     Rule(
         "device-p2p-disabled",
         _p2p_disabled,

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import datetime as dt
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -87,6 +88,27 @@ class PluginParser(argparse.ArgumentParser):
         sys.exit(UNKNOWN)
 
 
+class PrintRules(argparse.Action):
+    """``--print-rules``: like ``--version``, answered before the other arguments are needed."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        help_text = kwargs.get("help")
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=str(help_text)
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from diag.monitor.rules import shipped_rules
+
+        try:
+            sys.stdout.write(shipped_rules())
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # `diag monitor --print-rules | head`: the reader left; not an error of ours.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        parser.exit(OK)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # The parser `diag` made for this subcommand becomes a plugin parser: its usage errors are
     # UNKNOWN with a status line (only the class changes; it adds no state of its own).
@@ -94,6 +116,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("-V", "--version", action="version", version=f"diag monitor {_version()}")
+    p.add_argument(
+        "--print-rules",
+        action=PrintRules,
+        help="print the Prometheus alert and recording rules (docs/metrics.md) and exit",
+    )
     p.add_argument("--site", required=True, metavar="FILE", help="site config (TOML)")
     p.add_argument("--db", metavar="FILE", help="history database (default: the user data dir)")
     p.add_argument("--prometheus", metavar="FILE", help="write a textfile-collector .prom file")
@@ -274,15 +301,21 @@ def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tu
         if failed:
             alerts.revert(store, changes)
             notes.append(msg("alert not delivered: {error}", error=failed[0]).render(lang))
-    runs_total = store.run_count()
+    runs_total = store.runs_recorded()
+    # When each grey device's outage began: "since when" for the support team and the alert rule
+    # that pages for a device grey longer than the relogin window.
+    open_now = store.outages(since=run.started_at)
+    grey_since = {o.device: o.start for o in open_now if o.end is None}
     if args.prometheus:
         try:
-            exporters.write_textfile(run, args.prometheus, runs_total)
+            exporters.write_textfile(
+                run, args.prometheus, runs_total, site=site, offline_since=grey_since
+            )
         except OSError as exc:
             notes.append(msg("metrics file not written: {error}", error=str(exc)).render(lang))
     if args.pushgateway:
         try:
-            exporters.push(run, args.pushgateway, runs_total)
+            exporters.push(run, args.pushgateway, runs_total, site=site, offline_since=grey_since)
         except OSError as exc:
             notes.append(
                 msg("push to the Pushgateway failed: {error}", error=str(exc)).render(lang)

@@ -299,6 +299,12 @@ class Store:
     def run_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM runs").fetchone()[0])
 
+    def runs_recorded(self) -> int:
+        """Runs recorded since the database was created: unlike ``run_count`` the retention does
+        not lower it (run ids only grow; the newest row is never pruned), so it is a counter."""
+        row = self.db.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()
+        return int(row[0])
+
     def oldest_run(self) -> dt.datetime | None:
         row = self.db.execute("SELECT min(ts) FROM runs").fetchone()
         return _dt(int(row[0])) if row and row[0] is not None else None

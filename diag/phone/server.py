@@ -18,6 +18,7 @@ rest and reports the battery as not measured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hmac
 import ipaddress
@@ -129,7 +130,12 @@ class PhoneServer:
             pass
         except ValueError:
             # StreamReader's limit: a header line longer than MAX_HEADER_BYTES.
-            await self._respond(writer, 431, b"")
+            with contextlib.suppress(OSError):
+                await self._respond(writer, 431, b"")
+        except asyncio.CancelledError:
+            # The server is closing while a browser holds an idle connection: end it quietly
+            # (Python 3.11's stream callback would print the cancellation as an error).
+            pass
         finally:
             try:
                 writer.close()

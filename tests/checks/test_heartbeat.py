@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import socket
 import struct
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from device_emulator import PASSWORD, Emulator, free_port
 from fakes import FakeDNS, HttpsServer, answer, make_ca, make_cert, make_site
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,7 +23,6 @@ from diag.model import CheckResult, Device, ServicePort
 from diag.runner import Runner, plan
 
 MAC_A, MAC_B = "02:00:5e:00:53:0a", "02:00:5e:00:53:0b"
-PASSWORD = "S3cr3t-Pa55!word"
 
 
 def arp_reply(
@@ -237,6 +234,7 @@ def test_device_info_and_network_settings_parse_with_namespaces() -> None:
         "mask": "255.255.255.0",
         "gateway": "198.18.0.1",
         "dns": ["198.51.100.53"],
+        "dhcp": None,
     }
     assert hb.parse_p2p("<P2P><enabled>false</enabled><status>disabled</status></P2P>") is False
     assert hb.parse_p2p(f"<P2P {NS}><enabled>true</enabled></P2P>") is True
@@ -339,66 +337,6 @@ def test_http_port_by_name_then_by_number() -> None:
 
 
 # --- the whole check on loopback --------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Emulator:
-    """The lab's real device emulator on 127.0.0.1 (P2P off: no heartbeats sent anywhere)."""
-
-    def __init__(self, tmp: Path, **cfg: Any) -> None:
-        self.port = free_port()
-        pw = tmp / f"pw-{self.port}"
-        pw.write_text(PASSWORD, encoding="utf-8")
-        conf = {
-            "name": "cam",
-            "serial": "IPC123",
-            "username": "admin",
-            "password_file": str(pw),
-            "bind": "127.0.0.1",
-            "http_port": self.port,
-            "rtsp_port": 0,
-            "p2p_enabled": False,
-            "reported": {
-                "ip": "127.0.0.1",
-                "mask": "255.0.0.0",
-                "gateway": "127.0.0.254",
-                "dns": ["127.0.0.1"],
-            },
-            **cfg,
-        }
-        self.conf = tmp / f"dev-{self.port}.json"
-        self.conf.write_text(json.dumps(conf), encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "diag.lab.emulators.device", "--config", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    err = self.proc.stderr.read() if self.proc.stderr else "died"
-                    raise RuntimeError(err) from None
-                time.sleep(0.05)
-        raise RuntimeError("device emulator did not start")
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        try:
-            _out, err = self.proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _out, err = self.proc.communicate()
-        return err or ""
 
 
 @pytest.fixture
@@ -664,14 +602,23 @@ async def test_unreadable_ca_file_is_a_local_error_fact(tmp_path: Path) -> None:
         (403, b"", "rejected"),
     ],
 )
+@pytest.mark.parametrize("api", ["isapi", "auto"])
 async def test_login_outcomes_other_than_ok_and_digest_rejection(
-    status: int, body: bytes, auth: str, monkeypatch: pytest.MonkeyPatch, no_icmp: None
+    status: int, body: bytes, auth: str, api: str, monkeypatch: pytest.MonkeyPatch, no_icmp: None
 ) -> None:
     monkeypatch.setenv("DIAG_TEST_CAM_PW", PASSWORD)
     with HttpsServer(None, status=status, body=body) as web:
-        site = make_site(devices=[device_entry(web.port)])
+        site = make_site(devices=[device_entry(web.port, api=api)])
         res = await run_heartbeat(site)
-        assert web.hits == ["/ISAPI/System/deviceInfo"]  # one try, nothing after it
+        if api == "isapi" or auth == "rejected":
+            # one try, nothing after it (a refusal ends auto's search too)
+            assert web.hits == ["/ISAPI/System/deviceInfo"]
+        else:
+            # auto: each API once (ONVIF's POST is not a GET hit), none of them twice
+            assert web.hits == [
+                "/ISAPI/System/deviceInfo",
+                "/cgi-bin/magicBox.cgi?action=getSystemInfo",
+            ]
     f = facts(res)
     assert f[("device.auth", "cam")] == auth
     assert ("device.settings", "cam") not in f

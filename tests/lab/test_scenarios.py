@@ -402,6 +402,17 @@ def test_composed_scenarios_inject_both_faults() -> None:
         }
 
 
+PHONE_SCENARIOS = ("phone-healthy", "phone-mobile-symmetric", "phone-udp-blocked",
+                   "phone-no-platform")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", PHONE_SCENARIOS)
+def test_phone_scenarios_are_tested_with_a_browser(name: str) -> None:
+    """The phone scenarios' faults are measured by Chromium in tests/phone/test_phone_lab.py."""
+    src = (Path(__file__).parents[1] / "phone" / "test_phone_lab.py").read_text(encoding="utf-8")
+    assert f'"{name}"' in src
+
+
 def test_every_cause_scenario_is_tested() -> None:
     """A scenario added to the table without a test here fails this test."""
     from diag.lab.scenarios import SCENARIOS

@@ -9,7 +9,10 @@ The config is a JSON object: ``name``, ``serial`` (required), ``kind`` (``ipc`` 
 ``rtsp_port`` (554; 0 turns RTSP off), ``username`` and ``password_file`` (required; the password is
 the file's content without surrounding white space), ``platform`` (``host:port`` of the platform's
 UDP port), ``heartbeat_interval_s`` (30), ``p2p_enabled`` (true), ``reported`` (``ip``, ``mask``,
-``gateway``, ``dns`` list: what the device's network settings page shows), ``lockout_s`` (60).
+``gateway``, ``dns`` list: what the device's network settings page shows), ``lockout_s`` (60),
+``vendor`` (what ONVIF/Dahua report as the manufacturer), ``apis`` (which of ``onvif``, ``isapi``,
+``dahua`` it speaks; default all three), ``clock_offset_s`` (its clock minus true UTC, s),
+``ntp`` (``enabled``, ``servers``), ``dhcp`` (false), ``discovery`` (WS-Discovery on; true).
 SIGHUP re-reads the config and the password file (to turn P2P off or change the password while
 running); SIGTERM stops it. The HTTP API, RTSP and the heartbeat protocol are specified in
 ``docs/platform-protocol.md``.
@@ -39,6 +42,7 @@ from diag.lab.emulators import (
     Request,
     close_writer,
     connection,
+    content_length,
     discard_body,
     fmt_addr,
     http_connection,
@@ -49,6 +53,15 @@ from diag.lab.emulators import (
     read_head,
     run,
     send,
+)
+from diag.lab.emulators.device_apis import (
+    API_NAMES,
+    Onvif,
+    api_of,
+    clock_is_wrong,
+    dahua_route,
+    device_now,
+    start_discovery,
 )
 
 COMPONENT = "device"
@@ -67,6 +80,8 @@ MAX_NONCES = 1024
 MISSED_BEFORE_RELOGIN = 3
 # Default heartbeat interval of camera P2P clients (s).
 DEFAULT_HB_INTERVAL_S = 30.0
+# A SOAP request to the device service is a few kB; bigger is refused unread (bytes).
+MAX_SOAP_BODY = 64 * 1024
 # An RTSP client may idle between requests this long before the connection is dropped (s).
 RTSP_IDLE_S = 60.0
 
@@ -94,6 +109,12 @@ class Config:
     p2p_enabled: bool = True
     reported: dict[str, Any] = field(default_factory=dict)
     lockout_s: float = DEFAULT_LOCKOUT_S
+    vendor: str = "DIAG Lab"
+    apis: tuple[str, ...] = API_NAMES
+    clock_offset_s: float = 0.0
+    ntp: dict[str, Any] = field(default_factory=lambda: {"enabled": True, "servers": []})
+    dhcp: bool = False
+    discovery: bool = True
 
     @property
     def realm(self) -> str:
@@ -169,7 +190,25 @@ def load_config(path: str | Path) -> Config:
     lockout_s = float(_get(data, "lockout_s", (int, float), DEFAULT_LOCKOUT_S))
     if lockout_s < 0:
         raise ConfigError("lockout_s: must be >= 0")
+    apis = _get(data, "apis", list, list(API_NAMES))
+    if not apis or not all(isinstance(a, str) and a in API_NAMES for a in apis):
+        raise ConfigError(f"apis: a non-empty list of {', '.join(API_NAMES)}")
+    offset = float(_get(data, "clock_offset_s", (int, float), 0.0))
+    if not -1e9 < offset < 1e9:
+        raise ConfigError("clock_offset_s: out of range")
+    ntp = _get(data, "ntp", dict, {"enabled": True, "servers": []})
+    if not isinstance(ntp.get("enabled", True), bool):
+        raise ConfigError("ntp.enabled: expected true or false")
+    servers = ntp.get("servers", [])
+    if not isinstance(servers, list) or not all(isinstance(x, str) for x in servers):
+        raise ConfigError("ntp.servers: expected a list of strings")
     return Config(
+        vendor=_get(data, "vendor", str, Config.vendor),
+        apis=tuple(dict.fromkeys(apis)),
+        clock_offset_s=offset,
+        ntp={"enabled": ntp.get("enabled", True), "servers": list(servers)},
+        dhcp=_get(data, "dhcp", bool, False),
+        discovery=_get(data, "discovery", bool, True),
         serial=serial,
         username=_get(data, "username", str, _REQUIRED),
         password_file=_get(data, "password_file", str, _REQUIRED),
@@ -377,6 +416,8 @@ class Heartbeat:
         self.transport: asyncio.DatagramTransport | None = None
         self.logins = 0
         self._last_error = ""
+        # Set by the device: its clock is too far off for the cloud's TLS.
+        self.clock_wrong = False
 
     @property
     def status(self) -> str:
@@ -458,6 +499,13 @@ class Heartbeat:
         if self.phase == "hb" and self.missed >= MISSED_BEFORE_RELOGIN:
             log(COMPONENT, "p2p-relogin", serial=self.cfg.serial, why="heartbeats unanswered")
             self.phase, self.acked = "login", False
+        if self.phase == "login" and self.clock_wrong:
+            # The cloud's TLS certificate is not valid at the device's idea of "now": the login
+            # never leaves the device (what a real one's P2P client does with a clock far off).
+            if self.missed == 0 or self.missed == MISSED_BEFORE_RELOGIN:
+                log(COMPONENT, "p2p-tls-failed", serial=self.cfg.serial, why="clock")
+            self.pending = True
+            return
         if self.phase == "login":
             self.send(make("LOGIN", self.cfg.serial))
             log(COMPONENT, "p2p-login-sent", serial=self.cfg.serial, platform=self.cfg.platform)
@@ -497,11 +545,13 @@ class Device:
         self.auth = DigestAuth(self)
         self.hb = Heartbeat(self.cfg)
         self.hb_task: asyncio.Task[None] | None = None
+        self.onvif = Onvif(self)
 
     # Reload ---------------------------------------------------------------------------------------
 
     def start_heartbeat(self) -> None:
         self.hb = Heartbeat(self.cfg)
+        self.hb.clock_wrong = clock_is_wrong(self)
         self.hb_task = asyncio.create_task(self.hb.run())
 
     def reload(self) -> None:
@@ -524,7 +574,14 @@ class Device:
         for key in ("bind", "http_port", "rtsp_port"):
             if key in changed:
                 log(COMPONENT, "reload-needs-restart", field=key)
-        hb_keys = {"serial", "platform", "heartbeat_interval_s", "p2p_enabled", "bind"}
+        hb_keys = {
+            "serial",
+            "platform",
+            "heartbeat_interval_s",
+            "p2p_enabled",
+            "bind",
+            "clock_offset_s",
+        }
         if hb_keys & set(changed):
             if self.hb_task is not None:
                 self.hb_task.cancel()
@@ -540,9 +597,19 @@ class Device:
     async def http(
         self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
+        api = api_of(req.path)
+        if api == "onvif" and req.method == "POST" and api in self.cfg.apis:
+            return await self.onvif_http(req, reader, writer)
         await discard_body(reader, req)
         keep = req.keep_alive
         head = req.method == "HEAD"
+        if api is not None and api not in self.cfg.apis:
+            # An API this device does not have: its web server knows nothing of the path.
+            log(COMPONENT, "http", client=fmt_addr(req.peer), method=req.method, path=req.path,
+                status=404)  # fmt: skip
+            await send(writer, 404, b"not found\n", {"Content-Type": "text/plain"},
+                       close=not keep, head_only=head)  # fmt: skip
+            return keep
         result = self.auth.verify(
             req.method, req.target, req.header("authorization"), self._client(req)
         )
@@ -571,10 +638,32 @@ class Device:
             path=req.path,
             status=status,
         )
-        ctype = "application/xml; charset=UTF-8" if status == 200 else "text/plain"
+        ctype = "text/plain"
+        if status == 200 and api != "dahua":
+            ctype = "application/xml; charset=UTF-8"
         data = body.encode("utf-8")
         await send(writer, status, data, {"Content-Type": ctype}, close=not keep, head_only=head)
         return keep
+
+    async def onvif_http(
+        self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """SOAP on the device service: the body is read (capped), the envelope answered."""
+        n = content_length(req)
+        if req.header("transfer-encoding") or n > MAX_SOAP_BODY:
+            await send(writer, 413, b"too large\n", close=True)
+            return False
+        try:
+            body = await reader.readexactly(n) if n else b""
+        except asyncio.IncompleteReadError:
+            return False
+        local = writer.get_extra_info("sockname")
+        local_ip = str(local[0]) if isinstance(local, tuple) else self.cfg.bind
+        status, data, headers = self.onvif.handle(body, self._client(req), local_ip)
+        log(COMPONENT, "onvif", client=fmt_addr(req.peer), status=status, bytes=len(body))
+        headers = {"Content-Type": "application/soap+xml; charset=utf-8", **headers}
+        await send(writer, status, data, headers, close=not req.keep_alive)
+        return req.keep_alive
 
     def route(self, req: Request) -> tuple[int, str]:
         if req.method not in ("GET", "HEAD"):
@@ -582,6 +671,26 @@ class Device:
         cfg = self.cfg
         path = req.path.rstrip("/")
         head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+        if path.startswith("/cgi-bin/"):
+            answer = dahua_route(self, path, urlsplit(req.target).query)
+            return answer if answer is not None else (404, "not found\n")
+        if path == "/ISAPI/System/time":
+            now = device_now(self).isoformat(timespec="seconds")
+            mode = "NTP" if cfg.ntp.get("enabled", True) else "manual"
+            body = _x("timeMode", mode) + _x("localTime", now) + _x("timeZone", "CST+0:00:00")
+            return 200, head + '<Time version="2.0">' + body + "</Time>\n"
+        if path == "/ISAPI/System/time/ntpServers":
+            servers = "".join(
+                _xml(
+                    "NTPServer",
+                    _x("id", i + 1)
+                    + _x("addressingFormatType", "ipaddress")
+                    + _x("ipAddress", srv)
+                    + _x("portNo", 123),
+                )
+                for i, srv in enumerate(cfg.ntp.get("servers", []))
+            )
+            return 200, head + '<NTPServerList version="2.0">' + servers + "</NTPServerList>\n"
         if path == "/ISAPI/System/deviceInfo":
             body = "".join(
                 (
@@ -749,10 +858,12 @@ class Device:
             servers.append(
                 await asyncio.start_server(connection(self.rtsp), cfg.bind, cfg.rtsp_port)
             )
+        wsd = await start_discovery(self) if "onvif" in cfg.apis and cfg.discovery else None
         self.start_heartbeat()
         log(
             COMPONENT,
             "ready",
+            apis=",".join(cfg.apis),
             name=cfg.name,
             serial=cfg.serial,
             kind=cfg.kind,
@@ -773,6 +884,8 @@ class Device:
                     pass
             for srv in servers:
                 srv.close()
+            if wsd is not None:
+                wsd.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,131 @@
+"""HTTP and XML plumbing every device adapter shares: capped bodies, XML without DTDs.
+
+A device is on the installer's LAN but its answers are still untrusted input: bodies are read up
+to ``MAX_BODY`` bytes and refused when compressed, XML with a DTD or an entity declaration is not
+parsed at all (entity-expansion bombs live there), and no parser error ever leaves these helpers.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import httpx
+
+# Replies from devices are small XML/text documents (ONVIF's largest, GetServices with
+# capabilities, is ~10 kB); anything bigger is hostile.
+MAX_BODY = 64 * 1024
+# HTTP on a camera: its web server is slow (embedded CPU, digest computed in CGI), 3 s per request.
+HTTP_TIMEOUT_S = 3.0
+# Bodies are read raw and capped (``request_capped``): ask for them uncompressed.
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
+def parse_xml(body: bytes | str) -> ET.Element | None:
+    """A device's XML reply, or None when it is not XML we accept.
+
+    DTDs are refused outright (entity expansion bombs live there) and bodies are size-capped.
+    """
+    raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
+    if len(raw) > MAX_BODY or b"<!DOCTYPE" in raw.upper() or b"<!ENTITY" in raw.upper():
+        return None
+    try:
+        return ET.fromstring(raw)
+    except (ET.ParseError, ValueError, LookupError, RecursionError):
+        # LookupError: <?xml encoding="bogus"?> names a codec Python does not have.
+        return None
+
+
+def local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def child(node: ET.Element | None, name: str) -> ET.Element | None:
+    """The first child with local name ``name`` (vendors put namespaces on everything)."""
+    if node is None:
+        return None
+    return next((c for c in node if local(c.tag) == name), None)
+
+
+def children(node: ET.Element | None, name: str) -> list[ET.Element]:
+    if node is None:
+        return []
+    return [c for c in node if local(c.tag) == name]
+
+
+def descendant(node: ET.Element | None, name: str) -> ET.Element | None:
+    if node is None:
+        return None
+    return next((c for c in node.iter() if local(c.tag) == name), None)
+
+
+def xml_find(root: ET.Element | None, path: str) -> str | None:
+    """Text at a slash-separated path of local names (ISAPI puts a namespace on everything)."""
+    node = root
+    for part in path.split("/"):
+        node = child(node, part)
+        if node is None:
+            return None
+    return text_of(node)
+
+
+def text_of(node: ET.Element | None) -> str | None:
+    if node is None or node.text is None:
+        return None
+    text = node.text.strip()
+    return text[:256] if text else None
+
+
+@dataclass(frozen=True)
+class Reply:
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    truncated: bool
+
+
+async def request_capped(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    auth: httpx.Auth | None = None,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """A request whose reply body is read up to ``MAX_BODY`` bytes: a hostile device cannot make
+    us buffer a gigabyte (the parsers refuse a truncated body as not XML/JSON)."""
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    async with client.stream(
+        method,
+        url,
+        auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+        content=content,
+        headers=headers,
+    ) as r:
+        async for chunk in r.aiter_raw():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY:
+                truncated = True
+                break
+    body = b"".join(chunks)
+    if not truncated and r.headers.get("content-encoding", "identity") not in ("identity", ""):
+        # Compressed bodies are not something a camera sends unasked; refuse rather than inflate.
+        body = b""
+    return Reply(r.status_code, r.headers, body[: MAX_BODY + 1], truncated)
+
+
+async def get_capped(client: httpx.AsyncClient, url: str, auth: httpx.Auth | None = None) -> Reply:
+    return await request_capped(client, "GET", url, auth)
+
+
+def device_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=HTTP_TIMEOUT_S, follow_redirects=False, trust_env=False, headers=IDENTITY
+    )
+
+
+def host_part(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
