@@ -21,6 +21,7 @@ from diag.model import (
     KINDS,
     PROBE_KINDS,
     PROTOCOLS,
+    SPEEDTEST_METHODS,
     Credentials,
     Device,
     Network,
@@ -365,12 +366,22 @@ def _parse_profile(r: _Reader, base: Profile | None) -> Profile:
         for i, n in enumerate(res):
             _resolver(r.file, f"{r.field('independent_resolvers')}[{i}]", n)
         changes["independent_resolvers"] = tuple(res)
-    for key in ("speedtest_url", "status_api_url", "captive_probe_url"):
+    for key in ("speedtest_locate_url", "status_api_url", "captive_probe_url"):
         if key in r.data:
             url = r.get(key, str)
             if not re.match(r"^https?://[^/\s]+", url):
                 raise r.fail(key, f"{url!r} is not an http:// or https:// URL")
             changes[key] = url
+    if "speedtest_url" in r.data:
+        url = r.get("speedtest_url", str)
+        # http(s): the plain HTTP endpoint; ws(s): an ndt7 server named directly.
+        if not re.match(r"^(https?|wss?)://[^/\s]+", url):
+            raise r.fail(
+                "speedtest_url", f"{url!r} is not an http://, https://, ws:// or wss:// URL"
+            )
+        changes["speedtest_url"] = url
+    if "speedtest_method" in r.data:
+        changes["speedtest_method"] = r.choice("speedtest_method", SPEEDTEST_METHODS)
     if "captive_probe_expect" in r.data:
         changes["captive_probe_expect"] = r.get("captive_probe_expect", str)
     if "ca_file" in r.data:

@@ -30,6 +30,7 @@ DEVICE_STATES: tuple[DeviceState, ...] = get_args(DeviceState)
 Icon = Literal["colour", "grey"]
 Protocol = Literal["udp", "tcp", "https", "http"]
 PROTOCOLS: tuple[Protocol, ...] = get_args(Protocol)
+SPEEDTEST_METHODS = ("ndt7", "http")
 # How a platform server is probed: "hello" sends the platform's UDP hello and expects a reply,
 # "connect" is a TCP handshake, "https" a TLS + HTTP request with certificate checks,
 # "udp-echo" any UDP datagram that must be answered.
@@ -133,7 +134,12 @@ class Profile:
     p2p_servers: tuple[P2PServer, ...] = ()
     stun_servers: tuple[StunServer, ...] = ()
     dns_names: tuple[str, ...] = ()
+    # The speed test: "ndt7" (M-Lab's protocol: a ws[s]:// speedtest_url names a server, else
+    # speedtest_locate_url finds one) or "http" (the lab's plain HTTP endpoint at speedtest_url).
+    # None: by the URL (http[s]:// speedtest_url: http; otherwise ndt7).
+    speedtest_method: str | None = None
     speedtest_url: str | None = None
+    speedtest_locate_url: str | None = None
     status_api_url: str | None = None
     # CA bundle (PEM path) the platform's HTTPS endpoints are checked against; None: system store.
     ca_file: str | None = None
@@ -157,6 +163,8 @@ class Thresholds:
     # Latency added under load beyond this is bufferbloat, ms.
     bufferbloat_ms: float = 100.0
     share_warn_days: int = 7
+    # A device clock further than this from the laptop's breaks TLS and token logins, s.
+    clock_skew_s: float = 300.0
 
 
 @dataclass(frozen=True)
