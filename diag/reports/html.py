@@ -120,6 +120,8 @@ def _device_view(v: Verdict, lang: str, t: Callable[..., str]) -> dict[str, Any]
         "causes": strong,
         "notes": [c for c in causes if not c["strong"]],
         "top": strong[0] if strong else None,
+        # Why the state is unknown ("?"): what could not be measured, naming the check.
+        "unmeasured": [m.render(lang) for m in v.unmeasured],
     }
 
 
