@@ -21,6 +21,7 @@ from diag.diagnosis.facts import Facts, as_num
 from diag.i18n import N_, format_datetime, format_duration, format_number, msg, normalize_lang
 from diag.i18n import render as render_msg
 from diag.model import Cause, CheckResult, Fact, Run, Thresholds, Verdict
+from diag.reports.phone import phone_view
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Causes below this confidence are notes: shown small, after the real causes.
@@ -34,7 +35,9 @@ _MAX_INT = 10**MAX_VALUE_CHARS
 # The report's sections in order, one template each in templates/sections/ (they read the context
 # that ``context()`` builds). A part of diag that adds a section adds its name here and its file
 # there; ``render(sections=...)`` adds ready-made ones (the monitor's history) before the appendix.
-SECTIONS: tuple[str, ...] = ("summary", "path", "devices", "site", "network", "extra", "checks")
+SECTIONS: tuple[str, ...] = (
+    "summary", "path", "devices", "site", "network", "phone", "extra", "checks",
+)  # fmt: skip
 
 
 @functools.cache
@@ -373,6 +376,7 @@ def context(run: Run, lang: str) -> dict[str, Any]:
         "site_causes": [c for c in site_causes if c["strong"]],
         "site_notes": [c for c in site_causes if not c["strong"]],
         "network": _network_view(run, facts, lang, t),
+        "phone": phone_view(run, facts, lambda c: _cause_view(c, lang, t), t),
         "checks": [_check_view(r, lang, t) for r in run.checks],
         "state_labels": {k: t(v) for k, v in vocab.STATE_WORD.items()},
         "legend": _legend(t),

@@ -82,6 +82,8 @@ class Dashboard(Screen[None]):
         Binding("R", "rerun_check", "re-run check"),
         Binding("e", "export", "export"),
         Binding("g", "mark_grey", "mark grey"),
+        # The customer's phone (diag phone): its QR code, then the phone check with its result.
+        Binding("p", "phone", "phone", show=False),
     ]
 
     @dataclass
@@ -414,6 +416,16 @@ class Dashboard(Screen[None]):
         self.rediagnose()
         word = N_("marked grey: {name}") if self.grey[name] else N_("unmarked: {name}")
         self.notify(t(msg(word, name=name), self.lang), timeout=3)
+
+    def action_phone(self) -> None:
+        from diag.tui.screens.phone import PhoneScreen
+
+        def done(got: bool | None) -> None:
+            if got:
+                self.start_run(["phone"])
+                self.notify(t(msg("re-running {check}", check="phone"), self.lang), timeout=2)
+
+        self.app.push_screen(PhoneScreen(self.site, self.lang), done)
 
     def current_run(self) -> Run:
         """What is known now, as a ``Run`` (partial while checks still run)."""
