@@ -7,7 +7,8 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(python3 python3-venv python3-dev gcc iproute2 nftables conntrack coturn dnsmasq-base miniupnpd
       lldpd iperf3 nmap prometheus-pushgateway chromium tcpdump dnsutils netcat-openbsd curl
       iputils-ping procps gettext tmux openssl ethtool nodejs
-      libnss3-tools default-jre-headless)
+      libnss3-tools default-jre-headless
+      prometheus prometheus-node-exporter)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -16,7 +17,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
 fi
 # The distro daemons are not used: the lab starts its own instances inside namespaces.
-for svc in coturn miniupnpd lldpd prometheus-pushgateway dnsmasq; do
+for svc in coturn miniupnpd lldpd prometheus prometheus-node-exporter prometheus-pushgateway dnsmasq; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
 done
 PY=${PYTHON:-python3}

@@ -129,6 +129,8 @@ class CauseInfo:
         return tuple(msg(f) for f in self.fix)
 
 
+# The Prometheus alert rules carry each cause's title and first fix step (English and Polish):
+# after adding a cause or changing its wording, run `python -m diag.monitor.rules --write`.
 CATALOG: dict[str, CauseInfo] = {
     c.id: c
     for c in (

@@ -233,10 +233,17 @@ def _upload_short(env: Env) -> bool:
     return up is not None and need is not None and up < need
 
 
+def relogin_window_s(site: Site) -> float:
+    """How long devices may stay grey after an outage while they log in again one by one, s.
+
+    Public: the monitor exports it, and the alert rules page for a device grey for longer.
+    """
+    n = sum(1 for d in site.devices if d.added_via in P2P_VIA) or 1
+    return RELOGIN_HEARTBEATS * site.profile.heartbeat_interval_s + LOGIN_SLOT_S * n
+
+
 def _relogin_window_s(env: Env) -> float:
-    n = sum(1 for d in env.site.devices if d.added_via in P2P_VIA) or 1
-    hb = env.site.profile.heartbeat_interval_s
-    return RELOGIN_HEARTBEATS * hb + LOGIN_SLOT_S * n
+    return relogin_window_s(env.site)
 
 
 def _recent_outage_end(env: Env, device: str) -> dt.datetime | None:
