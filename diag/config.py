@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -398,12 +400,38 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NAME_CHARS = 200
 
 
-def _load_toml(path: Path) -> dict[str, Any]:
+def _read_regular(path: Path) -> bytes:
+    """At most ``MAX_FILE_BYTES + 1`` bytes of ``path``, refused at once unless it is a regular
+    file: opened with ``O_NONBLOCK`` and checked with ``fstat`` first, since reading a FIFO with
+    no writer blocked forever and a device (``/dev/zero``) never ends."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+        fd = os.open(path, flags)
     except OSError as exc:
         raise ConfigError(str(path), "-", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(
+                str(path), "-", "not a regular file (a FIFO, a device or a directory)"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ConfigError(str(path), "-", f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    data = _read_regular(path)
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(
             str(path), "-", f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: not a site file?"
@@ -415,6 +443,9 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(
             str(path), "-", f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})"
         ) from None
+    # Windows editors (Notepad) start UTF-8 files with a byte-order mark; TOML does not allow one
+    # ("Invalid statement (line 1, column 1)"), the installer cannot see it: drop it.
+    text = text.removeprefix("\ufeff")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

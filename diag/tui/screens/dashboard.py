@@ -84,6 +84,7 @@ class Dashboard(Screen[None]):
         Binding("g", "mark_grey", "mark grey"),
         # The customer's phone (diag phone): its QR code, then the phone check with its result.
         Binding("p", "phone", "phone", show=False),
+        Binding("w", "path", "where", show=False),
         # Devices on the LAN that the site file does not name (diag discover's screen).
         Binding("f", "discover", "found on the LAN", show=False),
     ]
@@ -428,6 +429,12 @@ class Dashboard(Screen[None]):
                 self.notify(t(msg("re-running {check}", check="phone"), self.lang), timeout=2)
 
         self.app.push_screen(PhoneScreen(self.site, self.lang), done)
+
+    def action_path(self) -> None:
+        """The path picture of what is known now (partial while checks still run)."""
+        from diag.tui.screens.path import PathScreen
+
+        self.app.push_screen(PathScreen(self.current_run(), self.lang))
 
     def action_discover(self) -> None:
         from diag.tui.screens.discover import DiscoverScreen
