@@ -32,6 +32,7 @@ SUBSYSTEMS = {
     "lab": "diag.lab.command",
     "demo": "diag.lab.demo_command",
     "phone": "diag.phone.command",
+    "profile": "diag.profiles.command",
 }
 HELP = {
     "checks": "list the installed checks (built-in and third-party)",
@@ -42,6 +43,7 @@ HELP = {
     "report": "render a saved run as HTML",
     "lab": "the site lab in network namespaces (root)",
     "demo": "bring the lab up, show the dashboard (or a report), take it down",
+    "profile": "platform profiles: list, show, check one (by name or file)",
     "phone": "a one-time page the customer's phone opens from a QR code; measures its side",
 }
 
