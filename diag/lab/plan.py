@@ -8,6 +8,7 @@ only 198.18.0.0/15, 198.51.100.0/24, 203.0.113.0/24 and 100.64.0.0/10 appear her
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 import json
@@ -78,6 +79,10 @@ def heartbeat_interval_s() -> int:
 LOGIN_DELAY_S = 0.2
 # radio-link-interference: loss on the device's radio bridge, each direction (%).
 RADIO_LOSS_PCT = 25
+# address-changed: the device's new DHCP lease is this many host offsets above its old address.
+MOVED_OFFSET = 100
+# clock-wrong: the clock a camera without a backup battery falls back to after a power cut.
+CLOCK_RESET = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 DEFAULT_DEVICES = 4
 MAX_DEVICES = 79  # IPC offsets 21..99 stay below the laptop's .100
 # The customer's phone (issue 16). On the site LAN it is host .150 (above the laptop, below the
@@ -108,6 +113,13 @@ class DeviceSpec:
     public_host: str | None = None
     public_port: int | None = None
     share_expires: dt.date | None = None
+    # address-changed: where the device really is (DHCP moved it); ``address`` stays what the
+    # site file and the router's port forward say.
+    actual_address: str | None = None
+
+    @property
+    def lives_at(self) -> str:
+        return self.actual_address or self.address
 
 
 @dataclass(frozen=True)
@@ -381,7 +393,14 @@ def build(
     faults = compose(scenarios)
     state = state_root / lab
     lan: ipaddress.IPv4Network = PUBLIC_LAN if faults.nat == "none" else LAN
-    devices = make_devices(lan, n_devices, today or dt.date.today())
+    today = today or dt.date.today()
+    devices = make_devices(lan, n_devices, today)
+    devices = [
+        dataclasses.replace(d, actual_address=str(ipaddress.ip_address(d.address) + MOVED_OFFSET))
+        if "address-changed" in faults.device_faults(d.name)
+        else d
+        for d in devices
+    ]
     p = Plan(lab, tuple(scenarios), faults, state, [], [], {}, [], devices, lan=lan)
     p.wan_address = "100.64.0.2" if faults.cgnat else ROUTER_WAN
     passwords = passwords or {}
@@ -451,7 +470,7 @@ def build(
     for d in devices:
         df = faults.device_faults(d.name)
         gw = str(lan.network_address + 254) if "net-config" in df else gateway
-        scripts[d.name] += [f"ip addr add {d.address}/{prefix} dev eth0"]
+        scripts[d.name] += [f"ip addr add {d.lives_at}/{prefix} dev eth0"]
         if "no-power" not in df:
             scripts[d.name] += ["ip link set eth0 up", f"ip route add default via {gw}"]
         # net-config: the device's own resolver is as wrong as its gateway.
@@ -619,13 +638,13 @@ def build(
         df = faults.device_faults(dev.name)
         if "no-power" in df:
             continue
-        cfg = _device_config(p, dev, passwords.get(dev.name, "admin"), df)
+        cfg = _device_config(p, dev, passwords.get(dev.name, "admin"), df, today)
         p.files[f"devices/{dev.name}.json"] = json.dumps(cfg, indent=1) + "\n"
         ds.append(Daemon(f"device-{dev.name}", dev.name, (
             *py, "diag.lab.emulators.device", "--config",
             str(state / "devices" / f"{dev.name}.json"),
-        ), (("tcp", dev.address, 80), ("tcp", dev.address, 554))))  # fmt: skip
-        if net_ok and not df & {"p2p-disabled", "net-config", "vlan", "ip-conflict"}:
+        ), (("tcp", dev.lives_at, 80), ("tcp", dev.lives_at, 554))))  # fmt: skip
+        if net_ok and not df & {"p2p-disabled", "net-config", "vlan", "ip-conflict", "clock-wrong"}:
             p.expect_online.append(dev.name)
     p.daemons = ds
     p.scripts = scripts
@@ -722,17 +741,29 @@ def _lldp_config(p: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _device_config(p: Plan, dev: DeviceSpec, password: str, df: frozenset[str]) -> dict[str, Any]:
+def _device_config(
+    p: Plan, dev: DeviceSpec, password: str, df: frozenset[str], today: dt.date
+) -> dict[str, Any]:
     wrong = "net-config" in df
     secrets = p.state_dir / "secrets"
+    clock: dict[str, Any] = {"ntp": {"enabled": True, "servers": [p.lan_host(ROUTER_OFF)]}}
+    if "clock-wrong" in df:
+        start = dt.datetime.combine(today, dt.time(), dt.UTC)
+        clock = {
+            "clock_offset_s": (CLOCK_RESET - start).total_seconds(),
+            "ntp": {"enabled": False, "servers": []},
+        }
     return {
+        **clock,
+        "vendor": "DIAG Lab",
+        "apis": list(p.faults.device_apis),
         "name": dev.name,
         "serial": dev.serial,
         "kind": dev.kind,
         "channels": dev.channels,
         "model": "DS-LAB-NVR" if dev.kind == "nvr" else "DS-LAB-IPC",
         "mac": dev.mac,
-        "bind": dev.address,
+        "bind": dev.lives_at,
         "http_port": 80,
         "rtsp_port": 554,
         "username": "admin",
@@ -742,7 +773,7 @@ def _device_config(p: Plan, dev: DeviceSpec, password: str, df: frozenset[str]) 
         "heartbeat_interval_s": heartbeat_interval_s(),
         "p2p_enabled": "p2p-disabled" not in df,
         "reported": {
-            "ip": dev.address,
+            "ip": dev.lives_at,
             "mask": str(p.lan.netmask),
             "gateway": str(p.lan.network_address + 254) if wrong else p.lan_host(ROUTER_OFF),
             "dns": [str(p.lan.network_address + 253)] if wrong else [DNS_ISP],
@@ -871,7 +902,13 @@ def describe(p: Plan) -> dict[str, Any]:
         "laptop": p.lan_host(LAPTOP_OFF),
         "wan_address": p.wan_address,
         "devices": [
-            {"name": d.name, "address": d.address, "mac": d.mac, "serial": d.serial}
+            {
+                "name": d.name,
+                "address": d.address,
+                "lives_at": d.lives_at,
+                "mac": d.mac,
+                "serial": d.serial,
+            }
             for d in p.devices
         ],
         "roles": {r: p.ns(r) for r in p.roles},

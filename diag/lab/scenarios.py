@@ -19,7 +19,15 @@ from diag.i18n import N_
 NatMode = Literal["port-restricted", "none", "full-cone", "restricted", "symmetric", "udp-blocked"]
 NAT_MODES: tuple[NatMode, ...] = get_args(NatMode)
 DeviceFault = Literal[
-    "no-power", "p2p-disabled", "net-config", "password-changed", "ip-conflict", "vlan", "radio"
+    "no-power",
+    "p2p-disabled",
+    "net-config",
+    "password-changed",
+    "ip-conflict",
+    "vlan",
+    "radio",
+    "clock-wrong",
+    "address-changed",
 ]
 DEVICE_FAULTS: tuple[DeviceFault, ...] = get_args(DeviceFault)
 PhonePlace = Literal["", "lan", "mobile"]
@@ -62,6 +70,8 @@ class Faults:
     dns_isp_lies: bool = False
     udp_timeout_s: int | None = None
     ddns_stale: bool = False
+    # The device APIs every lab device speaks (ONVIF, ISAPI, Dahua; see docs/devices.md).
+    device_apis: tuple[str, ...] = ("onvif", "isapi", "dahua")
     # device name -> the faults injected into it
     devices: Mapping[str, frozenset[DeviceFault]] = field(default_factory=dict)
     # The customer's phone (``diag phone``): "" none, "lan" on the site LAN (its Wi-Fi), "mobile"
@@ -173,6 +183,17 @@ SCENARIOS: tuple[Scenario, ...] = (
        udp_timeout_s=SHORT_UDP_TIMEOUT_S),
     _s("cgnat", "cgnat", N_("double NAT: the router's WAN is behind the operator's CGNAT"),
        cgnat=True),
+    _s("device-clock-wrong", "device-clock-wrong",
+       N_("ipc2's clock fell back to 2000-01-01 after a power cut and NTP is off: its TLS login "
+          "to the cloud fails"), device=("ipc2", "clock-wrong")),
+    _s("device-address-changed", "device-address-changed",
+       N_("DHCP moved ipc1 (added by IP) to another address; the site file and the port forward "
+          "still name the old one"), device=(IP_DEVICE, "address-changed")),
+    # Which device APIs the devices speak (not a fault): for comparing verdicts across APIs.
+    _s("onvif-only", None, N_("every device speaks only ONVIF"), device_apis=("onvif",)),
+    _s("isapi-only", None, N_("every device speaks only ISAPI"), device_apis=("isapi",)),
+    _s("dahua-only", None, N_("every device speaks only the Dahua HTTP API"),
+       device_apis=("dahua",)),
     _s("ip-access-broken", "ip-access-broken",
        N_("ipc1's DDNS name points to a stale address and its port forward is gone"),
        device=(IP_DEVICE, None), ddns_stale=True),
