@@ -42,6 +42,7 @@ SUBSYSTEMS = {
     "lab": "diag.lab.command",
     "demo": "diag.lab.demo_command",
     "phone": "diag.phone.command",
+    "profile": "diag.profiles.command",
     "discover": "diag.devices.command",
 }
 HELP = {
@@ -53,6 +54,7 @@ HELP = {
     "report": "render a saved run as HTML",
     "lab": "the site lab in network namespaces (root)",
     "demo": "bring the lab up, show the dashboard (or a report), take it down",
+    "profile": "platform profiles: list, show, check one (by name or file)",
     "discover": "find the cameras and recorders on the LAN and draft the site file",
     "phone": "a one-time page the customer's phone opens from a QR code; measures its side",
 }

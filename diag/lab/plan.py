@@ -835,6 +835,8 @@ def site_toml(p: Plan) -> str:
         "",
         "[profile]",
         'name = "lab"',
+        # The lab's zone is lab-cloud.test: here .test names resolve (diag.profiles.placeholders).
+        "test_network = true",
         f"dns_names = [{', '.join(_toml_str(n) for n in (P2P_NAME, RELAY_NAME, API_NAME))}]",
         f"independent_resolvers = [{_toml_str(DNS_PUBLIC)}]",
         # ndt7 through the lab's own Locate stand-in, as a user's run goes through M-Lab's;
