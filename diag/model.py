@@ -9,9 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias, get_args
+from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
 
 from diag.i18n import Message
+
+if TYPE_CHECKING:
+    from diag.secrets import Secret
 
 JSONScalar: TypeAlias = str | int | float | bool | None
 JSONValue: TypeAlias = JSONScalar | list["JSONValue"] | dict[str, "JSONValue"]
@@ -25,11 +28,17 @@ Kind = Literal["ipc", "nvr"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 AddedVia = Literal["ip", "p2p", "p2p-account", "shared"]
 ADDED_VIA: tuple[AddedVia, ...] = get_args(AddedVia)
-DeviceState = Literal["online", "degraded", "offline"]
+# "unknown": what decides the device's state could not be measured (its check errored, timed out,
+# was skipped or not run, or the device's own probe failed). Absence of evidence is never health.
+DeviceState = Literal["online", "degraded", "unknown", "offline"]
 DEVICE_STATES: tuple[DeviceState, ...] = get_args(DeviceState)
+# Worst last: offline (measured: the app shows it grey) beats unknown (it may be offline), which
+# beats degraded (measured: it works, badly). Picks the site's worst state and the exit codes.
+STATE_RANK: Mapping[DeviceState, int] = {"online": 0, "degraded": 1, "unknown": 2, "offline": 3}
 Icon = Literal["colour", "grey"]
 Protocol = Literal["udp", "tcp", "https", "http"]
 PROTOCOLS: tuple[Protocol, ...] = get_args(Protocol)
+SPEEDTEST_METHODS = ("ndt7", "http")
 # How a platform server is probed: "hello" sends the platform's UDP hello and expects a reply,
 # "connect" is a TCP handshake, "https" a TLS + HTTP request with certificate checks,
 # "udp-echo" any UDP datagram that must be answered.
@@ -48,19 +57,16 @@ class SecretRef:
     ref: str
 
     def resolve(self) -> str | None:
-        """The secret's value, or None when the reference cannot be resolved."""
-        import os
-        from pathlib import Path
+        """The secret's value, or None when the reference cannot be resolved (``read()`` says
+        why)."""
+        return self.read().value
 
-        scheme, _, rest = self.ref.partition(":")
-        if scheme == "env":
-            return os.environ.get(rest)
-        if scheme == "file":
-            try:
-                return Path(rest).read_text(encoding="utf-8").strip()
-            except OSError:
-                return None
-        return None
+    def read(self) -> Secret:
+        """The secret's value or why it cannot be read (``diag.secrets``); never raises, and the
+        reason never quotes any of its bytes."""
+        from diag.secrets import read_secret
+
+        return read_secret(self.ref)
 
     def __repr__(self) -> str:
         return f"SecretRef({self.ref.partition(':')[0]}:…)"
@@ -133,7 +139,12 @@ class Profile:
     p2p_servers: tuple[P2PServer, ...] = ()
     stun_servers: tuple[StunServer, ...] = ()
     dns_names: tuple[str, ...] = ()
+    # The speed test: "ndt7" (M-Lab's protocol: a ws[s]:// speedtest_url names a server, else
+    # speedtest_locate_url finds one) or "http" (the lab's plain HTTP endpoint at speedtest_url).
+    # None: by the URL (http[s]:// speedtest_url: http; otherwise ndt7).
+    speedtest_method: str | None = None
     speedtest_url: str | None = None
+    speedtest_locate_url: str | None = None
     status_api_url: str | None = None
     # CA bundle (PEM path) the platform's HTTPS endpoints are checked against; None: system store.
     ca_file: str | None = None
@@ -144,6 +155,9 @@ class Profile:
     # A URL whose content is known: a captive portal or walled garden answers it differently.
     captive_probe_url: str | None = None
     captive_probe_expect: str | None = None
+    # True for a test network (the diag lab) where names under .test resolve: they are then not
+    # placeholders (diag.profiles.placeholders).
+    test_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +171,8 @@ class Thresholds:
     # Latency added under load beyond this is bufferbloat, ms.
     bufferbloat_ms: float = 100.0
     share_warn_days: int = 7
+    # A device clock further than this from the laptop's breaks TLS and token logins, s.
+    clock_skew_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -253,6 +269,8 @@ class Verdict:
     state: DeviceState
     icon: Icon
     causes: tuple[Cause, ...] = ()
+    # Why the state is "unknown": what could not be measured (empty for a measured state).
+    unmeasured: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -272,8 +290,4 @@ class Run:
 
     @property
     def worst_state(self) -> DeviceState:
-        states = {v.state for v in self.devices}
-        for s in ("offline", "degraded"):
-            if s in states:
-                return s
-        return "online"
+        return max((v.state for v in self.devices), key=STATE_RANK.__getitem__, default="online")

@@ -205,7 +205,7 @@ def test_json_of_bad_unicode_and_huge_numbers_is_valid_utf8_json() -> None:
 
 def test_prometheus_skips_values_that_are_not_finite_numbers() -> None:
     r = CheckResult(
-        "wan",
+        "thirdparty",
         "ok",
         msg("ok"),
         {"big": Metric(10**400, "ms"), "nan": Metric(math.nan), "s": Metric("3"),
@@ -213,8 +213,8 @@ def test_prometheus_skips_values_that_are_not_finite_numbers() -> None:
     )  # fmt: skip
     run = Run("S", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), 1.0, (r,))
     text = generate_latest(exporters.registry_for(run)).decode()
-    assert 'metric="good",site="S"} 0.02' in text
-    assert 'metric="big"' not in text and 'metric="nan"' not in text and 'metric="s"' not in text
+    assert 'diag_check_thirdparty_good_seconds{site="S"} 0.02' in text
+    assert "_big" not in text and "_nan" not in text and "_s{" not in text
 
 
 @pytest.mark.parametrize("label", ["Cam $^$", "$\\x$", "a$b$c", "NVR $5 and $6"])

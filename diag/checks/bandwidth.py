@@ -1,8 +1,16 @@
-"""Bandwidth: download and upload to the profile's speed-test endpoint, latency under load.
+"""Bandwidth: download and upload to the profile's speed test, latency under load.
 
-Speed-test endpoint API (the lab's ``diag/lab/emulators/speedtest.py``): ``GET /download?bytes=N``
-streams N bytes, ``POST /upload`` reads the body and answers ``{"bytes": n, "seconds": t}``, ``GET
-/ping`` answers 204 at once.
+Two methods (``profile.speedtest_method``):
+
+- ``ndt7`` (the default, ``diag/checks/ndt7.py``): M-Lab's open speed test, a server found
+  through the Locate API v2 (``speedtest_locate_url``) or named by a ``ws[s]://``
+  ``speedtest_url``. What got through is the kernel's count of bytes received or acknowledged
+  over a time window that adapts to the rate, so a 64 kbit/s uplink is measured, not timed out.
+- ``http``: the plain HTTP endpoint below, at an ``http[s]://`` ``speedtest_url``.
+
+HTTP speed-test endpoint API (the lab's ``diag/lab/emulators/speedtest.py``): ``GET
+/download?bytes=N`` streams N bytes, ``POST /upload`` reads the body and answers ``{"bytes": n,
+"seconds": t}``, ``GET /ping`` answers 204 at once.
 
 Each direction is one time-bounded transfer instead of a guess at a size: a short warm-up opens the
 TCP window and drains any token-bucket burst of a shaped link, then the measured phase runs for a
@@ -28,10 +36,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from diag.checks import probe
+from diag.checks import ndt7, probe
 from diag.checks.base import Check, Context, profile_need
 from diag.i18n import Message, msg
-from diag.model import Fact, Metric, Outcome, Site, Status
+from diag.model import Fact, Metric, Outcome, Profile, Site, Status
 
 # Warm-up before each measured phase, s: long enough for TCP slow start to reach the rate of a
 # 100 Mbit/s link at lab/LAN RTTs and to drain a shaper's burst bucket, short enough to be cheap.
@@ -50,6 +58,18 @@ DEEP_MEASURE_S = 3.0
 # costs ~190 kB and halves the spread. Fast links keep the short window (the quick run's budget).
 SLOW_LINK_MBPS = 5.0
 SLOW_MEASURE_S = 1.5
+# ndt7 windows, s: quick mode starts with MEASURE_S and extends a window holding too few segments
+# for a precise figure up to NDT7_QUICK_MAX_S (a 256 kbit/s uplink needs about 1 s for 20
+# segments); --deep measures DEEP_MEASURE_S, extended up to NDT7_DEEP_MAX_S (64 kbit/s: 5 s hold
+# ~26 segments, ±8 %), inside the 6 s per direction of docs/bench-bandwidth.md.
+NDT7_QUICK_MAX_S = 2.0
+NDT7_DEEP_MAX_S = 4.2
+NDT7_DEEP_WARMUP_S = 0.5
+# --deep extends its window until it holds this many full segments (two segments' quantisation
+# over 40: ±5 %, so the figure stays within ±10 % of the link with TCP's own overhead).
+NDT7_DEEP_SEGMENTS = 40
+# A figure whose bound is wider than this is reported as too coarse for precision (±10 %).
+PRECISE_BOUND = 0.1
 # Connecting and getting the first byte must not take longer than this, s: a dead endpoint
 # must leave the other direction and the run some time.
 CONNECT_TIMEOUT_S = 2.0
@@ -158,13 +178,7 @@ def rate_bps(samples: Sequence[tuple[float, int]]) -> float | None:
     """
     if len(samples) < 3 or samples[-1][0] - samples[0][0] <= 0:
         return None
-    n = len(samples)
-    mt = sum(t for t, _ in samples) / n
-    mb = sum(b for _, b in samples) / n
-    var = sum((t - mt) ** 2 for t, _ in samples)
-    if var <= 0:
-        return None
-    return sum((t - mt) * (b - mb) for t, b in samples) / var
+    return ndt7.slope([(t, float(b)) for t, b in samples])
 
 
 async def download(
@@ -273,20 +287,41 @@ async def _loaded(
 class BandwidthCheck(Check):
     id = "bandwidth"
     title = msg("Bandwidth and latency under load")
+    # speedtest_url for the http method; for ndt7 a ws[s]:// speedtest_url or a locate URL.
     needs = (profile_need("speedtest_url"),)
     # Measured after the internet path and the ports: a loaded link would distort their RTT
     # and loss numbers, and a dead path (wan) is known before minutes are spent here.
     depends_on = ("wan", "ports")
     timeout_s = 15.0
 
+    def unmet_needs(self, site: Site, root: bool) -> list[str]:
+        p = site.profile
+        if method_of(p) == "http":
+            return [] if _http_url(p.speedtest_url) else ["profile.speedtest_url"]
+        if _ws_url(p.speedtest_url) or p.speedtest_locate_url:
+            return []
+        return ["profile.speedtest_locate_url"]
+
     def targets(self, site: Site) -> tuple[str, ...]:
-        return (site.profile.speedtest_url,) if site.profile.speedtest_url else ()
+        p = site.profile
+        if method_of(p) == "http":
+            return (p.speedtest_url,) if p.speedtest_url and _http_url(p.speedtest_url) else ()
+        url = p.speedtest_url if _ws_url(p.speedtest_url) else p.speedtest_locate_url
+        return (url,) if url else ()
 
     async def run(self, ctx: Context) -> Outcome:
+        if method_of(ctx.site.profile) == "http":
+            return await self.run_http(ctx)
+        return await run_ndt7(ctx)
+
+    async def run_http(self, ctx: Context) -> Outcome:
         site = ctx.site
         url = site.profile.speedtest_url or ""
         need = needed_upload_mbps(site)
-        facts: list[Fact] = [Fact("bw.needed_upload_mbps", need, "Mbit/s")]
+        facts: list[Fact] = [
+            Fact("bw.needed_upload_mbps", need, "Mbit/s"),
+            Fact("bw.method", "http"),
+        ]
         measure = DEEP_MEASURE_S if ctx.deep else MEASURE_S
         # Two directions, each warm-up + measured phase, plus idle pings must fit the budget.
         measure = max(0.3, min(measure, (ctx.remaining() - 1.5) / 2 - DOWNLOAD_WARMUP_S))
@@ -351,15 +386,7 @@ class BandwidthCheck(Check):
             else:
                 facts.append(Fact(f"bw.{name}_error", t.error or "no-data"))
         loaded = [statistics.median(r) for r in (down_rtts, up_rtts) if r]
-        metrics["idle_rtt"] = Metric(idle_rtt, "ms")
-        bloat: float | None = None
-        if loaded:
-            loaded_rtt = round(max(loaded), 3)
-            bloat = round(max(0.0, loaded_rtt - idle_rtt), 3)
-            facts.append(Fact("bw.loaded_rtt_ms", loaded_rtt, "ms"))
-            facts.append(Fact("bw.bufferbloat_ms", bloat, "ms"))
-            metrics["loaded_rtt"] = Metric(loaded_rtt, "ms")
-            metrics["bufferbloat"] = Metric(bloat, "ms")
+        bloat = _latency(facts, metrics, idle_rtt, loaded, idle_fact=False)
         facts.append(Fact("bw.measure_s", round(measure, 3), "s"))
         facts.append(Fact("bw.download_s", round(t1 - t0, 3), "s"))
         facts.append(Fact("bw.upload_s", round(t2 - t1, 3), "s"))
@@ -368,16 +395,37 @@ class BandwidthCheck(Check):
 
 
 def _verdict(
-    site: Site, down: float | None, up: float | None, need: float, bloat: float | None
+    site: Site,
+    down: float | None,
+    up: float | None,
+    need: float,
+    bloat: float | None,
+    coarse: float | None = None,
 ) -> tuple[Status, Message]:
-    if up is None or down is None:
+    if up is None and down is None:
         return "fail", msg("the speed test did not complete")
+    if up is None or down is None:
+        text = msg(
+            "{direction} {rate} Mbit/s, the other direction failed (streams need {need} Mbit/s)",
+            direction=msg("download") if up is None else msg("upload"),
+            rate=_shown((down if up is None else up) or 0.0),
+            need=_shown(need),
+        )
+        if up is not None and need > 0 and up < need:
+            return "fail", msg("upload too slow for the streams: {detail}", detail=text)
+        return "fail", text
     text = msg(
         "download {down} Mbit/s, upload {up} Mbit/s (streams need {need} Mbit/s)",
-        down=down,
-        up=up,
-        need=need,
+        down=_shown(down),
+        up=_shown(up),
+        need=_shown(need),
     )
+    if coarse is not None:
+        text = msg(
+            "{detail}; the link is too slow for a precise figure (±{pct} %)",
+            detail=text,
+            pct=round(coarse * 100),
+        )
     if need > 0 and up < need:
         return "fail", msg("upload too slow for the streams: {detail}", detail=text)
     if bloat is not None and bloat > site.thresholds.bufferbloat_ms:
@@ -385,3 +433,139 @@ def _verdict(
             "latency grows by {bloat} ms under load: {detail}", bloat=bloat, detail=text
         )
     return "ok", text
+
+
+def _latency(
+    facts: list[Fact],
+    metrics: dict[str, Metric],
+    idle: float,
+    loaded: list[float],
+    idle_fact: bool = True,
+) -> float | None:
+    """Idle and loaded latency facts; returns the bufferbloat (ms), None without a loaded RTT."""
+    if idle_fact:
+        facts.append(Fact("bw.idle_rtt_ms", idle, "ms"))
+    metrics["idle_rtt"] = Metric(idle, "ms")
+    if not loaded:
+        return None
+    loaded_rtt = round(max(loaded), 3)
+    bloat = round(max(0.0, loaded_rtt - idle), 3)
+    facts.append(Fact("bw.loaded_rtt_ms", loaded_rtt, "ms"))
+    facts.append(Fact("bw.bufferbloat_ms", bloat, "ms"))
+    metrics["loaded_rtt"] = Metric(loaded_rtt, "ms")
+    metrics["bufferbloat"] = Metric(bloat, "ms")
+    return bloat
+
+
+def _shown(mbps: float) -> float:
+    """A rate as a person reads it: 0.06 at 64 kbit/s, 19.1 at 20 Mbit/s (facts keep 3 decimals)."""
+    if mbps >= 10:
+        return round(mbps, 1)
+    return round(mbps, 2)
+
+
+def method_of(profile: Profile) -> str:
+    """The speed-test method: the profile's choice, else by its URL (http[s]:// is http)."""
+    if profile.speedtest_method:
+        return profile.speedtest_method
+    return "http" if _http_url(profile.speedtest_url) else "ndt7"
+
+
+def _http_url(url: str | None) -> bool:
+    return bool(url) and urlsplit(url or "").scheme in ("http", "https")
+
+
+def _ws_url(url: str | None) -> bool:
+    return bool(url) and urlsplit(url or "").scheme in ("ws", "wss")
+
+
+async def run_ndt7(ctx: Context) -> Outcome:
+    """The ndt7 method: locate (or the named server), download, upload."""
+    site = ctx.site
+    prof = site.profile
+    need = needed_upload_mbps(site)
+    facts: list[Fact] = [Fact("bw.needed_upload_mbps", need, "Mbit/s"), Fact("bw.method", "ndt7")]
+    resolver = probe.site_resolver(site)
+
+    async def resolve(host: str) -> str:
+        try:
+            return (await probe.resolve(host, resolver))[0]
+        except probe.ResolveError as exc:
+            raise ndt7.Ndt7Error(f"dns: {exc.reason}") from None
+
+    ssl_ctx: ssl.SSLContext | None = None
+    if prof.ca_file:
+        try:
+            ssl_ctx = ssl.create_default_context(cafile=prof.ca_file)
+        except (OSError, ssl.SSLError):
+            facts.append(Fact("bw.error", "ca-file"))
+            return Outcome("error", msg("the profile's CA bundle cannot be read"), {}, tuple(facts))
+    try:
+        if _ws_url(prof.speedtest_url):
+            target = ndt7.direct_target(prof.speedtest_url or "")
+        else:
+            target = await ndt7.locate(prof.speedtest_locate_url or "", resolve, ssl_ctx)
+    except ndt7.Ndt7Error as exc:
+        facts.append(Fact("bw.error", str(exc)))
+        if str(exc).startswith("locate: dns") or str(exc).startswith("dns"):
+            summary = msg("speed-test server name did not resolve")
+        else:
+            summary = msg("no speed-test server found ({reason})", reason=str(exc))
+        return Outcome("fail", summary, {}, tuple(facts))
+    if target.machine:
+        facts.append(Fact("bw.server", target.machine[:200]))
+    if ctx.deep:
+        warm, window, longest = NDT7_DEEP_WARMUP_S, DEEP_MEASURE_S, NDT7_DEEP_MAX_S
+        segments = NDT7_DEEP_SEGMENTS
+    else:
+        warm, window, longest = DOWNLOAD_WARMUP_S, MEASURE_S, NDT7_QUICK_MAX_S
+        segments = ndt7.PRECISE_SEGMENTS
+    # Two directions (connect, warm-up, window, close) must fit the check's time.
+    per_dir = max(0.5, (ctx.remaining() - 1.0) / 2 - warm - 0.6)
+    longest = max(0.3, min(longest, per_dir))
+    window = min(window, longest)
+    ctx.progress(0.1, msg("measuring download"))
+    down = await ndt7.run_subtest(
+        "download", target.download_url, resolve, ssl_ctx, warm, window, longest, segments=segments
+    )
+    ctx.progress(0.5, msg("measuring upload"))
+    per_dir = max(0.5, ctx.remaining() - 1.0 - min(warm, WARMUP_S) - 0.6)
+    up_longest = max(0.3, min(longest, per_dir))
+    upl = await ndt7.run_subtest(
+        "upload", target.upload_url, resolve, ssl_ctx, min(warm, WARMUP_S),
+        min(window, up_longest), up_longest, segments=segments,
+    )  # fmt: skip
+    metrics: dict[str, Metric] = {"needed_upload": Metric(need, "Mbit/s")}
+    coarse: float | None = None
+    for name, st in (("download", down), ("upload", upl)):
+        if st.mbps is not None:
+            facts.append(Fact(f"bw.{name}_mbps", st.mbps, "Mbit/s"))
+            metrics[name] = Metric(st.mbps, "Mbit/s")
+            facts.append(Fact(f"bw.{name}_source", st.source))
+            facts.append(Fact(f"bw.{name}_window_s", st.window_s, "s"))
+            if st.precision is not None:
+                facts.append(Fact(f"bw.{name}_precision_pct", round(st.precision * 100, 1), "%"))
+                if st.precision > PRECISE_BOUND:
+                    coarse = max(coarse or 0.0, st.precision)
+        else:
+            facts.append(Fact(f"bw.{name}_error", st.error or "no-data"))
+        if st.server_mbps is not None:
+            facts.append(Fact(f"bw.{name}_server_mbps", st.server_mbps, "Mbit/s"))
+        if st.bbr_mbps is not None:
+            facts.append(Fact(f"bw.{name}_bbr_mbps", st.bbr_mbps, "Mbit/s"))
+        facts.append(Fact(f"bw.{name}_s", st.seconds, "s"))
+    if coarse is not None:
+        facts.append(Fact("bw.coarse", True))
+    facts.append(Fact("bw.bytes_used", down.bytes_used + upl.bytes_used, "B"))
+    mins = [r for r in (down.min_rtt_ms, upl.min_rtt_ms) if r is not None]
+    bloat: float | None = None
+    if mins:
+        loaded = [r for r in (down.loaded_rtt_ms, upl.loaded_rtt_ms) if r is not None]
+        bloat = _latency(facts, metrics, round(min(mins), 3), loaded)
+    facts.append(Fact("bw.measure_s", round(window, 3), "s"))
+    if down.mbps is None and upl.mbps is None:
+        err = down.error or upl.error or ""
+        if err.startswith("connect"):
+            return Outcome("fail", msg("speed-test server does not answer"), metrics, tuple(facts))
+    status, summary = _verdict(site, down.mbps, upl.mbps, need, bloat, coarse)
+    return Outcome(status, summary, metrics, tuple(facts))

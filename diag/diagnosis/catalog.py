@@ -49,6 +49,8 @@ SYMPTOMS: Mapping[str, str] = {
     "device.share-ended": "the share of the device is past its end date",
     "device.outage-just-ended": "an outage of the device or the link ended moments ago",
     "device.app-grey": "the installer sees the device grey in the app",
+    "device.clock-off": "the device's clock is far from the laptop's, or it keeps no time by NTP",
+    "device.moved": "the device's MAC answers at another address, not at its own",
     "phone.measured": "the phone's own measurements show a phone-side problem",
     "internet.down": "no internet host answers",
     "internet.walled": "a captive portal answers or only DNS passes",
@@ -79,6 +81,9 @@ SYMPTOMS: Mapping[str, str] = {
     "wan.latency": "round-trip time or jitter to the internet beyond the thresholds",
     "wan.bufferbloat": "latency grows under load",
     "history.link-outage": "the link was down within the last hour",
+    "dns.name-missing": "both the site's and the independent resolver say a platform name does "
+    "not exist",
+    "path.big-packets-lost": "large packets vanish without an ICMP error while small ones pass",
 }
 # What every cause of the internet link being unusable predicts (a dead or walled link).
 _DEAD_LINK: tuple[str, ...] = (
@@ -127,6 +132,8 @@ class CauseInfo:
         return tuple(msg(f) for f in self.fix)
 
 
+# The Prometheus alert rules carry each cause's title and first fix step (English and Polish):
+# after adding a cause or changing its wording, run `python -m diag.monitor.rules --write`.
 CATALOG: dict[str, CauseInfo] = {
     c.id: c
     for c in (
@@ -208,6 +215,59 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Update the credentials reference in the site file so diag can check it."),
             ),
             predicts=("device.auth-rejected",),
+        ),
+        CauseInfo(
+            "device-clock-wrong",
+            N_("The device's clock is wrong, so its secure login to the cloud fails"),
+            "device",
+            description=N_(
+                "The device's clock is far from the real time, or it keeps no time by NTP. Secure "
+                "(TLS) connections and token logins check the time, so the cloud refuses the "
+                "device and it stays grey in the app."
+            ),
+            fix=(
+                N_(
+                    "On the device's web page or the recorder's menu open System → Time settings "
+                    "and switch NTP synchronisation on."
+                ),
+                N_(
+                    "Enter an NTP server the device can reach: the router's address or a public "
+                    "NTP pool name, and set the right time zone."
+                ),
+                N_(
+                    "Or set the time by hand (sync with the computer) and check it after a restart."
+                ),
+                N_(
+                    "A clock that resets after every power cut means a flat backup battery: keep "
+                    "NTP on."
+                ),
+            ),
+            # The cloud refuses its TLS login: no heartbeat, whatever its P2P switch says.
+            predicts=("device.clock-off", "device.no-heartbeat"),
+        ),
+        CauseInfo(
+            "device-address-changed",
+            N_("The device got another IP address from DHCP"),
+            "device",
+            description=N_(
+                "The device's network card now answers at another address than the one it was "
+                "set up with: the router's DHCP gave it a new lease. Devices added to the app by "
+                "IP address (and port forwards to the old address) stop working; devices added "
+                "by P2P keep working."
+            ),
+            fix=(
+                N_(
+                    "In the router, reserve the device's current address for its MAC address "
+                    "(DHCP reservation / static lease)."
+                ),
+                N_(
+                    "Or give the device a static address outside the router's DHCP pool, with "
+                    "the router as gateway and DNS."
+                ),
+                N_("Update the address in the app, in port forwards and in the site file."),
+            ),
+            # Nothing answers at the old address: what a dead device shows too, plus the move.
+            predicts=("device.moved", "device.silent", "device.ddns-stale"),
         ),
         CauseInfo(
             "ip-conflict",
@@ -601,6 +661,48 @@ CATALOG: dict[str, CauseInfo] = {
                 ),
             ),
             predicts=("device.app-grey", "phone.measured"),
+        ),
+        CauseInfo(
+            "profile-wrong",
+            N_("The platform profile or site file names a server that does not exist"),
+            "site",
+            description=N_(
+                "Both the site's resolver and an independent one say a platform name does not "
+                "exist (NXDOMAIN): no network fault explains that; the profile or the site file "
+                "has a wrong or outdated server name."
+            ),
+            fix=(
+                N_("Choose your vendor's profile (diag profile list) or correct the server names."),
+                N_("Check the names with the vendor's documentation or support."),
+            ),
+            affects=P2P_VIA,
+            predicts=(
+                "dns.name-missing",
+                "platform.silent",
+                "platform.partial",
+                "ports.blocked-unknown",
+                "ports.dead-address",
+            ),
+        ),
+        CauseInfo(
+            "mtu-blackhole",
+            N_("Large packets vanish on the path (MTU black hole)"),
+            "site",
+            description=N_(
+                "Packets above some size are dropped without the ICMP 'fragmentation needed' "
+                "message path MTU discovery relies on (common with PPPoE and LTE links): small "
+                "requests work, TLS handshakes, video and uploads stall."
+            ),
+            fix=(
+                N_("Enable TCP MSS clamping on the router (clamp to path MTU, or an MSS of 1400)."),
+                N_(
+                    "Lower the router's or the LTE modem's WAN MTU (e.g. 1420 for LTE, 1492 for "
+                    "PPPoE)."
+                ),
+                N_("Ask the operator why ICMP 'fragmentation needed' is filtered."),
+            ),
+            effect="degraded",
+            predicts=("path.big-packets-lost", "upload.slow", "upload.very-slow"),
         ),
         CauseInfo(
             "unexplained",

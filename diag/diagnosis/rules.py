@@ -250,10 +250,17 @@ def _upload_short(env: Env) -> bool:
     return up is not None and need is not None and up < need
 
 
+def relogin_window_s(site: Site) -> float:
+    """How long devices may stay grey after an outage while they log in again one by one, s.
+
+    Public: the monitor exports it, and the alert rules page for a device grey for longer.
+    """
+    n = sum(1 for d in site.devices if d.added_via in P2P_VIA) or 1
+    return RELOGIN_HEARTBEATS * site.profile.heartbeat_interval_s + LOGIN_SLOT_S * n
+
+
 def _relogin_window_s(env: Env) -> float:
-    n = sum(1 for d in env.site.devices if d.added_via in P2P_VIA) or 1
-    hb = env.site.profile.heartbeat_interval_s
-    return RELOGIN_HEARTBEATS * hb + LOGIN_SLOT_S * n
+    return relogin_window_s(env.site)
 
 
 def _recent_outage_end(env: Env, device: str) -> dt.datetime | None:
@@ -446,6 +453,68 @@ def _ip_conflict(env: Env, d: Device | None) -> Hit | None:
             ),
         )
     return None
+
+
+def _clock_wrong(env: Env, d: Device | None) -> Hit | None:
+    """The device's clock is off by more than ``thresholds.clock_skew_s``, or it keeps no time
+    by NTP and its clock could not be compared (an API that gives local time only)."""
+    assert d is not None
+    f = env.facts
+    offset = f.num("device.clock_offset_s", d.name)
+    clock = f.mapping("device.clock", d.name)
+    servers = [s for s in clock.get("ntp_servers") or [] if isinstance(s, str)]
+    ntp = f.flag("device.ntp_enabled", d.name)
+    ntp_off = ntp is False or (ntp is True and not servers)
+    online = f.flag("device.platform_online", d.name)
+    ntp_word = msg("off") if ntp_off else msg("on") if ntp is True else msg("unknown")
+    if offset is not None and abs(offset) > env.site.thresholds.clock_skew_s:
+        minutes = round(abs(offset) / 60)
+        detail = (
+            msg(
+                "{device}'s clock is {minutes} min ahead of the laptop's (NTP {ntp})",
+                device=d.name,
+                minutes=minutes,
+                ntp=ntp_word,
+            )
+            if offset > 0
+            else msg(
+                "{device}'s clock is {minutes} min behind the laptop's (NTP {ntp})",
+                device=d.name,
+                minutes=minutes,
+                ntp=ntp_word,
+            )
+        )
+        if online is True:
+            # The cloud takes it anyway (this platform does not check): a note, not the cause.
+            return Hit(0.45, detail=detail, effect="none")
+        return Hit(0.9 if online is False or d.added_via == "ip" else 0.75, detail=detail)
+    if offset is None and ntp_off and online is not True:
+        return Hit(
+            0.4,
+            detail=msg(
+                "{device} keeps no time by NTP and its clock could not be compared", device=d.name
+            ),
+        )
+    return None
+
+
+def _address_changed(env: Env, d: Device | None) -> Hit | None:
+    """The device's MAC answers at another address and not at its own: DHCP moved it."""
+    assert d is not None
+    seen = env.facts.text("device.seen_at", d.name)
+    if not seen or seen == d.address:
+        return None
+    detail = msg(
+        "{device}'s network card ({mac}) now answers at {new}, not at {old}",
+        device=d.name,
+        mac=d.mac or "?",
+        new=seen,
+        old=d.address or "?",
+    )
+    if d.added_via == "ip":
+        return Hit(0.9, detail=detail, effect="offline")
+    # The app finds P2P devices by serial, wherever they are: only the site file is out of date.
+    return Hit(0.8, detail=detail, effect="none")
 
 
 def _password_changed(env: Env, d: Device | None) -> Hit | None:
@@ -1169,6 +1238,30 @@ def _dns_failure(env: Env, _d: Device | None) -> Hit | None:
     return _dns_hit(env)
 
 
+def _profile_wrong(env: Env, _d: Device | None) -> Hit | None:
+    """Both resolvers say a platform name does not exist: the name is wrong, not the DNS."""
+    f = env.facts
+    missing = [
+        rc.target
+        for rc in f.all("dns.site.rcode")
+        if rc.value == "NXDOMAIN" and f.text("dns.independent.rcode", rc.target) == "NXDOMAIN"
+    ]
+    if not missing:
+        return None
+    ev: list[Fact] = []
+    for name in missing:
+        ev += f.pick(("dns.site.rcode", "dns.independent.rcode"), name)
+    ev += f.pick(("dns.resolver.site", "dns.resolver.independent"), "")
+    return Hit(
+        0.9,
+        tuple(ev),
+        msg(
+            "The site's resolver and the independent resolver both say {names} does not exist",
+            names=", ".join(missing),
+        ),
+    )
+
+
 def _nat_unfriendly(env: Env, _d: Device | None) -> Hit | None:
     f = env.facts
     ev = f.pick(
@@ -1516,6 +1609,20 @@ RULES: tuple[Rule, ...] = (
     Rule("ip-conflict", _ip_conflict, ("device.arp_macs", "device.ip_conflict"), 0.9),
     Rule("device-password-changed", _password_changed, ("device.auth",), 0.9),
     Rule(
+        "device-clock-wrong",
+        _clock_wrong,
+        ("device.clock_offset_s", "device.ntp_enabled", "device.clock", "device.platform_online"),
+        0.9,
+        shows=("device.clock-off",),
+    ),
+    Rule(
+        "device-address-changed",
+        _address_changed,
+        ("device.seen_at", "device.reachable", "device.arp_macs"),
+        0.9,
+        shows=("device.moved", "device.silent"),
+    ),
+    Rule(
         "device-p2p-disabled",
         _p2p_disabled,
         (
@@ -1599,6 +1706,14 @@ RULES: tuple[Rule, ...] = (
         ("port.open", "port.blocked_at", "port.blocked_hop"),
         0.88,
         scope="site",
+    ),
+    Rule(
+        "profile-wrong",
+        _profile_wrong,
+        ("dns.site.rcode", "dns.independent.rcode"),
+        0.9,
+        scope="site",
+        shows=("dns.name-missing",),
     ),
     Rule(
         "dns-failure",

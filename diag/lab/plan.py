@@ -8,6 +8,7 @@ only 198.18.0.0/15, 198.51.100.0/24, 203.0.113.0/24 and 100.64.0.0/10 appear her
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 import json
@@ -44,6 +45,9 @@ PLATFORM = "198.51.100.10"
 STUN_A, STUN_B = "198.51.100.20", "198.51.100.21"
 DNS_ISP, DNS_PUBLIC = "198.51.100.53", "198.51.100.54"
 SPEEDTEST, PORTAL = "198.51.100.80", "198.51.100.90"
+# The lab's ndt7 server (ws://, on the speed-test host) and its Locate API v2 stand-in.
+NDT7_PORT = 8080
+NDT7_LOCATE_URL = f"http://{SPEEDTEST}/v2/nearest/ndt/ndt7"
 # Host offsets inside the site LAN (same in the public /25 of nat-none).
 ROUTER_OFF, NVR_OFF, IPC_OFF, LAPTOP_OFF = 1, 10, 21, 100
 VLAN_OTHER = 20
@@ -75,8 +79,21 @@ def heartbeat_interval_s() -> int:
 LOGIN_DELAY_S = 0.2
 # radio-link-interference: loss on the device's radio bridge, each direction (%).
 RADIO_LOSS_PCT = 25
+# address-changed: the device's new DHCP lease is this many host offsets above its old address.
+MOVED_OFFSET = 100
+# clock-wrong: the clock a camera without a backup battery falls back to after a power cut.
+CLOCK_RESET = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 DEFAULT_DEVICES = 4
 MAX_DEVICES = 79  # IPC offsets 21..99 stay below the laptop's .100
+# The customer's phone (issue 16). On the site LAN it is host .150 (above the laptop, below the
+# wrong gateway/DNS of net-config at .254/.253). On mobile data it sits behind a carrier gateway
+# on the internet segment, in a carrier-internal range of its own (inside 100.64.0.0/10, apart
+# from the operator CGNAT's 100.64.0.0/24), and reaches the laptop's page through a port forward
+# on the site router: WAN:PHONE_PORT -> laptop:PHONE_PORT (`diag phone --port --url-host`).
+PHONE_OFF = 150
+MOBILE_GW = "198.51.100.30"
+MOBILE_NET = ipaddress.IPv4Network("100.72.0.0/24")
+PHONE_PORT = 8090
 
 
 def ns_name(lab: str, role: str) -> str:
@@ -96,6 +113,13 @@ class DeviceSpec:
     public_host: str | None = None
     public_port: int | None = None
     share_expires: dt.date | None = None
+    # address-changed: where the device really is (DHCP moved it); ``address`` stays what the
+    # site file and the router's port forward say.
+    actual_address: str | None = None
+
+    @property
+    def lives_at(self) -> str:
+        return self.actual_address or self.address
 
 
 @dataclass(frozen=True)
@@ -196,11 +220,20 @@ def _tbf(dev: str, rate_kbit: int) -> list[str]:
     The lab's kernel may lack netem (and 802.1Q, and VLAN-aware bridges): loss is made with
     nftables (``numgen random``), rate with tbf, which every kernel has.
     """
-    # 10 ms worth of bytes per burst, at least two full frames; a 50 ms queue, so that upload
-    # saturation shows as added latency (bufferbloat) as on a real modem.
+    return [f"tc qdisc add dev {dev} root handle 10: {tbf_args(rate_kbit)}"]
+
+
+def tbf_args(rate_kbit: int) -> str:
+    """The lab's tbf recipe for ``rate_kbit`` (also used by bench/bench_bandwidth.py).
+
+    10 ms worth of bytes per burst, at least two full frames; a queue of 50 ms, so that upload
+    saturation shows as added latency (bufferbloat) as on a real modem, but never under six
+    full frames: a modem buffers packets, and at 64 kbit/s 50 ms is not even one frame (TCP
+    through a one-frame queue loses a segment in four and measures noise, not the link).
+    """
     burst = max(rate_kbit * 1000 // 8 // 100, 3200)
-    tbf = f"tbf rate {rate_kbit}kbit burst {burst} latency 50ms"
-    return [f"tc qdisc add dev {dev} root handle 10: {tbf}"]
+    queue = max(rate_kbit * 1000 // 8 // 20, 6 * 1514)
+    return f"tbf rate {rate_kbit}kbit burst {burst} limit {queue + burst}"
 
 
 def _loss_rules(match: str, pct: float) -> list[str]:
@@ -243,6 +276,8 @@ def _router_nft(p: Plan, f: Faults, forward: bool) -> str:
         fwd.append('iifname "wan0" meta l4proto udp udp sport != 53 drop')
     fwd += _loss_rules('oifname "wan0"', f.wan_loss_pct)
     fwd += _loss_rules('iifname "wan0"', f.wan_loss_pct)
+    if f.phone == "mobile" and f.nat != "none":
+        pre.append(f"ip daddr {p.wan_address} tcp dport {PHONE_PORT} dnat to {laptop}:{PHONE_PORT}")
     if f.router_blocks_platform:
         fwd.append(f"ip daddr {PLATFORM} udp dport {UDP_PORT} drop")
         fwd.append(f"ip daddr {PLATFORM} tcp dport {RELAY_PORT} drop")
@@ -358,7 +393,14 @@ def build(
     faults = compose(scenarios)
     state = state_root / lab
     lan: ipaddress.IPv4Network = PUBLIC_LAN if faults.nat == "none" else LAN
-    devices = make_devices(lan, n_devices, today or dt.date.today())
+    today = today or dt.date.today()
+    devices = make_devices(lan, n_devices, today)
+    devices = [
+        dataclasses.replace(d, actual_address=str(ipaddress.ip_address(d.address) + MOVED_OFFSET))
+        if "address-changed" in faults.device_faults(d.name)
+        else d
+        for d in devices
+    ]
     p = Plan(lab, tuple(scenarios), faults, state, [], [], {}, [], devices, lan=lan)
     p.wan_address = "100.64.0.2" if faults.cgnat else ROUTER_WAN
     passwords = passwords or {}
@@ -428,7 +470,7 @@ def build(
     for d in devices:
         df = faults.device_faults(d.name)
         gw = str(lan.network_address + 254) if "net-config" in df else gateway
-        scripts[d.name] += [f"ip addr add {d.address}/{prefix} dev eth0"]
+        scripts[d.name] += [f"ip addr add {d.lives_at}/{prefix} dev eth0"]
         if "no-power" not in df:
             scripts[d.name] += ["ip link set eth0 up", f"ip route add default via {gw}"]
         # net-config: the device's own resolver is as wrong as its gateway.
@@ -516,6 +558,9 @@ def build(
             f"ip route add default via {INET.network_address + 1}",
         ]
 
+    if faults.phone:
+        _add_phone(p, faults, scripts, sysctl_base)
+
     # --- daemons -------------------------------------------------------------------------------
     run = state / "run"
     py = (python, "-m")
@@ -552,8 +597,12 @@ def build(
         ), (("udp", PLATFORM, UDP_PORT), ("tcp", PLATFORM, RELAY_PORT),
             ("tcp", PLATFORM, API_PORT))))  # fmt: skip
     ds.append(Daemon("speedtest", "speedtest",
-                    (*py, "diag.lab.emulators.speedtest", "--bind", SPEEDTEST, "--port", "80"),
+                    (*py, "diag.lab.emulators.speedtest", "--bind", SPEEDTEST, "--port", "80",
+                     "--ndt7", f"ws://{SPEEDTEST}:{NDT7_PORT}"),
                     (("tcp", SPEEDTEST, 80),)))  # fmt: skip
+    ds.append(Daemon("ndt7", "speedtest",
+                    (*py, "diag.lab.emulators.ndt7", "--bind", SPEEDTEST, "--port", str(NDT7_PORT)),
+                    (("tcp", SPEEDTEST, NDT7_PORT),)))  # fmt: skip
     ds.append(Daemon("portal", "portal",
                     (*py, "diag.lab.emulators.portal", "--bind", PORTAL, "--port", "80"),
                     (("tcp", PORTAL, 80),)))  # fmt: skip
@@ -589,18 +638,64 @@ def build(
         df = faults.device_faults(dev.name)
         if "no-power" in df:
             continue
-        cfg = _device_config(p, dev, passwords.get(dev.name, "admin"), df)
+        cfg = _device_config(p, dev, passwords.get(dev.name, "admin"), df, today)
         p.files[f"devices/{dev.name}.json"] = json.dumps(cfg, indent=1) + "\n"
         ds.append(Daemon(f"device-{dev.name}", dev.name, (
             *py, "diag.lab.emulators.device", "--config",
             str(state / "devices" / f"{dev.name}.json"),
-        ), (("tcp", dev.address, 80), ("tcp", dev.address, 554))))  # fmt: skip
-        if net_ok and not df & {"p2p-disabled", "net-config", "vlan", "ip-conflict"}:
+        ), (("tcp", dev.lives_at, 80), ("tcp", dev.lives_at, 554))))  # fmt: skip
+        if net_ok and not df & {"p2p-disabled", "net-config", "vlan", "ip-conflict", "clock-wrong"}:
             p.expect_online.append(dev.name)
     p.daemons = ds
     p.scripts = scripts
     p.files["site.toml"] = site_toml(p)
     return p
+
+
+def _add_phone(p: Plan, f: Faults, scripts: dict[str, list[str]], base: list[str]) -> None:
+    """The phone namespace: on the site LAN, or behind a mobile carrier's NAT (issue 16)."""
+    p.roles.append("phone")
+    scripts["phone"] = list(base)
+    p.resolv["phone"] = DNS_ISP
+    if f.phone == "lan":
+        p.links.append(Link("switch", "p-phone", "phone", "eth0", None, _mac(PHONE_OFF)))
+        scripts["switch"] += ["ip link set p-phone master br0", "ip link set p-phone up"]
+        scripts["phone"] += [
+            f"ip addr add {p.lan_host(PHONE_OFF)}/{p.lan.prefixlen} dev eth0",
+            "ip link set eth0 up",
+            f"ip route add default via {p.lan_host(ROUTER_OFF)}",
+        ]
+        return
+    p.roles.append("mobile")
+    gw_in = str(MOBILE_NET.network_address + 1)
+    scripts["mobile"] = [
+        *base,
+        f"ip addr add {MOBILE_GW}/{INET.prefixlen} dev eth0",
+        f"ip addr add {gw_in}/{MOBILE_NET.prefixlen} dev ran0",
+        "ip link set eth0 up",
+        "ip link set ran0 up",
+        f"ip route add default via {INET.network_address + 1}",
+        "sysctl -qw net.ipv4.ip_forward=1",
+        f"nft -f {p.state_dir / 'mobile.nft'}",
+    ]
+    p.links.append(Link("isp", "h-mobile", "mobile", "eth0"))
+    p.links.append(Link("mobile", "ran0", "phone", "eth0"))
+    scripts["isp"] += ["ip link set h-mobile master inet0", "ip link set h-mobile up"]
+    scripts["phone"] += [
+        f"ip addr add {MOBILE_NET.network_address + 10}/{MOBILE_NET.prefixlen} dev eth0",
+        "ip link set eth0 up",
+        f"ip route add default via {gw_in}",
+    ]
+    fwd: list[str] = []
+    if f.mobile_blocks_udp:
+        # A carrier APN that lets DNS through and nothing else over UDP.
+        fwd += ['iifname "ran0" udp dport != 53 drop', 'oifname "ran0" udp sport != 53 drop']
+    if f.mobile_blocks_platform:
+        fwd.append(f'iifname "ran0" ip daddr {PLATFORM} drop')
+    flags = " random,fully-random" if f.mobile_nat == "symmetric" else ""
+    p.files["mobile.nft"] = _nft_table(
+        "lab_mobile", "", [], [f'oifname "eth0" masquerade{flags}'], fwd
+    )
 
 
 # LLDP: how often the switch announces itself (s). lldpd's minimum, so a check that listens for a
@@ -646,17 +741,30 @@ def _lldp_config(p: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _device_config(p: Plan, dev: DeviceSpec, password: str, df: frozenset[str]) -> dict[str, Any]:
+def _device_config(
+    p: Plan, dev: DeviceSpec, password: str, df: frozenset[str], today: dt.date
+) -> dict[str, Any]:
     wrong = "net-config" in df
     secrets = p.state_dir / "secrets"
+    clock: dict[str, Any] = {"ntp": {"enabled": True, "servers": [p.lan_host(ROUTER_OFF)]}}
+    if "clock-wrong" in df:
+        start = dt.datetime.combine(today, dt.time(), dt.UTC)
+        clock = {
+            "clock_offset_s": (CLOCK_RESET - start).total_seconds(),
+            "ntp": {"enabled": False, "servers": []},
+        }
     return {
+        **clock,
+        "vendor": "DIAG Lab",
+        "apis": list(p.faults.device_apis),
+        "hostile": p.faults.hostile.get(dev.name, ""),
         "name": dev.name,
         "serial": dev.serial,
         "kind": dev.kind,
         "channels": dev.channels,
         "model": "DS-LAB-NVR" if dev.kind == "nvr" else "DS-LAB-IPC",
         "mac": dev.mac,
-        "bind": dev.address,
+        "bind": dev.lives_at,
         "http_port": 80,
         "rtsp_port": 554,
         "username": "admin",
@@ -666,7 +774,7 @@ def _device_config(p: Plan, dev: DeviceSpec, password: str, df: frozenset[str]) 
         "heartbeat_interval_s": heartbeat_interval_s(),
         "p2p_enabled": "p2p-disabled" not in df,
         "reported": {
-            "ip": dev.address,
+            "ip": dev.lives_at,
             "mask": str(p.lan.netmask),
             "gateway": str(p.lan.network_address + 254) if wrong else p.lan_host(ROUTER_OFF),
             "dns": [str(p.lan.network_address + 253)] if wrong else [DNS_ISP],
@@ -728,8 +836,14 @@ def site_toml(p: Plan) -> str:
         "",
         "[profile]",
         'name = "lab"',
+        # The lab's zone is lab-cloud.test: here .test names resolve (diag.profiles.placeholders).
+        "test_network = true",
         f"dns_names = [{', '.join(_toml_str(n) for n in (P2P_NAME, RELAY_NAME, API_NAME))}]",
         f"independent_resolvers = [{_toml_str(DNS_PUBLIC)}]",
+        # ndt7 through the lab's own Locate stand-in, as a user's run goes through M-Lab's;
+        # speedtest_method = "http" in a site file picks the plain HTTP endpoint instead.
+        'speedtest_method = "ndt7"',
+        f"speedtest_locate_url = {_toml_str(NDT7_LOCATE_URL)}",
         f'speedtest_url = "http://{SPEEDTEST}/"',
         f'status_api_url = "https://{API_NAME}:{API_PORT}/api/v1"',
         f"ca_file = {_toml_str(str(p.state_dir / 'pki' / 'ca.crt'))}",
@@ -778,7 +892,7 @@ def describe(p: Plan) -> dict[str, Any]:
     for n in p.scenarios:
         sc = BY_NAME[n]
         faults.append({"scenario": n, "cause": sc.cause, "device": sc.device})
-    return {
+    out = {
         "name": p.lab,
         "scenarios": list(p.scenarios),
         "faults": faults,
@@ -789,11 +903,25 @@ def describe(p: Plan) -> dict[str, Any]:
         "laptop": p.lan_host(LAPTOP_OFF),
         "wan_address": p.wan_address,
         "devices": [
-            {"name": d.name, "address": d.address, "mac": d.mac, "serial": d.serial}
+            {
+                "name": d.name,
+                "address": d.address,
+                "lives_at": d.lives_at,
+                "mac": d.mac,
+                "serial": d.serial,
+            }
             for d in p.devices
         ],
         "roles": {r: p.ns(r) for r in p.roles},
     }
+    if p.faults.phone:
+        # Where `diag phone` serves and what URL host the phone dials (issue 16).
+        out["phone"] = {
+            "place": p.faults.phone,
+            "port": PHONE_PORT,
+            "url_host": p.wan_address if p.faults.phone == "mobile" else None,
+        }
+    return out
 
 
 def script_text(lines: list[str]) -> str:

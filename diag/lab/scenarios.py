@@ -19,9 +19,19 @@ from diag.i18n import N_
 NatMode = Literal["port-restricted", "none", "full-cone", "restricted", "symmetric", "udp-blocked"]
 NAT_MODES: tuple[NatMode, ...] = get_args(NatMode)
 DeviceFault = Literal[
-    "no-power", "p2p-disabled", "net-config", "password-changed", "ip-conflict", "vlan", "radio"
+    "no-power",
+    "p2p-disabled",
+    "net-config",
+    "password-changed",
+    "ip-conflict",
+    "vlan",
+    "radio",
+    "clock-wrong",
+    "address-changed",
 ]
 DEVICE_FAULTS: tuple[DeviceFault, ...] = get_args(DeviceFault)
+PhonePlace = Literal["", "lan", "mobile"]
+MobileNat = Literal["port-restricted", "symmetric"]
 
 # The healthy site's internet link, kbit/s: a decent fixed line (or good LTE). The lab's default
 # streams (sum about 10 Mbit/s) fit into the upload with the default 1.25 headroom.
@@ -29,6 +39,8 @@ HEALTHY_UPLOAD_KBIT = 20_000
 HEALTHY_DOWNLOAD_KBIT = 50_000
 # low-bandwidth: a weak LTE cell, far below the streams' several Mbit/s.
 WEAK_UPLOAD_KBIT = 1_000
+# weak-uplink: an overloaded LTE cell (BTS overload): 256 kbit/s, a speed test must still measure.
+BTS_OVERLOAD_UPLOAD_KBIT = 256
 # nat-mapping-expiry: the router forgets UDP mappings after this many seconds, well below the lab's
 # heartbeat interval (diag.lab.plan.HEARTBEAT_INTERVAL_S = 10 s).
 SHORT_UDP_TIMEOUT_S = 4
@@ -58,8 +70,19 @@ class Faults:
     dns_isp_lies: bool = False
     udp_timeout_s: int | None = None
     ddns_stale: bool = False
+    # The device APIs every lab device speaks (ONVIF, ISAPI, Dahua; see docs/devices.md).
+    device_apis: tuple[str, ...] = ("onvif", "isapi", "dahua")
     # device name -> the faults injected into it
     devices: Mapping[str, frozenset[DeviceFault]] = field(default_factory=dict)
+    # device name -> a hostile web server mode (diag.lab.emulators.hostile.MODES) instead of its
+    # own: a broken or malicious device beside the healthy ones.
+    hostile: Mapping[str, str] = field(default_factory=dict)
+    # The customer's phone (``diag phone``): "" none, "lan" on the site LAN (its Wi-Fi), "mobile"
+    # on a mobile carrier's network beyond the operator, behind the carrier's own NAT.
+    phone: PhonePlace = ""
+    mobile_nat: MobileNat = "port-restricted"
+    mobile_blocks_udp: bool = False
+    mobile_blocks_platform: bool = False
 
     def device_faults(self, name: str) -> frozenset[DeviceFault]:
         return self.devices.get(name, frozenset())
@@ -139,6 +162,9 @@ SCENARIOS: tuple[Scenario, ...] = (
        "beyond"), wan_down=True),
     _s("low-bandwidth", "low-bandwidth", N_("upload shaped to 1 Mbit/s, below the streams' need"),
        upload_kbit=WEAK_UPLOAD_KBIT),
+    _s("weak-uplink", "low-bandwidth",
+       N_("an overloaded LTE cell: upload shaped to 256 kbit/s, 50 times below the streams' need"),
+       upload_kbit=BTS_OVERLOAD_UPLOAD_KBIT),
     _s("wan-loss-latency", "wan-loss-latency",
        N_("the internet link loses 5 % each way, with 100 ms ± 40 ms delay each way"),
        wan_delay_ms=100, wan_jitter_ms=40, wan_loss_pct=5.0),
@@ -160,9 +186,39 @@ SCENARIOS: tuple[Scenario, ...] = (
        udp_timeout_s=SHORT_UDP_TIMEOUT_S),
     _s("cgnat", "cgnat", N_("double NAT: the router's WAN is behind the operator's CGNAT"),
        cgnat=True),
+    _s("device-clock-wrong", "device-clock-wrong",
+       N_("ipc2's clock fell back to 2000-01-01 after a power cut and NTP is off: its TLS login "
+          "to the cloud fails"), device=("ipc2", "clock-wrong")),
+    _s("device-address-changed", "device-address-changed",
+       N_("DHCP moved ipc1 (added by IP) to another address; the site file and the port forward "
+          "still name the old one"), device=(IP_DEVICE, "address-changed")),
+    # Which device APIs the devices speak (not a fault): for comparing verdicts across APIs.
+    _s("onvif-only", None, N_("every device speaks only ONVIF"), device_apis=("onvif",)),
+    _s("isapi-only", None, N_("every device speaks only ISAPI"), device_apis=("isapi",)),
+    _s("dahua-only", None, N_("every device speaks only the Dahua HTTP API"),
+       device_apis=("dahua",)),
     _s("ip-access-broken", "ip-access-broken",
        N_("ipc1's DDNS name points to a stale address and its port forward is gone"),
        device=(IP_DEVICE, None), ddns_stale=True),
+    # Hostile devices (not a cause: one misbehaving device must stay its own finding, "unknown").
+    _s("device-hostile-digest", None,
+       N_("ipc1's web server answers every login with a malformed Digest challenge"),
+       device=("ipc1", None), hostile={"ipc1": "digest-bare-token"}),
+    _s("device-hostile-trickle", None,
+       N_("ipc1's web server trickles its answers at 1 byte/s"),
+       device=("ipc1", None), hostile={"ipc1": "trickle-headers"}),
+    # The customer's phone (diag phone): measured by a real browser in the phone namespace.
+    _s("phone-healthy", None, N_("the customer's phone on the site's Wi-Fi; nothing wrong"),
+       phone="lan"),
+    _s("phone-mobile-symmetric", "phone-side",
+       N_("the phone on mobile data behind the carrier's symmetric NAT"),
+       phone="mobile", mobile_nat="symmetric"),
+    _s("phone-udp-blocked", "phone-side",
+       N_("the phone's mobile network drops all UDP except DNS"),
+       phone="mobile", mobile_blocks_udp=True),
+    _s("phone-no-platform", "phone-side",
+       N_("the phone's mobile network cannot reach the platform's servers"),
+       phone="mobile", mobile_blocks_platform=True),
 )
 # fmt: on
 BY_NAME: Mapping[str, Scenario] = {s.name: s for s in SCENARIOS}

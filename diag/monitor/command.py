@@ -1,8 +1,10 @@
 """``diag monitor``: one monitoring run for cron, by the monitoring-plugin conventions.
 
-Prints one status line with perfdata and exits 0 OK (all online), 1 WARNING (some degraded),
-2 CRITICAL (some offline), 3 UNKNOWN (the run itself could not be done: bad site file, another
-run holds the lock, the history cannot be written). Records the run in the history, alerts on
+Prints one status line with perfdata and exits 0 OK (all online), 1 WARNING (some degraded, or
+some unknown while the rest of the site was measured), 2 CRITICAL (some offline), 3 UNKNOWN (no
+device's state could be measured, or the run itself could not be done: bad site file, another
+run holds the lock, the history cannot be written). Never OK while a device is unknown; the line
+names the device and the check that failed. Records the run in the history, alerts on
 confirmed state changes, writes/pushes Prometheus metrics.
 
 The cron path imports neither Textual nor matplotlib: nothing here pulls in the dashboard or the
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import datetime as dt
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -31,7 +34,7 @@ T = TypeVar("T", int, float)
 # (not root, nothing to test) or ended in an error measured nothing.
 RAN = ("ok", "warn", "fail")
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
-STATE_EXIT = {"online": OK, "degraded": WARNING, "offline": CRITICAL}
+STATE_EXIT = {"online": OK, "degraded": WARNING, "unknown": WARNING, "offline": CRITICAL}
 LABEL = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 # Keep one year of 5-minute samples by default: the report's availability timeline covers a year.
 DEFAULT_RETENTION_DAYS = 400
@@ -87,6 +90,27 @@ class PluginParser(argparse.ArgumentParser):
         sys.exit(UNKNOWN)
 
 
+class PrintRules(argparse.Action):
+    """``--print-rules``: like ``--version``, answered before the other arguments are needed."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        help_text = kwargs.get("help")
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=str(help_text)
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from diag.monitor.rules import shipped_rules
+
+        try:
+            sys.stdout.write(shipped_rules())
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # `diag monitor --print-rules | head`: the reader left; not an error of ours.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        parser.exit(OK)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # The parser `diag` made for this subcommand becomes a plugin parser: its usage errors are
     # UNKNOWN with a status line (only the class changes; it adds no state of its own).
@@ -94,6 +118,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("-V", "--version", action="version", version=f"diag monitor {_version()}")
+    p.add_argument(
+        "--print-rules",
+        action=PrintRules,
+        help="print the Prometheus alert and recording rules (docs/metrics.md) and exit",
+    )
     p.add_argument("--site", required=True, metavar="FILE", help="site config (TOML)")
     p.add_argument("--db", metavar="FILE", help="history database (default: the user data dir)")
     p.add_argument("--prometheus", metavar="FILE", help="write a textfile-collector .prom file")
@@ -274,15 +303,21 @@ def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tu
         if failed:
             alerts.revert(store, changes)
             notes.append(msg("alert not delivered: {error}", error=failed[0]).render(lang))
-    runs_total = store.run_count()
+    runs_total = store.runs_recorded()
+    # When each grey device's outage began: "since when" for the support team and the alert rule
+    # that pages for a device grey longer than the relogin window.
+    open_now = store.outages(since=run.started_at)
+    grey_since = {o.device: o.start for o in open_now if o.end is None}
     if args.prometheus:
         try:
-            exporters.write_textfile(run, args.prometheus, runs_total)
+            exporters.write_textfile(
+                run, args.prometheus, runs_total, site=site, offline_since=grey_since
+            )
         except OSError as exc:
             notes.append(msg("metrics file not written: {error}", error=str(exc)).render(lang))
     if args.pushgateway:
         try:
-            exporters.push(run, args.pushgateway, runs_total)
+            exporters.push(run, args.pushgateway, runs_total, site=site, offline_since=grey_since)
         except OSError as exc:
             notes.append(
                 msg("push to the Pushgateway failed: {error}", error=str(exc)).render(lang)
@@ -330,18 +365,26 @@ def _status(run: Run, lang: str, notes: list[str]) -> tuple[str, int]:
 
     n = len(run.devices)
     counts = {
-        s: sum(1 for v in run.devices if v.state == s) for s in ("online", "degraded", "offline")
+        s: sum(1 for v in run.devices if v.state == s)
+        for s in ("online", "degraded", "unknown", "offline")
     }
     code = STATE_EXIT[run.worst_state]
+    if n and counts["unknown"] == n:
+        # Nothing measured at all: the monitoring-plugin answer is UNKNOWN, not a guess.
+        code = UNKNOWN
     text = msg(
         "{site}: {online}/{n} devices online", site=run.site, online=counts["online"], n=n
     ).render(lang)
     bad = [v for v in run.devices if v.state != "online"]
     if bad:
-        worst = sorted(bad, key=lambda v: v.state != "offline")
+        rank = {"offline": 0, "unknown": 1, "degraded": 2}
+        worst = sorted(bad, key=lambda v: rank.get(v.state, 3))
         parts = []
         for v in worst[:3]:
             why = f": {title_of(v.causes[0].id).render(lang)}" if v.causes else ""
+            if v.state == "unknown" and v.unmeasured:
+                # What could not be measured, naming the check that failed.
+                why = f": {v.unmeasured[0].render(lang)}"
             parts.append(f"{v.device} {render(STATE_WORD[v.state], lang)}{why}")
         text += "; " + "; ".join(parts) + ("; …" if len(worst) > 3 else "")
     elif run.site_causes:
@@ -357,6 +400,7 @@ def _status(run: Run, lang: str, notes: list[str]) -> tuple[str, int]:
             f"online={counts['online']};;;0;{n}",
             f"degraded={counts['degraded']};0;;0;{n}",
             f"offline={counts['offline']};;0;0;{n}",
+            f"unknown={counts['unknown']};0;;0;{n}",
             f"duration={run.duration_s:.3f}s;;;0",
         ]
         + [f"check_{c.check_id}={c.duration_s:.3f}s;;;0" for c in run.checks]

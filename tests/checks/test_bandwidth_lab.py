@@ -1,5 +1,8 @@
-"""The bandwidth check on the lab: the healthy link (tbf 20 Mbit/s up, 50 down) and an upload
-shaped to 1 Mbit/s below the streams' need."""
+"""The bandwidth check on the lab: the healthy link (tbf 20 Mbit/s up, 50 down), an upload
+shaped to 1 Mbit/s below the streams' need, and a 256 kbit/s uplink (an overloaded LTE cell).
+
+The default method is ndt7 against the lab's own ndt7 server, found through the lab's Locate API
+stand-in; the plain HTTP method is the one a site file picks with ``speedtest_method = "http"``."""
 
 from __future__ import annotations
 
@@ -19,6 +22,11 @@ def test_healthy_link_measured(lab_factory: Any) -> None:
     lab = lab_factory("healthy")
     c, f = bw(lab.diag_run(only=["bandwidth"]))
     assert c["status"] == "ok", c["summary"]
+    assert f["bw.method"] == "ndt7" and f["bw.server"] == "198.51.100.80"
+    assert f["bw.download_source"] == f["bw.upload_source"] == "kernel"
+    # The server's own measurement messages agree with our kernel's counters.
+    assert f["bw.upload_server_mbps"] == pytest.approx(f["bw.upload_mbps"], rel=0.15)
+    assert 0 < f["bw.bytes_used"] < 30e6
     # Goodput of a tbf-shaped link: payload / wire ≈ 1448/1514 of the rate; ±10%.
     assert 0.85 * 50 <= f["bw.download_mbps"] <= 1.05 * 50
     assert 0.85 * 20 <= f["bw.upload_mbps"] <= 1.05 * 20
@@ -39,3 +47,29 @@ def test_low_bandwidth_upload_below_need(lab_factory: Any) -> None:
     assert f["bw.upload_mbps"] < f["bw.needed_upload_mbps"]
     # A saturated 1 Mbit/s uplink with a 50 ms modem queue: latency grows under load.
     assert f["bw.bufferbloat_ms"] > 10
+
+
+def test_http_method_still_measures_the_healthy_link(lab_factory: Any) -> None:
+    lab = lab_factory("healthy")
+    site = lab.site_path.read_text(encoding="utf-8").replace(
+        'speedtest_method = "ndt7"', 'speedtest_method = "http"'
+    )
+    path = lab.state_dir / "site-http.toml"
+    path.write_text(site, encoding="utf-8")
+    c, f = bw(lab.diag_run(only=["bandwidth"], extra=["--site", str(path)]))
+    assert c["status"] == "ok", c["summary"]
+    assert f["bw.method"] == "http"
+    assert 0.85 * 50 <= f["bw.download_mbps"] <= 1.05 * 50
+    assert 0.85 * 20 <= f["bw.upload_mbps"] <= 1.05 * 20
+
+
+def test_weak_uplink_256k_is_measured_and_diagnosed_in_a_quick_run(lab_factory: Any) -> None:
+    lab = lab_factory("weak-uplink")
+    run = lab.diag_run()
+    c, f = bw(run)
+    # What got through, not "did not complete": 256 kbit/s less TCP/IP overhead, ±10 %.
+    assert 0.9 * 0.245 <= f["bw.upload_mbps"] <= 1.1 * 0.245, c["summary"]
+    assert "upload 0.2" in c["summary"] and "streams need 12.8" in c["summary"]
+    assert c["duration_s"] < 8.0
+    causes = run["site"]["causes"]
+    assert causes and causes[0]["id"] == "low-bandwidth", [x["id"] for x in causes]

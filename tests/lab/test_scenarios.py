@@ -402,6 +402,17 @@ def test_composed_scenarios_inject_both_faults() -> None:
         }
 
 
+PHONE_SCENARIOS = ("phone-healthy", "phone-mobile-symmetric", "phone-udp-blocked",
+                   "phone-no-platform")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", PHONE_SCENARIOS)
+def test_phone_scenarios_are_tested_with_a_browser(name: str) -> None:
+    """The phone scenarios' faults are measured by Chromium in tests/phone/test_phone_lab.py."""
+    src = (Path(__file__).parents[1] / "phone" / "test_phone_lab.py").read_text(encoding="utf-8")
+    assert f'"{name}"' in src
+
+
 def test_every_cause_scenario_is_tested() -> None:
     """A scenario added to the table without a test here fails this test."""
     from diag.lab.scenarios import SCENARIOS
@@ -410,3 +421,28 @@ def test_every_cause_scenario_is_tested() -> None:
     untested = [s.name for s in SCENARIOS if f'"{s.name}"' not in src]
     assert not untested
     assert re  # (keeps the import list honest for the regex helpers above)
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [("device-hostile-digest", "digest-bare-token"), ("device-hostile-trickle", "trickle-headers")],
+)
+def test_hostile_device_scenarios_set_one_devices_web_server(name: str, mode: str) -> None:
+    """Only ipc1 gets the hostile mode (its emulator config); composing with device-no-power
+    keeps both. The behaviour itself: tests/test_failclosed_lab.py on the lab."""
+    import datetime as dt
+    import json
+
+    from diag.lab import plan as P
+    from diag.lab.emulators import hostile
+    from diag.lab.scenarios import parse_names
+
+    p = P.build("t1", parse_names(f"device-no-power,{name}"), P.DEFAULT_DEVICES, passwords={},
+                today=dt.date(2026, 1, 1), state_root=Path("/run/diag-lab"))  # fmt: skip
+    modes = {
+        k: json.loads(v).get("hostile") for k, v in p.files.items() if k.startswith("devices/")
+    }
+    assert mode in hostile.MODES
+    assert modes.pop("devices/ipc1.json") == mode
+    assert "devices/ipc2.json" not in modes  # no power: no emulator at all
+    assert set(modes.values()) == {""}

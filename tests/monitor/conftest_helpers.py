@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,9 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from promkit import free_port  # type: ignore[import-not-found]
 
 from diag.i18n import msg
-from diag.model import Cause, CheckResult, DeviceState, Metric, Run, Verdict
+from diag.model import Cause, CheckResult, DeviceState, Fact, Metric, Run, Verdict
+
+# The site box's default interface: kernel counters (errors, drops), Mbit/s, bytes.
+IFACE = {"up": True, "mtu": 1500, "speed_mbps": 100, "errors_in": 3, "errors_out": 0}
+IFACE |= {"drops_in": 12, "drops_out": 1}
 
 
 def make_run(
@@ -40,11 +44,51 @@ def make_run(
             "dns",
             "ok",
             msg("all names resolve"),
-            {"site_time_ms": Metric(12.5, "ms"), "names": Metric(3, "")},
+            {"names": Metric(3, ""), "site_failed": Metric(0, "")},
+            (
+                Fact("dns.site.time_ms", 12.5, "ms", "p2p.example.test"),
+                Fact("dns.site.time_ms", 30.0, "ms", "relay.example.test"),
+            ),
             duration_s=0.02,
         ),
         CheckResult(
-            "bandwidth", "warn", msg("slow"), {"upload_mbps": Metric(1.5, "Mbit/s")}, duration_s=2.0
+            "bandwidth",
+            "warn",
+            msg("slow"),
+            {"upload": Metric(1.5, "Mbit/s")},
+            (Fact("bw.upload_mbps", 1.5, "Mbit/s"), Fact("bw.needed_upload_mbps", 4.0, "Mbit/s")),
+            duration_s=2.0,
+        ),
+        CheckResult(
+            "wan",
+            "ok",
+            msg("link fine"),
+            {"loss": Metric(1.5, "%")},
+            (
+                Fact("wan.loss_pct", 1.5, "%"),
+                Fact("wan.rtt_ms", 40.0, "ms"),
+                Fact("wan.internet_reachable", True),
+            ),
+            duration_s=0.5,
+        ),
+        CheckResult(
+            "stun",
+            "ok",
+            msg("NAT"),
+            {"rtt_ms": Metric(20.0, "ms")},
+            (Fact("nat.mapping", "EIM"), Fact("nat.filtering", "APDF"), Fact("nat.cgnat", False)),
+            duration_s=0.5,
+        ),
+        CheckResult(
+            "host",
+            "ok",
+            msg("host"),
+            {},
+            (
+                Fact("host.default_interface", "eth0"),
+                Fact("host.interface", IFACE, target="eth0"),
+            ),
+            duration_s=0.1,
         ),
     )
     return Run(site, at, 1.25, checks, verdicts, (), "en", None, "test")
@@ -91,12 +135,6 @@ def site(tmp_path: Path) -> Path:
     p.write_text(PLUGIN_SITE)
     (tmp_path / "states.json").write_text("{}")
     return p
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -248,14 +248,15 @@ def test_prometheus_textfile_and_pushgateway(site: Path, pushgateway: str) -> No
     r = monitor(site, "--prometheus", str(prom), "--pushgateway", pushgateway)
     assert r.returncode == 0, r.stdout
     text = prom.read_text()
-    assert (
-        'diag_device_up{added_via="p2p",device="Gate camera",kind="ipc",'
-        'site="Monitor test site"} 1.0' in text
-    )
+    assert 'diag_device_up{device="Gate camera",site="Monitor test site"} 1.0' in text
+    assert 'diag_relogin_window_seconds{site="Monitor test site"}' in text
     import httpx
 
     pushed = httpx.get(f"{pushgateway}/metrics", timeout=5).text
-    assert 'diag_runs_total{instance="",job="diag",site="Monitor test site"} 1' in pushed
+    assert (
+        'diag_runs_total{instance="monitor-test-site",job="diag",site="Monitor test site"} 1'
+        in pushed
+    )
 
 
 def test_history_command_lists_outages(site: Path) -> None:

@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from diag.i18n import msg
-from diag.model import Cause, CheckResult, Metric, Run, Verdict
+from diag.model import Cause, CheckResult, Fact, Metric, Run, Verdict
 from diag.monitor import exporters
 from diag.monitor import history_command as hc
 from diag.monitor.command import _status
@@ -32,6 +32,20 @@ def hostile_run() -> Run:
                 "wan",
                 "error",
                 msg("{e}", e=NASTY),
+                {"rtt": Metric(math.inf, "ms")},
+                (
+                    Fact("wan.rtt_ms", math.inf, "ms"),
+                    Fact("wan.loss_pct", math.nan, "%"),
+                    Fact("wan.jitter_ms", 10**400, "ms"),
+                    Fact("wan.gateway_rtt_ms", NASTY, "ms"),
+                    Fact("nat.mapping", NASTY),
+                    Fact("wan.internet_reachable", "yes"),
+                ),
+            ),
+            CheckResult(
+                "plugin",
+                "ok",
+                msg("ok"),
                 {
                     "rtt": Metric(math.inf, "ms"),
                     "loss": Metric(math.nan, "%"),
@@ -65,14 +79,17 @@ def test_prometheus_label_values_round_trip() -> None:
     devices = {s.labels["device"] for s in families["diag_device_up"].samples}
     assert devices == {NASTY, "NVR"}
     assert {s.labels["site"] for s in families["diag_info"].samples} == {NASTY}
-    metrics = {
-        s.labels["metric"]: s.value
+    measured = {
+        name: [s.value for s in f.samples]
         for name, f in families.items()
-        if name.startswith("diag_check_metric_")
-        for s in f.samples
+        if name.startswith(("diag_check_plugin_", "diag_wan_"))
     }
     # Only the finite number is exported; NaN, inf, a huge int and a string are "not measured".
-    assert metrics == {"ok": pytest.approx(0.0125)}
+    assert measured == {"diag_check_plugin_ok_seconds": [pytest.approx(0.0125)]}
+    # a hostile NAT type is no label value: the label set stays bounded
+    assert [s.labels for s in families["diag_nat_info"].samples] == [
+        {"site": NASTY, "mapping": "unknown", "filtering": "unknown"}
+    ]
 
 
 def test_history_prints_hostile_device_names_escaped(
@@ -127,7 +144,9 @@ def test_unwritable_json_is_a_note_not_exit_4(
     # Was: FileNotFoundError left the monitor; cli said "internal error", exit 4, no status line.
     code = main(_args(tmp_path, json=str(tmp_path / "missing" / "run.json")))
     out = capsys.readouterr().out
-    assert code in (0, 1, 2) and out.startswith("DIAG ")
+    # --only host measures no device: UNKNOWN by the state (not by a crash: the line says so).
+    assert code in (0, 1, 2, 3) and out.startswith("DIAG ")
+    assert "internal error" not in out
     assert "run JSON not written" in out
 
 

@@ -29,7 +29,8 @@ def test_healthy_site_is_ok_with_metrics(lab_factory: Callable[..., Lab], tmp_pa
     assert code == 0, line
     assert line.startswith("DIAG OK - ") and "4/4 devices online" in line
     text = prom.read_text()
-    assert 'diag_device_up{added_via="p2p-account",device="nvr",kind="nvr"' in text
+    assert 'diag_device_info{added_via="p2p-account",device="nvr",kind="nvr"' in text
+    assert 'diag_device_up{device="nvr",site=' in text
     assert 'diag_check_status{check="stun"' in text
     # the speed test stays out of cron runs unless asked for
     assert 'check="bandwidth"' not in text

@@ -8,7 +8,10 @@ CLI::
 - ``POST /upload`` reads the body (Content-Length or chunked) and answers
   ``{"bytes": n, "seconds": t}``, t measured from the end of the request head to the last byte;
 - ``GET /ping`` and ``GET /generate_204`` answer 204 at once (latency under load; the
-  captive-portal probe URL).
+  captive-portal probe URL);
+- ``GET /v2/nearest/ndt/ndt7`` (with ``--ndt7 ws://host:port``): the lab's stand-in for M-Lab's
+  Locate API v2, naming the lab's own ndt7 server (``diag.lab.emulators.ndt7``) in the answer's
+  shape (``{"results": [{"machine", "location", "urls": {"ws:///ndt/v7/download": ...}}]}``).
 
 One preallocated random buffer is written again and again, so the server costs little CPU and
 sustains well over 1 Gbit/s on loopback.
@@ -138,6 +141,25 @@ async def upload(req: Request, reader: asyncio.StreamReader, writer: asyncio.Str
     return keep
 
 
+LOCATE_PATH = "/v2/nearest/ndt/ndt7"
+
+
+def locate_answer(ndt7_base: str | None) -> bytes:
+    """The Locate API v2 answer naming the lab's ndt7 server; no server: ``{}`` (no capacity)."""
+    if not ndt7_base:
+        return b"{}\n"
+    scheme, _, hostport = ndt7_base.partition("://")
+    urls = {
+        f"{scheme}:///ndt/v7/{test}": f"{scheme}://{hostport}/ndt/v7/{test}?access_token=lab"
+        for test in ("download", "upload")
+    }
+    result = {"machine": hostport.split(":")[0], "location": {"city": "Lab"}, "urls": urls}
+    return json.dumps({"results": [result]}).encode() + b"\n"
+
+
+NDT7_BASE: list[str] = []
+
+
 async def handle(req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
     transport = writer.transport
     if isinstance(transport, asyncio.WriteTransport):
@@ -155,6 +177,11 @@ async def handle(req: Request, reader: asyncio.StreamReader, writer: asyncio.Str
         return req.keep_alive
     if path == "/download":
         return await download(req, writer)
+    if path == LOCATE_PATH:
+        body = locate_answer(NDT7_BASE[0] if NDT7_BASE else None)
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-cache"}
+        await send(writer, 200, body, headers, close=not req.keep_alive)
+        return req.keep_alive
     if path in ("/ping", "/generate_204"):
         await send(writer, 204, b"", {"Cache-Control": "no-store"}, close=not req.keep_alive)
         return req.keep_alive
@@ -181,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--bind", default="0.0.0.0", help="address to listen on")
     ap.add_argument("--port", type=int, default=80, help="TCP port")
+    ap.add_argument("--ndt7", help="the lab's ndt7 server named by the locate answer, ws://IP:PORT")
     args = ap.parse_args(argv)
+    if args.ndt7:
+        NDT7_BASE.append(args.ndt7)
     return run(COMPONENT, lambda stop: serve(args.bind, args.port, stop))
 
 
