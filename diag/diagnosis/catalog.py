@@ -695,7 +695,14 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Ask the operator why ICMP 'fragmentation needed' is filtered."),
             ),
             effect="degraded",
-            predicts=("path.big-packets-lost", "upload.slow", "upload.very-slow"),
+            predicts=(
+                "path.big-packets-lost",
+                "upload.slow",
+                "upload.very-slow",
+                "platform.partial",
+                "wan.bufferbloat",
+                "wan.latency",
+            ),
         ),
         CauseInfo(
             "unexplained",

@@ -330,6 +330,11 @@ def _isp_nft(f: Faults) -> str:
     if f.isp_blocks_platform:
         fwd.append(f'iifname "down0" ip daddr {PLATFORM} udp dport {UDP_PORT} drop')
         fwd.append(f'iifname "down0" ip daddr {PLATFORM} tcp dport {RELAY_PORT} drop')
+    if f.mtu_blackhole_bytes:
+        # A path MTU black hole: larger packets are dropped both ways, and no ICMP "fragmentation
+        # needed" tells the sender (nft drops silently).
+        n = f.mtu_blackhole_bytes
+        fwd += [f'iifname "down0" ip length > {n} drop', f'oifname "down0" ip length > {n} drop']
     if f.captive_portal:
         # Walled garden: web goes to the portal, DNS passes, everything else is dropped.
         pre.append(f'iifname "down0" tcp dport 80 dnat to {PORTAL}:80')
