@@ -208,11 +208,15 @@ class MtuCheck(Check):
         site = ctx.site
         servers = site.profile.p2p_servers
         facts: list[Fact] = []
-        host = servers[0].host
-        try:
-            addr = (await probe.resolve(host, probe.site_resolver(site)))[0]
-        except probe.ResolveError as exc:
-            facts.append(Fact("mtu.error", f"dns: {exc.reason}", target=host))
+        addr = ""
+        for srv in servers:
+            # The first platform server whose name resolves (a wrong name is the dns check's).
+            try:
+                addr = (await probe.resolve(srv.host, probe.site_resolver(site)))[0]
+                break
+            except probe.ResolveError as exc:
+                facts.append(Fact("mtu.error", f"dns: {exc.reason}", target=srv.host))
+        if not addr:
             return Outcome("skip", msg("the platform's name did not resolve"), {}, tuple(facts))
         deadline = time.monotonic() + min(3.0, ctx.remaining() - 2.0)
         tcp_srv = next((s for s in servers if s.protocol in ("tcp", "https", "http")), None)

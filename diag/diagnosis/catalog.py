@@ -668,6 +668,8 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Choose your vendor's profile (diag profile list) or correct the server names."),
                 N_("Check the names with the vendor's documentation or support."),
             ),
+            # A wrong profile misleads the checks, not the devices: their state is not its effect.
+            effect="none",
             affects=P2P_VIA,
             predicts=(
                 "dns.name-missing",

@@ -72,6 +72,8 @@ class Faults:
     dns_isp_lies: bool = False
     udp_timeout_s: int | None = None
     ddns_stale: bool = False
+    # profile-wrong: the site file names a P2P server the platform's zone does not have.
+    profile_wrong: bool = False
     # mtu-blackhole: the operator's hop drops packets larger than this (bytes), without ICMP.
     mtu_blackhole_bytes: int | None = None
     # The device APIs every lab device speaks (ONVIF, ISAPI, Dahua; see docs/devices.md).
@@ -169,6 +171,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("weak-uplink", "low-bandwidth",
        N_("an overloaded LTE cell: upload shaped to 256 kbit/s, 50 times below the streams' need"),
        upload_kbit=BTS_OVERLOAD_UPLOAD_KBIT),
+    _s("profile-wrong", "profile-wrong",
+       N_("the site file names a P2P server that does not exist (both resolvers: NXDOMAIN)"),
+       profile_wrong=True),
     _s("mtu-blackhole", "mtu-blackhole",
        N_("the operator drops packets above 1400 bytes without ICMP: small requests work, "
           "TLS and video stall"), mtu_blackhole_bytes=MTU_BLACKHOLE_BYTES),
