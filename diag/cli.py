@@ -108,7 +108,8 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
                  ("diag discover --write site.toml", "draft the site file from them")),
     "phone": (("diag phone --site site.toml", "show a QR code; the customer's phone opens it"),),
     "profile": (("diag profile list", "the platform profiles installed"),
-                ("diag profile show NAME", "what a profile names (servers, ports)")),
+                ("diag profile show NAME", "what a profile names (servers, ports)"),
+                ("diag profile check my-platform.toml", "validate a profile file before use")),
 }  # fmt: skip
 
 

@@ -757,6 +757,7 @@ def _device_config(
         **clock,
         "vendor": "DIAG Lab",
         "apis": list(p.faults.apis_of.get(dev.name, p.faults.device_apis)),
+        "hostile": p.faults.hostile.get(dev.name, ""),
         "name": dev.name,
         "serial": dev.serial,
         "kind": dev.kind,
