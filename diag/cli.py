@@ -1,7 +1,8 @@
 """The ``diag`` command: parses arguments, calls the library, picks the exit code.
 
 Exit codes of ``diag run`` (by the worst device state): 0 every device online, 1 some degraded,
-3 some offline; 2 the site file or the arguments are wrong; 4 an internal error. Subsystems
+5 some unknown (not measured), 3 some offline; 2 the site file or the arguments are wrong; 4 an
+internal error. Subsystems
 (``lab``, ``tui``, ``monitor``, ``report``) keep their own argument definitions in their
 ``command.py`` so this file stays thin; their heavy imports happen only when they run.
 """
@@ -21,7 +22,15 @@ from diag.config import ConfigError
 from diag.i18n import DEFAULT_LANG, Message, msg, render
 
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE, EXIT_OFFLINE, EXIT_INTERNAL = 0, 1, 2, 3, 4
-STATE_EXIT = {"online": EXIT_OK, "degraded": EXIT_DEGRADED, "offline": EXIT_OFFLINE}
+# A device whose state could not be measured: never 0 (absence of evidence is not health), and not
+# 1 either (a script must not read "unknown" as "measured, works badly").
+EXIT_UNKNOWN = 5
+STATE_EXIT = {
+    "online": EXIT_OK,
+    "degraded": EXIT_DEGRADED,
+    "unknown": EXIT_UNKNOWN,
+    "offline": EXIT_OFFLINE,
+}
 
 # name -> module with add_arguments(parser) and main(args) -> int
 SUBSYSTEMS = {
@@ -32,6 +41,7 @@ SUBSYSTEMS = {
     "lab": "diag.lab.command",
     "demo": "diag.lab.demo_command",
     "phone": "diag.phone.command",
+    "discover": "diag.devices.command",
 }
 HELP = {
     "checks": "list the installed checks (built-in and third-party)",
@@ -42,6 +52,7 @@ HELP = {
     "report": "render a saved run as HTML",
     "lab": "the site lab in network namespaces (root)",
     "demo": "bring the lab up, show the dashboard (or a report), take it down",
+    "discover": "find the cameras and recorders on the LAN and draft the site file",
     "phone": "a one-time page the customer's phone opens from a QR code; measures its side",
 }
 

@@ -33,6 +33,7 @@ from diag.model import (
     StunServer,
     Thresholds,
 )
+from diag.net.addr import parse_resolver as parse_resolver
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "generic"
@@ -157,27 +158,6 @@ def _is_host(value: str) -> bool:
         return True
     except ValueError:
         return bool(_HOST_RE.match(value))
-
-
-DNS_PORT = 53
-
-
-def parse_resolver(spec: str) -> tuple[str, int]:
-    """A resolver spec -> (ip, port): ``IP``, ``IPv4:PORT``, ``[IPv6]:PORT``; ValueError if bad.
-
-    The port form exists for resolvers on a non-standard port (tests run a fake on loopback).
-    """
-    host, port = spec, DNS_PORT
-    m = re.fullmatch(r"\[([^\]]+)\]:(\d+)", spec) or re.fullmatch(r"([0-9.]+):(\d+)", spec)
-    if m:
-        host, port = m.group(1), int(m.group(2))
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{spec!r} is not IP, IPv4:PORT or [IPv6]:PORT") from None
-    if not 1 <= port <= 65535:
-        raise ValueError(f"{port} is not a port number (1-65535)")
-    return host, port
 
 
 def _resolver(file: str | None, field_path: str, value: object) -> str:

@@ -25,8 +25,13 @@ Kind = Literal["ipc", "nvr"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 AddedVia = Literal["ip", "p2p", "p2p-account", "shared"]
 ADDED_VIA: tuple[AddedVia, ...] = get_args(AddedVia)
-DeviceState = Literal["online", "degraded", "offline"]
+# "unknown": what decides the device's state could not be measured (its check errored, timed out,
+# was skipped or not run, or the device's own probe failed). Absence of evidence is never health.
+DeviceState = Literal["online", "degraded", "unknown", "offline"]
 DEVICE_STATES: tuple[DeviceState, ...] = get_args(DeviceState)
+# Worst last: offline (measured: the app shows it grey) beats unknown (it may be offline), which
+# beats degraded (measured: it works, badly). Picks the site's worst state and the exit codes.
+STATE_RANK: Mapping[DeviceState, int] = {"online": 0, "degraded": 1, "unknown": 2, "offline": 3}
 Icon = Literal["colour", "grey"]
 Protocol = Literal["udp", "tcp", "https", "http"]
 PROTOCOLS: tuple[Protocol, ...] = get_args(Protocol)
@@ -261,6 +266,8 @@ class Verdict:
     state: DeviceState
     icon: Icon
     causes: tuple[Cause, ...] = ()
+    # Why the state is "unknown": what could not be measured (empty for a measured state).
+    unmeasured: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,8 +287,4 @@ class Run:
 
     @property
     def worst_state(self) -> DeviceState:
-        states = {v.state for v in self.devices}
-        for s in ("offline", "degraded"):
-            if s in states:
-                return s
-        return "online"
+        return max((v.state for v in self.devices), key=STATE_RANK.__getitem__, default="online")

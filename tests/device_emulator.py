@@ -74,11 +74,11 @@ class Emulator:
         return err or ""
 
 
-async def peer_read(port: int) -> dict[str, Any]:
+async def peer_read(port: int, host: str = "127.0.0.1", password: str = PASSWORD) -> dict[str, Any]:
     """One device read by onvif-zeep-async (the independent ONVIF client of the dev extras)."""
     from onvif import ONVIFCamera
 
-    cam = ONVIFCamera("127.0.0.1", port, "admin", PASSWORD, adjust_time=True)
+    cam = ONVIFCamera(host, port, "admin", password, adjust_time=True)
     try:
         await cam.update_xaddrs()
         dev = await cam.create_devicemgmt_service()

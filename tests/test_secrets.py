@@ -77,7 +77,7 @@ def test_no_password_in_any_output(lab_factory: Callable[..., Lab], scenario: st
         "run", "--site", str(site), "--json", str(out / "run.json"),
         "--html", str(out / "run.html"), "--grey", "nvr",
     )  # fmt: skip
-    assert run.returncode in (0, 1, 3), run.stderr
+    assert run.returncode in (0, 1, 3, 5), run.stderr
     mon = diag(
         "monitor",
         "monitor", "--site", str(site), "--db", str(db), "--json", str(out / "mon.json"),
@@ -99,7 +99,7 @@ def test_no_password_in_any_output(lab_factory: Callable[..., Lab], scenario: st
     res = diag(
         "unreadable", "run", "--site", str(broken), "--only", "heartbeat", "--deadline", "20"
     )
-    assert res.returncode in (0, 1, 3), res.stderr
+    assert res.returncode in (0, 1, 3, 5), res.stderr
 
     # The passwords were really used: the NVR's login went through with the env: secret, or was
     # rejected because the device's own password changed.

@@ -11,19 +11,36 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime as dt
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from diag.i18n import Message, msg
 from diag.model import CheckResult, Outcome, Site
 
+if TYPE_CHECKING:
+    from diag.net.backend import Backend
+
 ENTRY_POINT_GROUP = "diag.checks"
+# The built-in checks, for when package metadata is absent (a frozen single-file build has no
+# entry points): the same names and classes as pyproject.toml's diag.checks group, which a test
+# keeps equal.
+BUILTIN_CHECKS: dict[str, str] = {
+    "host": "diag.checks.host:HostCheck",
+    "dns": "diag.checks.dns:DnsCheck",
+    "p2p": "diag.checks.p2p:P2PCheck",
+    "stun": "diag.checks.stun:StunCheck",
+    "ports": "diag.checks.ports:PortsCheck",
+    "vlan": "diag.checks.vlan:VlanCheck",
+    "bandwidth": "diag.checks.bandwidth:BandwidthCheck",
+    "heartbeat": "diag.checks.heartbeat:HeartbeatCheck",
+    "wan": "diag.checks.wan:WanCheck",
+    "phone": "diag.checks.phone:PhoneCheck",
+}
 CHECK_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 T = TypeVar("T")
 
@@ -38,7 +55,16 @@ def profile_need(field_name: str) -> str:
 
 
 def is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
+    """Whether this user may open raw sockets: root on POSIX, an Administrator on Windows."""
+    from diag.net.backend import current
+
+    return current().is_privileged()
+
+
+def _current_net() -> Backend:
+    from diag.net.backend import current
+
+    return current()
 
 
 @dataclass(frozen=True)
@@ -54,15 +80,18 @@ class Progress:
 class World:
     """What a check touches outside itself, injectable so unit tests run on fakes.
 
-    ``monotonic`` and ``now`` are the clocks; ``is_root`` says whether raw sockets are allowed.
-    Sockets are opened by the checks themselves to the addresses the site config names, so a unit
-    test points the config at loopback fakes.
+    ``monotonic`` and ``now`` are the clocks; ``is_root`` says whether raw sockets are allowed;
+    ``net`` is this OS's network backend (``diag.net.backend``: default route, interfaces,
+    nameservers, ARP, ICMP, capabilities), which the foreign_os tests replace with Windows and
+    macOS backends driven by recorded answers. Sockets are opened to the addresses the site
+    config names, so a unit test points the config at loopback fakes.
     """
 
     monotonic: Callable[[], float] = time.monotonic
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     is_root: Callable[[], bool] = is_root
     sleep: Callable[[float], Any] = asyncio.sleep
+    net: Backend = field(default_factory=_current_net)
 
 
 @dataclass
@@ -197,6 +226,13 @@ def load_checks(eps: list[EntryPoint] | None = None) -> Registry:
     """Instantiates every check in the ``diag.checks`` group; a broken plugin is an error entry."""
     if eps is None:
         eps = list(entry_points(group=ENTRY_POINT_GROUP))
+        # No metadata (frozen build) or only third-party plugins: the built-ins are still here.
+        named = {e.name for e in eps}
+        eps += [
+            EntryPoint(name, value, ENTRY_POINT_GROUP)
+            for name, value in BUILTIN_CHECKS.items()
+            if name not in named
+        ]
     checks: dict[str, Check] = {}
     errors: list[LoadError] = []
     for ep in sorted(eps, key=lambda e: e.name):

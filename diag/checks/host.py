@@ -1,6 +1,7 @@
 """Local host check: the laptop's interfaces, link state, addresses, counters and default route.
 
-Reads only local state (psutil, /proc/net/route, /proc/net/ipv6_route): it sends no traffic at
+Reads only local state (psutil, and the default route as the OS reports it through
+``diag.net``: /proc on Linux, iphlpapi on Windows, ``route get`` on macOS): it sends no traffic at
 all. Warns when the interface of the default route is down or counts errors, fails when there is
 no default route (nothing beyond the LAN can be reached, so no platform check can pass).
 """
@@ -11,19 +12,15 @@ import ipaddress
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psutil
 
-from diag.checks import lan
 from diag.checks.base import Check, Context
 from diag.i18n import msg
 from diag.model import Fact, JSONValue, Metric, Outcome, Status
-
-ROUTE_V4 = Path("/proc/net/route")
-ROUTE_V6 = Path("/proc/net/ipv6_route")
-RTF_GATEWAY = 0x2
+from diag.net.backend import Backend, current
+from diag.net.linux import parse_default_route
 
 
 @dataclass(frozen=True)
@@ -61,8 +58,8 @@ class Snapshot:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-# The routing-table parser lives with the other LAN helpers; the name stays for this module's API.
-default_route = lan.parse_default_route
+# The Linux routing-table parser lives in diag.net; the name stays for this module's API.
+default_route = parse_default_route
 
 
 def _cidr(address: str, netmask: str | None) -> str | None:
@@ -75,8 +72,9 @@ def _cidr(address: str, netmask: str | None) -> str | None:
         return None
 
 
-def read_snapshot(route_v4: Path = ROUTE_V4, route_v6: Path = ROUTE_V6) -> Snapshot:
-    """The host's interfaces and default route, from psutil and /proc (no traffic)."""
+def read_snapshot(net: Backend | None = None) -> Snapshot:
+    """The host's interfaces (psutil) and default route (the OS's backend); no traffic."""
+    net = net or current()
     notes: list[str] = []
     stats = psutil.net_if_stats()
     addrs = psutil.net_if_addrs()
@@ -115,17 +113,8 @@ def read_snapshot(route_v4: Path = ROUTE_V4, route_v6: Path = ROUTE_V6) -> Snaps
                 drops_out=c.dropout if c else 0,
             )
         )
-    v4 = v6 = ""
-    try:
-        v4 = route_v4.read_text(encoding="ascii", errors="replace")
-    except OSError:
-        notes.append("no /proc/net/route")
-    try:
-        v6 = route_v6.read_text(encoding="ascii", errors="replace")
-    except OSError:
-        pass
-    gw, dev = default_route(v4, v6)
-    return Snapshot(tuple(ifaces), gw, dev, tuple(notes))
+    route = net.default_route()
+    return Snapshot(tuple(ifaces), route.gateway, route.interface, tuple(notes))
 
 
 def analyse(snap: Snapshot, root: bool, wanted_interface: str | None = None) -> Outcome:
@@ -185,9 +174,9 @@ class HostCheck(Check):
     # Reading psutil and /proc takes milliseconds; 5 s only guards against a stuck /proc read.
     timeout_s = 5.0
 
-    def __init__(self, snapshot: Callable[[], Snapshot] = read_snapshot) -> None:
+    def __init__(self, snapshot: Callable[[Backend], Snapshot] = read_snapshot) -> None:
         self.snapshot = snapshot
 
     async def run(self, ctx: Context) -> Outcome:
-        snap = await ctx.run_blocking(self.snapshot)
+        snap = await ctx.run_blocking(self.snapshot, ctx.world.net)
         return analyse(snap, ctx.world.is_root(), ctx.site.network.interface)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import socket
 import struct
 import time
@@ -22,6 +23,11 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+
+from diag.net.http import client as http_client
+from diag.net.http import read_capped
+from diag.net.route import local_ip_towards
+from diag.net.udp import UdpProbe, udp_exchange
 
 SSDP_PORT = 1900
 NATPMP_PORT = 5351
@@ -213,39 +219,21 @@ async def _soap(
     action: str,
     args: dict[str, str] | None = None,
 ) -> dict[str, str] | None:
-    status, body = await fetch_capped(
+    r = await read_capped(
         client,
         "POST",
         url,
+        MAX_BODY,
         content=soap_body(service, action, args),
         headers={
             "Content-Type": 'text/xml; charset="utf-8"',
             "SOAPAction": f'"{service}#{action}"',
         },
     )
-    if status != 200 or body is None:
+    body = r.complete
+    if r.status_code != 200 or body is None:
         return None
     return parse_soap(body)
-
-
-async def fetch_capped(
-    client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
-) -> tuple[int, bytes | None]:
-    """(status, body); the body is None when it is over ``MAX_BODY`` or compressed.
-
-    Read as a stream and dropped at the cap: the router is outside our control, and an endless
-    or gigabyte answer must cost at most MAX_BODY of memory (the timeout is per read, so a fast
-    endless stream would never time out). IGDs do not compress; inflating is refused.
-    """
-    async with client.stream(method, url, **kwargs) as r:
-        if r.headers.get("content-encoding", "identity") not in ("identity", ""):
-            return r.status_code, None
-        body = bytearray()
-        async for chunk in r.aiter_raw():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return r.status_code, None
-        return r.status_code, bytes(body)
 
 
 def _valid_ip(text: str | None) -> str | None:
@@ -265,13 +253,14 @@ async def upnp_probe(gateway: str, ports: Ports, out: Discovery) -> None:
         return
     out.upnp_present = True
     out.upnp_location = location
-    # trust_env=False: a proxy from the environment must never see the router's LAN traffic.
-    # verify=False: the IGD speaks plain HTTP (URLs are checked to be http:// on the gateway);
-    # building the default TLS context would load the CA store, ~30 ms of CPU in the event loop
-    # that the concurrent STUN probes time their round trips in.
-    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, trust_env=False, verify=False) as client:
+    # No proxy from the environment (diag.net.http never reads it): a proxy must never see the
+    # router's LAN traffic. tls=False: the IGD speaks plain HTTP (URLs are checked to be http://
+    # on the gateway); building the default TLS context would load the CA store, ~30 ms of CPU
+    # in the event loop that the concurrent STUN probes time their round trips in.
+    async with http_client(timeout=HTTP_TIMEOUT_S, tls=False) as client:
         try:
-            status, desc = await fetch_capped(client, "GET", location)
+            reply = await read_capped(client, "GET", location, MAX_BODY)
+            status, desc = reply.status_code, reply.complete
             if status != 200 or desc is None:
                 out.upnp_error = f"description: http-{status}"
                 return
@@ -323,29 +312,19 @@ async def _udp_ask(
     host: str, port: int, payload: bytes, accept: Any, timeout: float = PMP_TIMEOUT_S
 ) -> bytes | None:
     """Sends ``payload`` on the schedule and returns the first reply ``accept`` likes."""
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(
-        _Collector, local_addr=("0.0.0.0", 0), family=socket.AF_INET
-    )
-    try:
-        start = loop.time()
-        sends = list(PMP_SCHEDULE_S)
-        while True:
-            now = loop.time() - start
-            while sends and sends[0] <= now:
-                sends.pop(0)
-                transport.sendto(payload, (host, port))
-            wake = min([timeout, *sends]) - now
-            if wake <= 0 and not sends:
-                return None
-            try:
-                data, addr = await asyncio.wait_for(proto.queue.get(), max(wake, 0.001))
-            except TimeoutError:
-                continue
-            if addr[0] == host and addr[1] == port and accept(data):
-                return data
-    finally:
-        transport.close()
+    got: list[bytes] = []
+
+    def match(data: bytes) -> str | None:
+        if not accept(data):
+            return None
+        got.append(data)
+        return ""
+
+    gaps = [b - a for a, b in itertools.pairwise(PMP_SCHEDULE_S)]
+    gaps.append(max(0.001, timeout - PMP_SCHEDULE_S[-1]))
+    probe = UdpProbe("pmp", payload, match)
+    await udp_exchange(host, port, lambda: probe, timeout, gaps=gaps)
+    return got[0] if got else None
 
 
 def parse_natpmp(data: bytes) -> tuple[int, str | None] | None:
@@ -377,12 +356,6 @@ def parse_pcp(data: bytes) -> int | None:
     return data[3]
 
 
-def _local_ip_towards(host: str) -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((host, 9))  # no datagram is sent: this only asks the routing table
-        return str(s.getsockname()[0])
-
-
 async def discover(gateway: str, ports: Ports | None = None) -> Discovery:
     """Asks the gateway for UPnP IGD, NAT-PMP and PCP concurrently; never raises."""
     ports = ports or Ports()
@@ -400,10 +373,7 @@ async def discover(gateway: str, ports: Ports | None = None) -> Discovery:
             out.natpmp_external_ip = parsed[1] if parsed[0] == 0 else None
 
     async def pcp() -> None:
-        try:
-            client = _local_ip_towards(gateway)
-        except OSError:
-            client = "0.0.0.0"
+        client = local_ip_towards(gateway) or "0.0.0.0"
         data = await _udp_ask(
             gateway, ports.natpmp, pcp_announce(client), lambda d: parse_pcp(d) is not None
         )

@@ -11,19 +11,22 @@ trip, the error class and the public address the platform saw are facts per serv
 from __future__ import annotations
 
 import asyncio
-import errno
-import secrets
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 
-from diag.checks import probe
 from diag.checks.base import Check, Context, profile_need
-from diag.checks.dns import ATTEMPT_TIMEOUTS_S, resolve_host
 from diag.i18n import msg
 from diag.model import Fact, Metric, Outcome, P2PServer, Site, Status
+from diag.net.addr import is_ip, join_host_port
+from diag.net.answer import Answer, error_status
+from diag.net.http import CaFileError, client
+from diag.net.resolve import ATTEMPT_TIMEOUTS_S, resolve_host
+from diag.net.tcp import tcp_connect
+from diag.net.udp import udp_exchange, udp_probe_for
 
 # Waits between UDP (re)transmissions, s: 0.5 s covers a loaded LTE round trip (typically
 # 50-300 ms); doubling twice more rides out a short burst of loss; 3.5 s in all.
@@ -35,8 +38,6 @@ CONNECT_TIMEOUT_S = 3.0
 HTTPS_TIMEOUT_S = 5.0
 # p2p.error when the profile's ca_file cannot be loaded (the same word as device.platform_error).
 CA_FILE_ERROR = "ca-file"
-# Bytes read from a UDP reply: the protocol's replies are short lines; more is junk.
-MAX_REPLY = 512
 
 
 @dataclass
@@ -51,84 +52,30 @@ class Probe:
     resolved: list[str] = field(default_factory=list)
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue()
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.queue.put_nowait(data[:MAX_REPLY])
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port/host unreachable arrives here on a connected UDP socket.
-        self.queue.put_nowait(exc)
+def _probe(a: Answer, public: bool = False) -> Probe:
+    """A ``diag.net`` answer as this check's probe (an OS error that is not a refusal or a
+    timeout counts as unreachable)."""
+    if a.ok:
+        return Probe(True, a.rtt_ms, public_address=(a.info or None) if public else None)
+    return Probe(error="unreachable" if a.status == "error" else a.status)
 
 
 def _os_error(exc: OSError) -> str:
-    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
-        return "refused"
-    if isinstance(exc, TimeoutError) or exc.errno == errno.ETIMEDOUT:
-        return "timeout"
-    return "unreachable"
-
-
-# The platform's hello protocol is spoken by ports and wan too: one codec, in probe.py.
-parse_welcome = probe.parse_welcome
+    status = error_status(exc)
+    return "unreachable" if status == "error" else status
 
 
 async def probe_udp(
     ip: str, port: int, hello: bool, backoff: tuple[float, ...] = UDP_BACKOFF_S
 ) -> Probe:
     """Hello (``hello=True``) or echo probe; retransmits after each wait in ``backoff``."""
-    loop = asyncio.get_running_loop()
-    try:
-        transport, proto = await loop.create_datagram_endpoint(_Udp, remote_addr=(ip, port))
-    except OSError as exc:
-        return Probe(error=_os_error(exc))
-    nonce = secrets.token_hex(8)
-    payload = probe.hello_request(nonce) if hello else f"diag {nonce}".encode()
-    bad = False
-    try:
-        for wait in backoff:
-            sent = time.monotonic()
-            transport.sendto(payload)
-            end = sent + wait
-            while (left := end - time.monotonic()) > 0:
-                try:
-                    item = await asyncio.wait_for(proto.queue.get(), left)
-                except TimeoutError:
-                    break
-                if isinstance(item, OSError):
-                    return Probe(error=_os_error(item))
-                if isinstance(item, Exception):
-                    return Probe(error="unreachable")
-                rtt = round((time.monotonic() - sent) * 1000, 2)
-                if not hello:
-                    return Probe(True, rtt)
-                public = parse_welcome(item, nonce)
-                if public is None:
-                    bad = True  # junk or a stale reply: keep listening
-                    continue
-                return Probe(True, rtt, public_address=public)
-        return Probe(error="bad-reply" if bad else "timeout")
-    finally:
-        transport.close()
+    kind = "hello" if hello else "echo"
+    a = await udp_exchange(ip, port, lambda: udp_probe_for(kind), sum(backoff), gaps=backoff)
+    return _probe(a, public=hello)
 
 
 async def probe_connect(ip: str, port: int, timeout: float = CONNECT_TIMEOUT_S) -> Probe:
-    t0 = time.monotonic()
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
-    except TimeoutError:
-        return Probe(error="timeout")
-    except OSError as exc:
-        return Probe(error=_os_error(exc))
-    rtt = round((time.monotonic() - t0) * 1000, 2)
-    writer.close()
-    try:
-        await asyncio.wait_for(writer.wait_closed(), 0.5)
-    except (OSError, TimeoutError):
-        pass
-    return Probe(True, rtt)
+    return _probe(await tcp_connect(ip, port, timeout))
 
 
 def _chained_os_error(exc: BaseException) -> OSError | None:
@@ -155,7 +102,11 @@ def _is_tls_error(exc: BaseException) -> bool:
 
 
 async def probe_https(
-    server: P2PServer, ip: str, ca_file: str | None, timeout: float = HTTPS_TIMEOUT_S
+    server: P2PServer,
+    ip: str,
+    ca_file: str | None,
+    timeout: float = HTTPS_TIMEOUT_S,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Probe:
     """GET / over TLS (plain HTTP for ``protocol = "http"``) to ``ip`` with the server's name.
 
@@ -164,25 +115,22 @@ async def probe_https(
     """
     tls = server.protocol != "http"
     scheme = "https" if tls else "http"
-    host = f"[{ip}]" if ":" in ip else ip
-    url = f"{scheme}://{host}:{server.port}/"
-    verify: ssl.SSLContext | bool = True
-    if tls and ca_file:
-        try:
-            verify = ssl.create_default_context(cafile=ca_file)
-        except (OSError, ssl.SSLError):
-            # The profile's CA bundle is missing or not PEM: a local problem, nothing was
-            # measured (it raised out of gather() and lost every other server's result too).
-            return Probe(error=CA_FILE_ERROR)
+    url = f"{scheme}://{join_host_port(ip, server.port)}/"
+    try:
+        http = client(timeout=timeout, ca_file=ca_file, tls=tls)
+    except CaFileError:
+        # The profile's CA bundle is missing or not PEM: a local problem, nothing was
+        # measured (it raised out of gather() and lost every other server's result too).
+        return Probe(error=CA_FILE_ERROR)
     headers = {"Host": server.host, "User-Agent": "diag"}
     ext = {"sni_hostname": server.host} if tls else {}
-    t0 = time.monotonic()
+    t0 = clock()
     try:
         async with (
-            httpx.AsyncClient(verify=verify, timeout=timeout, trust_env=False) as client,
+            http as conn,
             # Streamed and never read: the status line is the answer, and a body (a captive
             # portal's, an endless one) must not be buffered; the timeout is per read only.
-            client.stream("GET", url, headers=headers, extensions=ext) as resp,
+            conn.stream("GET", url, headers=headers, extensions=ext) as resp,
         ):
             pass
     except httpx.TimeoutException:
@@ -196,7 +144,7 @@ async def probe_https(
         if tls and _is_tls_error(exc):
             return Probe(error="tls", tls_valid=False)
         return Probe(error="bad-reply", tls_valid=True if tls else None)
-    rtt = round((time.monotonic() - t0) * 1000, 2)
+    rtt = round((clock() - t0) * 1000, 2)
     tls_valid = True if tls else None
     if resp.status_code >= 500:
         # The platform answers but says it cannot serve (maintenance): not reachable for use.
@@ -223,8 +171,11 @@ class P2PCheck(Check):
     def targets(self, site: Site) -> tuple[str, ...]:
         return tuple(s.label for s in site.profile.p2p_servers)
 
-    async def probe(self, site: Site, server: P2PServer, deadline: float) -> Probe:
-        addrs, lookup = await resolve_host(site, server.host, deadline, self.dns_attempts)
+    async def probe(self, ctx: Context, server: P2PServer, deadline: float) -> Probe:
+        site = ctx.site
+        addrs, lookup = await resolve_host(
+            site, server.host, deadline, self.dns_attempts, ctx.world.net
+        )
         if not addrs:
             return Probe(error="dns")
         ip = addrs[0]
@@ -233,20 +184,20 @@ class P2PCheck(Check):
         elif server.probe == "connect":
             found = await probe_connect(ip, server.port)
         else:
-            found = await probe_https(server, ip, site.profile.ca_file)
+            found = await probe_https(server, ip, site.profile.ca_file, clock=ctx.world.monotonic)
         if lookup is not None:
             found.resolved = list(addrs)
         return found
 
     async def run(self, ctx: Context) -> Outcome:
         servers = [s for s in ctx.site.profile.p2p_servers if s.label in ctx.targets]
-        deadline = time.monotonic() + max(0.1, ctx.remaining() - 0.2)
+        deadline = ctx.world.monotonic() + max(0.1, ctx.remaining() - 0.2)
         done = 0
 
         async def one(server: P2PServer) -> Probe:
             nonlocal done
             try:
-                return await self.probe(ctx.site, server, deadline)
+                return await self.probe(ctx, server, deadline)
             finally:
                 done += 1
                 ctx.progress(done / len(servers), msg("{server} probed", server=server.label))
@@ -296,11 +247,4 @@ class P2PCheck(Check):
         return Outcome(status, summary, metrics, tuple(facts))
 
 
-def _is_literal(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
+_is_literal = is_ip

@@ -4,7 +4,7 @@ Every P2P server and STUN server of the profile is probed with its own protocol 
 UDP platform hello, STUN binding or echo), its name resolved through the site resolver. For each
 one that does not answer, a TTL walk of the SAME protocol and port finds the last hop that still
 answers, and a walk of a reference that passes shows where the site gateway sits and that other
-traffic gets through. ``probe.locate`` turns the walks into ``router`` / ``isp`` / ``beyond``.
+traffic gets through. ``locate`` turns the walks into ``router`` / ``isp`` / ``beyond``.
 The walk uses scapy with root; without root (or when scapy fails) ordinary sockets with
 ``IP_TTL`` + ``IP_RECVERR`` do the same walk, as ``tracepath`` does; when neither can,
 ``port.blocked_at`` is ``unknown`` and ``port.walk_error`` says why.
@@ -13,14 +13,21 @@ The walk uses scapy with root; without root (or when scapy fails) ordinary socke
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from diag.checks import lan, probe
 from diag.checks.base import Check, Context
 from diag.i18n import Message, msg
 from diag.model import Fact, JSONValue, Metric, Outcome, Site
+from diag.net.addr import is_ip
+from diag.net.answer import Answer
+from diag.net.backend import CAP_RAW_IP, CAP_RECVERR
+from diag.net.resolve import RESOLVE_TIMEOUT_S, ResolveError, resolve, site_resolver
+from diag.net.route import default_gateway
+from diag.net.tcp import tcp_connect
+from diag.net.ttl import Hop, WalkTarget, gateway_ttl, locate, socket_walk, ttl_walk
+from diag.net.udp import udp_exchange, udp_probe_for
 from diag.vocab import WHERE_BLOCKED
 
 # A platform answers a hello or a SYN within one RTT (< 300 ms even on a loaded LTE link); 1.5 s
@@ -39,6 +46,7 @@ WALK_MAX_TTL = 8
 WARM_AFTER_S = 0.3
 
 Transport = Literal["tcp", "udp"]
+Walk = Callable[[Sequence[WalkTarget], int, float], dict[str, list[Hop]]]
 
 
 def _import_scapy() -> None:
@@ -74,11 +82,11 @@ def plan_targets(site: Site) -> list[PortTarget]:
 
 
 def pick_reference(
-    targets: Sequence[PortTarget], answers: dict[str, probe.Answer], blocked: Sequence[PortTarget]
+    targets: Sequence[PortTarget], answers: dict[str, Answer], blocked: Sequence[PortTarget]
 ) -> PortTarget | None:
     """A target that passes, for the reference walk: same transport as most blocked ones first
     (it crosses the same NAT path), a STUN server before a platform server (pure)."""
-    passing = [t for t in targets if answers.get(t.key, probe.Answer("timeout")).ok]
+    passing = [t for t in targets if answers.get(t.key, Answer("timeout")).ok]
     if not passing:
         return None
     udp_blocked = sum(1 for b in blocked if b.transport == "udp")
@@ -90,14 +98,16 @@ def pick_reference(
 def _payload(t: PortTarget) -> bytes:
     if t.transport == "tcp":
         return b""
-    return probe.udp_probe_for(t.probe).payload
+    return udp_probe_for(t.probe).payload
 
 
-async def _probe(t: PortTarget, address: str, timeout_s: float) -> probe.Answer:
+async def _probe(
+    t: PortTarget, address: str, timeout_s: float, clock: Callable[[], float]
+) -> Answer:
     if t.transport == "tcp":
-        return await probe.tcp_connect(address, t.port, timeout_s)
-    return await probe.udp_exchange(
-        address, t.port, lambda: probe.udp_probe_for(t.probe), timeout_s, UDP_TRIES
+        return await tcp_connect(address, t.port, timeout_s, clock)
+    return await udp_exchange(
+        address, t.port, lambda: udp_probe_for(t.probe), timeout_s, UDP_TRIES, clock
     )
 
 
@@ -111,24 +121,30 @@ class PortsCheck(Check):
     # restricted cone then reads as a full cone. Costs ~0.5 s on the critical path of a run.
     depends_on = ("stun",)
 
+    def __init__(self, scapy_walk: Walk = ttl_walk, kernel_walk: Walk = socket_walk) -> None:
+        # The two TTL walks, injectable: unit tests replay recorded walks.
+        self.scapy_walk = scapy_walk
+        self.kernel_walk = kernel_walk
+
     def targets(self, site: Site) -> tuple[str, ...]:
         return tuple(t.key for t in plan_targets(site))
 
     async def run(self, ctx: Context) -> Outcome:
         site = ctx.site
         targets = plan_targets(site)
-        resolver = probe.site_resolver(site)
+        resolver = site_resolver(site)
+        net = ctx.world.net
         facts: list[Fact] = []
         timeout = min(PROBE_TIMEOUT_S, max(0.2, ctx.remaining() / 4))
 
         hosts = sorted({t.host for t in targets})
         # The same names through an independent resolver, at the same time: a lying site
         # resolver sends the probes to an address where nothing answers, which looks like a block.
-        names = [h for h in hosts if not probe.is_ip(h)]
+        names = [h for h in hosts if not is_ip(h)]
         indep = site.profile.independent_resolvers[:1]
         lookups = await asyncio.gather(
-            *(probe.resolve(h, resolver, min(probe.RESOLVE_TIMEOUT_S, timeout)) for h in hosts),
-            *(probe.resolve(h, spec, timeout) for spec in indep for h in names),
+            *(resolve(h, resolver, min(RESOLVE_TIMEOUT_S, timeout), net) for h in hosts),
+            *(resolve(h, spec, timeout, net) for spec in indep for h in names),
             return_exceptions=True,
         )
         resolved = lookups[: len(hosts)]
@@ -145,14 +161,16 @@ class PortsCheck(Check):
         for t in targets:
             if t.host not in address:
                 r = resolved[hosts.index(t.host)]
-                reason = r.reason if isinstance(r, probe.ResolveError) else "ERROR"
+                reason = r.reason if isinstance(r, ResolveError) else "ERROR"
                 facts.append(Fact("port.resolve_error", reason, target=t.key))
         probing = asyncio.ensure_future(
-            asyncio.gather(*(_probe(t, address[t.host], timeout) for t in probed))
+            asyncio.gather(
+                *(_probe(t, address[t.host], timeout, ctx.world.monotonic) for t in probed)
+            )
         )
         done, _ = await asyncio.wait({probing}, timeout=WARM_AFTER_S)
         warm: asyncio.Future[None] | None = None
-        if not done and ctx.world.is_root():
+        if not done and net.has(CAP_RAW_IP, ctx.world.is_root()):
             # Some port is slow to answer, so a walk is likely: import scapy (~1 s) meanwhile.
             warm = asyncio.ensure_future(ctx.run_blocking(_import_scapy))
         results = await probing
@@ -194,7 +212,7 @@ class PortsCheck(Check):
         self,
         ctx: Context,
         probed: list[PortTarget],
-        answers: dict[str, probe.Answer],
+        answers: dict[str, Answer],
         blocked: list[PortTarget],
         address: dict[str, str],
         facts: list[Fact],
@@ -214,45 +232,53 @@ class PortsCheck(Check):
             return unknown("no-time")
         ref = pick_reference(probed, answers, blocked)
         walk_targets = [
-            probe.WalkTarget(t.key, address[t.host], t.port, t.transport, _payload(t))
+            WalkTarget(t.key, address[t.host], t.port, t.transport, _payload(t))
             for t in [*blocked, *([ref] if ref else [])]
         ]
         ctx.progress(0.6, msg("locating the hop that drops {n} ports", n=len(blocked)))
-        walks: dict[str, list[probe.Hop]] | None = None
+        walks: dict[str, list[Hop]] | None = None
         method = "scapy"
-        if ctx.world.is_root():
+        net = ctx.world.net
+        root = ctx.world.is_root()
+        if not net.has(CAP_RAW_IP, root) and not net.has(CAP_RECVERR, root):
+            # Windows and macOS: no crafted packets without a driver, no ICMP error reports on
+            # ordinary sockets. Where the block is stays unknown rather than guessed.
+            return unknown(f"unsupported: {net.name}")
+        if net.has(CAP_RAW_IP, root):
             try:
                 if warm is not None:
                     await warm
                 walks = await ctx.run_blocking(
-                    probe.ttl_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
+                    self.scapy_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
                 )
             except Exception:  # scapy raises a zoo of errors (no route, no interface, ...)
                 walks = None
+        if walks is None and not net.has(CAP_RECVERR, root):
+            return unknown(f"unsupported: {net.name}")
         if walks is None:
             # No root (or scapy failed): the kernel's IP_RECVERR reports, as tracepath uses them.
             method = "socket"
             try:
                 walks = await ctx.run_blocking(
-                    probe.socket_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
+                    self.kernel_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
                 )
             except OSError as exc:
                 return unknown(f"error: {type(exc).__name__}")
         facts.append(Fact("port.walk_method", method))
-        gateway = ctx.site.network.gateway or lan.default_gateway()
+        gateway = ctx.site.network.gateway or default_gateway(net)
         gw_at = None
         ref_first = False
         if ref is not None:
             ref_hops = walks.get(ref.key, [])
-            gw_at = probe.gateway_ttl(ref_hops, gateway)
+            gw_at = gateway_ttl(ref_hops, gateway)
             ref_first = bool(ref_hops) and ref_hops[0].kind == "time-exceeded"
-            ref_loc = probe.locate(ref_hops, address[ref.host], gw_at)
+            ref_loc = locate(ref_hops, address[ref.host], gw_at)
             facts.append(Fact("port.reference", ref.key))
             facts.append(Fact("port.reference_passes", ref_loc.passes, target=ref.key))
             facts.append(Fact("port.path", _path(ref_hops), target=ref.key))
         if gw_at is None:
             gw_at = next(
-                (g for w in walks.values() if (g := probe.gateway_ttl(w, gateway)) is not None),
+                (g for w in walks.values() if (g := gateway_ttl(w, gateway)) is not None),
                 None,
             )
         if gw_at is not None:
@@ -260,7 +286,7 @@ class PortsCheck(Check):
         for t in blocked:
             hops = walks.get(t.key, [])
             refused = answers[t.key].status == "refused"
-            loc = probe.locate(hops, address[t.host], gw_at, ref_first, refused)
+            loc = locate(hops, address[t.host], gw_at, ref_first, refused)
             at = loc.blocked_at or "unknown"
             if loc.passes:
                 # The walk got through where the plain probe did not: intermittent, not blocked.
@@ -273,7 +299,7 @@ class PortsCheck(Check):
         return where
 
 
-def _path(hops: Sequence[probe.Hop]) -> list[JSONValue]:
+def _path(hops: Sequence[Hop]) -> list[JSONValue]:
     """Responders by TTL up to the last one that answered (None: silent hop)."""
     path: list[JSONValue] = []
     for h in hops:

@@ -40,8 +40,13 @@ from typing import Any, ClassVar
 
 from diag.checks import nat_discovery
 from diag.checks.base import Check, Context, profile_need
-from diag.checks.lan import default_gateway
-from diag.checks.stun_codec import (
+from diag.i18n import N_, Message, msg
+from diag.model import Fact, JSONValue, Metric, Outcome, Site, Status
+from diag.net.addr import join_host_port
+from diag.net.backend import Backend
+from diag.net.resolve import RESOLVE_TIMEOUT_S, resolve_host
+from diag.net.route import default_gateway, local_ip_towards
+from diag.net.stun_codec import (
     CLASS_ERROR,
     CLASS_REQUEST,
     CLASS_SUCCESS,
@@ -51,8 +56,6 @@ from diag.checks.stun_codec import (
     binding_request,
     decode,
 )
-from diag.i18n import N_, Message, msg
-from diag.model import Fact, JSONValue, Metric, Outcome, Site, Status
 
 # --- timing ---------------------------------------------------------------------------------
 # The first binding has no RTT to go by. RFC 5389 starts at RTO = 500 ms and waits 39.5 s in
@@ -76,8 +79,6 @@ RTO_MAX_S = 1.0
 # classification's main cost: 0.35 s on a LAN-like lab path, ≤ 7 s on the worst link.
 RETRY_SLOTS = (0.0, 1.0, 3.0)
 GIVE_UP_SLOTS = 7.0
-# Resolving a STUN server's name must not eat the check: 2 s, then the server is skipped.
-RESOLVE_TIMEOUT_S = 2.0
 # Deep mode: idle intervals tried in the first round, as fractions of the heartbeat interval.
 LIFETIME_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 # The lifetime search stops refining when the bracket is narrower than this, s (or 10 %).
@@ -118,7 +119,9 @@ class _Registry:
     in the lifetime test) still finds its transaction.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        # The context's clock: sent and received times of every transaction.
+        self.clock = clock
         self.pending: dict[bytes, tuple[asyncio.Future[Reply], float, Callable[[Reply], bool]]] = {}
         self.malformed = 0
         self.errors: list[int] = []
@@ -169,7 +172,7 @@ class _Endpoint(asyncio.DatagramProtocol):
             reply = Reply(
                 m,
                 source,
-                time.monotonic() - sent,
+                self.registry.clock() - sent,
                 self,
                 m.xor_mapped_address if not m.classic else None,
                 m.mapped_address,
@@ -231,7 +234,7 @@ async def transact(
             if got.done():
                 return got.result()
             data, tid = binding_request(**request)
-            ep.registry.pending[tid] = (got, time.monotonic(), accept)
+            ep.registry.pending[tid] = (got, ep.registry.clock(), accept)
             tids.append(tid)
             ep.send(data, dest)
         await asyncio.wait({got}, timeout=max(0.0, t0 + give_up - loop.time()))
@@ -343,20 +346,7 @@ def nat_layers(
 
 
 def _fmt(addr: Address | None) -> str | None:
-    if addr is None:
-        return None
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def local_ip_towards(host: str, family: int = socket.AF_INET) -> str | None:
-    """The source address the routing table picks for ``host`` (no datagram is sent)."""
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            s.connect((host, 9))
-            return str(s.getsockname()[0])
-    except OSError:
-        return None
+    return None if addr is None else join_host_port(*addr)
 
 
 # --- the probes -----------------------------------------------------------------------------
@@ -397,27 +387,20 @@ class Observation:
     notes: list[str] = field(default_factory=list)
 
 
-async def _resolve(servers: Sequence[tuple[str, int]]) -> list[tuple[Address, int]]:
-    """(address, family) per server; IP literals are used as is, names via the site resolver."""
-    loop = asyncio.get_running_loop()
+async def _resolve(
+    site: Site, servers: Sequence[tuple[str, int]], net: Backend
+) -> list[tuple[Address, int]]:
+    """(address, family) per server that resolves; IP literals are used as is, names through the
+    site resolver (never the laptop's resolver library: the cameras ask the site's)."""
+    attempts = (RESOLVE_TIMEOUT_S * 0.4, RESOLVE_TIMEOUT_S * 0.6)
+    found = await asyncio.gather(
+        *(resolve_host(site, host, None, attempts, net) for host, _port in servers)
+    )
     out: list[tuple[Address, int]] = []
-    for host, port in servers:
-        try:
-            ip = ipaddress.ip_address(host)
-            fam = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-            out.append(((str(ip), port), fam))
-            continue
-        except ValueError:
-            pass
-        try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM), RESOLVE_TIMEOUT_S
-            )
-        except (OSError, TimeoutError):
-            continue
-        for fam, _, _, _, sa in sorted(infos, key=lambda i: i[0] != socket.AF_INET):
-            out.append(((str(sa[0]), int(sa[1])), int(fam)))
-            break
+    for (_host, port), (addrs, _lookup) in zip(servers, found, strict=True):
+        if addrs:
+            fam = socket.AF_INET6 if ":" in addrs[0] else socket.AF_INET
+            out.append(((addrs[0], port), fam))
     return out
 
 
@@ -655,7 +638,7 @@ class StunCheck(Check):
     async def observe(self, ctx: Context) -> Observation:
         site = ctx.site
         obs = Observation()
-        gateway = site.network.gateway or default_gateway()
+        gateway = site.network.gateway or default_gateway(ctx.world.net)
         discovery_task: asyncio.Task[nat_discovery.Discovery] | None = None
         if self.discover and gateway:
             discovery_task = asyncio.create_task(
@@ -679,10 +662,12 @@ class StunCheck(Check):
         return obs
 
     async def _stun(self, ctx: Context, obs: Observation) -> None:
-        registry = _Registry()
+        registry = _Registry(ctx.world.monotonic)
         t0 = ctx.world.monotonic()
         ctx.progress(0.05, msg("first binding"))
-        servers = await _resolve([(s.host, s.port) for s in ctx.site.profile.stun_servers])
+        servers = await _resolve(
+            ctx.site, [(s.host, s.port) for s in ctx.site.profile.stun_servers], ctx.world.net
+        )
         obs.servers_tried = len(servers)
         if not servers:
             obs.unresolved = True

@@ -23,10 +23,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from diag.checks import lan
 from diag.checks.base import NEED_ROOT, Check, Context
 from diag.i18n import N_, Message, msg
 from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site
+from diag.net.addr import mac_bytes, mac_str
+from diag.net.arp import build_arp_request, parse_arp
+from diag.net.backend import CAP_PACKET
+from diag.net.ifaces import LocalInterface, local_interfaces, pick_interface
+from diag.net.l2 import (
+    ETH_P_8021AD,
+    ETH_P_8021Q,
+    ETH_P_ALL,
+    ETH_P_ARP,
+    ETH_P_LLDP,
+    PACKET_ADD_MEMBERSHIP,
+    PACKET_MR_PROMISC,
+    SO_ATTACH_FILTER,
+    SOL_PACKET,
+    open_packet_socket,
+    parse_frame,
+    recv_frames,
+)
 
 # Quick runs listen 2 s: tagged broadcasts (ARP, DHCP) from a chatty LAN show within it, and a
 # lab switch sends LLDP every second. Real switches send LLDP every 30 s (802.1AB default
@@ -67,10 +84,10 @@ BPF_PROGRAM: tuple[tuple[int, int, int, int], ...] = (
     (_BPF_LD_W_ABS, 0, 0, _SKF_VLAN_TAG_PRESENT),
     (_BPF_JEQ_K, 0, 6, 0),
     (_BPF_LD_H_ABS, 0, 0, 12),
-    (_BPF_JEQ_K, 4, 0, lan.ETH_P_8021Q),
-    (_BPF_JEQ_K, 3, 0, lan.ETH_P_8021AD),
-    (_BPF_JEQ_K, 2, 0, lan.ETH_P_LLDP),
-    (_BPF_JEQ_K, 1, 0, lan.ETH_P_ARP),
+    (_BPF_JEQ_K, 4, 0, ETH_P_8021Q),
+    (_BPF_JEQ_K, 3, 0, ETH_P_8021AD),
+    (_BPF_JEQ_K, 2, 0, ETH_P_LLDP),
+    (_BPF_JEQ_K, 1, 0, ETH_P_ARP),
     (_BPF_RET_K, 0, 0, 0),
     (_BPF_RET_K, 0, 0, 0x40000),
 )
@@ -97,7 +114,7 @@ def _address(raw: bytes) -> str:
 
 def _id_value(subtype: int, value: bytes, mac_subtype: int, addr_subtype: int) -> str:
     if subtype == mac_subtype and len(value) == 6:
-        return lan.mac_str(value)
+        return mac_str(value)
     if subtype == addr_subtype:
         return _address(value)
     return clean_text(value)
@@ -208,10 +225,10 @@ class Observed:
 
     def feed(self, frame: bytes, aux_vid: int | None, own_mac: str = "") -> None:
         self.frames += 1
-        l2 = lan.parse_frame(frame, aux_vid)
+        l2 = parse_frame(frame, aux_vid)
         if l2 is None:
             return
-        if l2.ethertype == lan.ETH_P_LLDP:
+        if l2.ethertype == ETH_P_LLDP:
             n = parse_lldp(l2.payload)
             if n.chassis is None and n.port is None:
                 self.lldp_malformed += 1
@@ -227,8 +244,8 @@ class Observed:
                 macs = self.tags.setdefault(l2.vid, [])
                 if l2.src not in macs and len(macs) < 256:
                     macs.append(l2.src)
-        if l2.ethertype == lan.ETH_P_ARP:
-            arp = lan.parse_arp(l2.payload)
+        if l2.ethertype == ETH_P_ARP:
+            arp = parse_arp(l2.payload)
             if arp is None or arp.sender_mac == own_mac:
                 return
             # Bounded: a flood of forged ARP must not grow memory without end.
@@ -263,7 +280,7 @@ def attach_filter(sock: socket.socket) -> None:
     prog = b"".join(struct.pack("HBBI", *ins) for ins in BPF_PROGRAM)
     buf = ctypes.create_string_buffer(prog)
     fprog = struct.pack("HL", len(BPF_PROGRAM), ctypes.addressof(buf))
-    sock.setsockopt(socket.SOL_SOCKET, lan.SO_ATTACH_FILTER, fprog)
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
 def vid_scan_order(known: Iterable[int]) -> list[int]:
@@ -273,7 +290,7 @@ def vid_scan_order(known: Iterable[int]) -> list[int]:
 
 
 def listen(
-    iface: lan.LocalInterface,
+    iface: LocalInterface,
     devices: Sequence[Device],
     duration_s: float,
     stop_when_complete: bool = False,
@@ -291,15 +308,15 @@ def listen(
     need not sit out 31 s, quick ones need not sit out 2 s.
     """
     obs = Observed()
-    sock = lan.open_packet_socket(iface, lan.ETH_P_ALL)
+    sock = open_packet_socket(iface, ETH_P_ALL)
     try:
         attach_filter(sock)
         # Promiscuous for this socket only: the kernel undoes it when the socket closes.
-        mreq = struct.pack("iHH8s", iface.index, lan.PACKET_MR_PROMISC, 0, b"")
+        mreq = struct.pack("iHH8s", iface.index, PACKET_MR_PROMISC, 0, b"")
         with contextlib.suppress(OSError):
-            sock.setsockopt(lan.SOL_PACKET, lan.PACKET_ADD_MEMBERSHIP, mreq)
+            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
         # Frames queued before the filter was attached are not filtered: read them as usual.
-        src_mac = lan.mac_bytes(iface.mac) if iface.mac else b""
+        src_mac = mac_bytes(iface.mac) if iface.mac else b""
         t0 = time.monotonic()
         end = t0 + duration_s
 
@@ -308,7 +325,7 @@ def listen(
             if src is None or not src_mac:
                 return
             with contextlib.suppress(OSError):
-                sock.send(lan.build_arp_request(src_mac, str(src.ip), ip, vid))
+                sock.send(build_arp_request(src_mac, str(src.ip), ip, vid))
 
         targets = [d.address for d in devices if d.address and iface.onlink(d.address)]
         next_ask = t0
@@ -355,7 +372,7 @@ def listen(
             ):
                 break
             wait = 0.002 if scans and now < scan_stop else 0.05
-            for frame, vid, _at in lan.recv_frames(sock, min(wait, max(0.0, end - now))):
+            for frame, vid, _at in recv_frames(sock, min(wait, max(0.0, end - now))):
                 obs.feed(frame, vid, iface.mac)
     finally:
         sock.close()
@@ -365,9 +382,7 @@ def listen(
 # --- the check --------------------------------------------------------------------------------
 
 
-def vlan_facts(
-    site: Site, iface: lan.LocalInterface, obs: Observed, sniffed_s: float
-) -> list[Fact]:
+def vlan_facts(site: Site, iface: LocalInterface, obs: Observed, sniffed_s: float) -> list[Fact]:
     """Facts from what was observed (pure)."""
     facts: list[Fact] = [
         Fact("vlan.sniff_s", round(sniffed_s, 3), "s"),
@@ -401,7 +416,14 @@ class VlanCheck(Check):
 
     async def run(self, ctx: Context) -> Outcome:
         site = ctx.site
-        iface = lan.pick_interface(site, lan.local_interfaces())
+        net = ctx.world.net
+        if not net.has(CAP_PACKET, ctx.world.is_root()):
+            # macOS (also with sudo) and Windows (also as Administrator): no AF_PACKET, so no
+            # LLDP and no 802.1Q tags can be read. Nothing was measured: skip, never a verdict.
+            return Outcome(
+                "skip", net.missing(CAP_PACKET), facts=(Fact("vlan.skipped", "no-packet-sockets"),)
+            )
+        iface = pick_interface(site, local_interfaces(net))
         if iface is None:
             return Outcome(
                 "skip",
@@ -412,10 +434,10 @@ class VlanCheck(Check):
         # Leave 0.3 s of the check's budget to turn the frames into facts.
         duration = max(0.2, min(wanted, ctx.remaining() - 0.3))
         devices = [d for d in site.devices if d.address and iface.onlink(d.address)]
-        t0 = time.monotonic()
+        t0 = ctx.world.monotonic()
         min_s = 0.0 if ctx.deep else QUICK_MIN_S
         obs = await ctx.run_blocking(listen, iface, devices, duration, True, True, min_s)
-        facts = vlan_facts(site, iface, obs, time.monotonic() - t0)
+        facts = vlan_facts(site, iface, obs, ctx.world.monotonic() - t0)
         return summarize(facts, iface.name, obs)
 
 

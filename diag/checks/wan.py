@@ -21,17 +21,25 @@ import asyncio
 import ipaddress
 import ssl
 import statistics
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from diag.checks import lan, probe
 from diag.checks.base import Check, Context
 from diag.i18n import Message, msg
 from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site, Status
+from diag.net.addr import is_ip, join_host_port, parse_resolver, split_host_port
+from diag.net.answer import Answer, Series
+from diag.net.backend import Backend
+from diag.net.http import CaFileError, client, read_capped
+from diag.net.icmp import icmp_ping, jitter_ms
+from diag.net.resolve import ResolveError, resolve, site_resolver, system_resolver
+from diag.net.route import default_gateway
+from diag.net.tcp import tcp_connect
+from diag.net.udp import udp_series
 
 T = TypeVar("T")
 
@@ -81,43 +89,38 @@ def judge_captive(status: int, location: str | None, body: bytes, expect: str | 
     return Captive(True, status=status)
 
 
-async def fetch_captive(site: Site, url: str) -> Captive:
+async def fetch_captive(site: Site, url: str, net: Backend | None = None) -> Captive:
     """GET the probe URL (host resolved by the site resolver), never following redirects."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
-        addrs = await probe.resolve(host, probe.site_resolver(site), DNS_TIMEOUT_S)
-    except probe.ResolveError as exc:
+        addrs = await resolve(host, site_resolver(site), DNS_TIMEOUT_S, net)
+    except ResolveError as exc:
         return Captive(None, error=f"dns: {exc.reason}")
-    netloc = addrs[0] + (f":{parts.port}" if parts.port else "")
+    netloc = join_host_port(addrs[0], parts.port) if parts.port else addrs[0]
     target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
     ext = {"sni_hostname": host} if parts.scheme == "https" else {}
-    verify: bool | str = site.profile.ca_file or True
     try:
         # Streamed, and only the first CAPTIVE_BODY_BYTES read: a captive portal is hostile by
         # definition, and an endless page never hits the per-read timeout.
-        async with (
-            httpx.AsyncClient(
-                timeout=HTTP_TIMEOUT_S, verify=verify, follow_redirects=False, trust_env=False
-            ) as client,
-            client.stream(
-                "GET", target, headers={"Host": parts.netloc.rpartition("@")[2]}, extensions=ext
-            ) as r,
-        ):
-            body = b""
-            async for chunk in r.aiter_bytes():
-                body += chunk
-                if len(body) >= CAPTIVE_BODY_BYTES:
-                    break
-            body = body[:CAPTIVE_BODY_BYTES]
+        async with client(timeout=HTTP_TIMEOUT_S, ca_file=site.profile.ca_file) as http:
+            r = await read_capped(
+                http,
+                "GET",
+                target,
+                CAPTIVE_BODY_BYTES,
+                decoded=True,
+                headers={"Host": parts.netloc.rpartition("@")[2]},
+                extensions=ext,
+            )
     except httpx.HTTPError as exc:
         return Captive(None, error=type(exc).__name__)
-    except (OSError, ssl.SSLError):
-        # The profile's ca_file is missing or not PEM (raised while building the client): a
-        # local problem that must not take the gateway, loss and address facts down with it.
+    except (CaFileError, OSError, ssl.SSLError):
+        # The profile's ca_file is missing or not PEM: a local problem that must not take the
+        # gateway, loss and address facts down with it.
         return Captive(None, error="ca-file")
     return judge_captive(
-        r.status_code, r.headers.get("location"), body, site.profile.captive_probe_expect
+        r.status_code, r.headers.get("location"), r.content, site.profile.captive_probe_expect
     )
 
 
@@ -128,8 +131,10 @@ def ddns_devices(site: Site) -> list[Device]:
 
 def public_ip_of(address: str) -> str:
     """``ip:port`` / ``[v6]:port`` -> ip."""
-    ip, _, _port = address.rpartition(":")
-    return ip.strip("[]") if ip else address
+    try:
+        return split_host_port(address)[0]
+    except ValueError:
+        return address
 
 
 async def _quiet(aw: Awaitable[T]) -> T | BaseException:
@@ -146,16 +151,18 @@ class WanCheck(Check):
     title = msg("Internet path")
     # No dependency: it runs from the start, beside stun and ports (its series sends to the
     # platform and the first STUN address only, which the stun check contacts itself). The ICMP
-    # errors its hellos draw from a refused port are why ``probe.locate`` takes the plain probe's
+    # errors its hellos draw from a refused port are why ``locate`` takes the plain probe's
     # refusal into account. Bandwidth waits for it, so the link is quiet while it measures.
     timeout_s = 8.0
 
     async def run(self, ctx: Context) -> Outcome:
         site = ctx.site
         prof = site.profile
-        resolver = probe.site_resolver(site)
+        resolver = site_resolver(site)
+        net = ctx.world.net
+        clock = ctx.world.monotonic
         facts: list[Fact] = []
-        gateway = site.network.gateway or lan.default_gateway()
+        gateway = site.network.gateway or default_gateway(net)
         count = DEEP_SERIES_COUNT if ctx.deep else SERIES_COUNT
         root = ctx.world.is_root()
 
@@ -167,35 +174,33 @@ class WanCheck(Check):
             tasks[key] = asyncio.ensure_future(_quiet(aw))
 
         if gateway:
-            start("gateway", self._gateway(gateway, root))
+            start("gateway", self._gateway(gateway, root, net, clock))
         hello = next(
             (s for s in prof.p2p_servers if s.protocol == "udp" and s.probe == "hello"), None
         )
         tcp_servers = [s for s in prof.p2p_servers if s.protocol in ("tcp", "https", "http")]
         hosts = sorted({s.host for s in prof.p2p_servers} | {s.host for s in prof.stun_servers})
-        name = next(iter(prof.dns_names), None) or next(
-            (h for h in hosts if not probe.is_ip(h)), None
-        )
+        name = next(iter(prof.dns_names), None) or next((h for h in hosts if not is_ip(h)), None)
         dns_specs = {"site": resolver}
         if prof.independent_resolvers:
             dns_specs["independent"] = prof.independent_resolvers[0]
         if name:
             for label, spec in dns_specs.items():
-                start(f"dns-{label}", probe.resolve(name, spec, DNS_TIMEOUT_S))
+                start(f"dns-{label}", resolve(name, spec, DNS_TIMEOUT_S, net))
         if prof.captive_probe_url:
-            start("captive", fetch_captive(site, prof.captive_probe_url))
+            start("captive", fetch_captive(site, prof.captive_probe_url, net))
         ddns = ddns_devices(site)
         for d in ddns:
             for label, spec in dns_specs.items():
                 start(
                     f"ddns-{label}-{d.name}",
-                    probe.resolve(d.public_host or "", spec, DNS_TIMEOUT_S),
+                    resolve(d.public_host or "", spec, DNS_TIMEOUT_S, net),
                 )
 
         try:
             # Hosts of the profile, resolved once through the site resolver.
             got = await asyncio.gather(
-                *(_quiet(probe.resolve(h, resolver, DNS_TIMEOUT_S)) for h in hosts)
+                *(_quiet(resolve(h, resolver, DNS_TIMEOUT_S, net)) for h in hosts)
             )
             addr = {h: r[0] for h, r in zip(hosts, got, strict=True) if isinstance(r, list) and r}
             ctx.progress(0.2, msg("probing the gateway and the internet"))
@@ -204,20 +209,21 @@ class WanCheck(Check):
             if hello is not None and hello.host in addr:
                 start(
                     "series",
-                    probe.udp_series(
+                    udp_series(
                         addr[hello.host],
                         hello.port,
                         "hello",
                         count,
                         SERIES_INTERVAL_S,
                         PROBE_TIMEOUT_S,
+                        clock,
                     ),
                 )
                 series_names["series"] = f"{hello.host}:{hello.port}/udp hello"
             elif probe_addr is not None:
                 start(
                     "series",
-                    probe.icmp_ping(probe_addr, count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S, root),
+                    icmp_ping(probe_addr, count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S, root, net),
                 )
                 host = next(x.host for x in prof.p2p_servers if addr.get(x.host) == probe_addr)
                 series_names["series"] = f"{host} icmp"
@@ -227,19 +233,20 @@ class WanCheck(Check):
                     # blocked its series measures the block, not the link.
                     start(
                         "stun",
-                        probe.udp_series(
+                        udp_series(
                             addr[st.host],
                             st.port,
                             "stun",
                             count,
                             SERIES_INTERVAL_S,
                             PROBE_TIMEOUT_S,
+                            clock,
                         ),
                     )
                     series_names["stun"] = f"{st.host}:{st.port}/udp stun"
             for i, s in enumerate(tcp_servers):
                 if s.host in addr:
-                    start(f"tcp{i}", probe.tcp_connect(addr[s.host], s.port, PROBE_TIMEOUT_S))
+                    start(f"tcp{i}", tcp_connect(addr[s.host], s.port, PROBE_TIMEOUT_S, clock))
             await asyncio.gather(*tasks.values())
         finally:
             # Cancelled (the runner's deadline): no probe outlives the check.
@@ -265,10 +272,8 @@ class WanCheck(Check):
         public: str | None = None
         public_source: str | None = None
         reached: list[str] = []
-        runs: dict[str, probe.Series] = {
-            k: v
-            for k in ("series", "stun")
-            if isinstance(v := res.get(k), probe.Series) and v.available
+        runs: dict[str, Series] = {
+            k: v for k in ("series", "stun") if isinstance(v := res.get(k), Series) and v.available
         }
         for k, label in (("series", "platform"), ("stun", "stun")):
             if k in runs and runs[k].answered:
@@ -280,7 +285,7 @@ class WanCheck(Check):
             public_source = "hello"
         for i, _s in enumerate(tcp_servers):
             a = res.get(f"tcp{i}")
-            if isinstance(a, probe.Answer) and a.ok:
+            if isinstance(a, Answer) and a.ok:
                 reached.append("tcp")
 
         # Captive portal.
@@ -302,9 +307,7 @@ class WanCheck(Check):
         # ICMP to the platform is tried instead, and without it no loss is reported.
         chosen = next((k for k in runs if runs[k].answered), None)
         if chosen is None and reached and probe_addr is not None:
-            icmp = await probe.icmp_ping(
-                probe_addr, count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S, root
-            )
+            icmp = await icmp_ping(probe_addr, count, SERIES_INTERVAL_S, PROBE_TIMEOUT_S, root, net)
             if icmp.answered:
                 runs["icmp"] = icmp
                 series_names["icmp"] = f"{probe_addr} icmp"
@@ -326,7 +329,7 @@ class WanCheck(Check):
                 rtt = round(statistics.median(ok), 3)
                 facts.append(Fact("wan.rtt_ms", rtt, "ms"))
                 metrics["rtt"] = Metric(rtt, "ms")
-                jit = probe.jitter_ms(ok)
+                jit = jitter_ms(ok)
                 if jit is not None:
                     facts.append(Fact("wan.jitter_ms", jit, "ms"))
                     metrics["jitter"] = Metric(jit, "ms")
@@ -338,10 +341,10 @@ class WanCheck(Check):
             if r is None:
                 continue
             answered = isinstance(r, list) or (
-                isinstance(r, probe.ResolveError) and r.reason in ("NXDOMAIN", "NODATA")
+                isinstance(r, ResolveError) and r.reason in ("NXDOMAIN", "NODATA")
             )
             facts.append(Fact(f"wan.dns_{label}_answers", answered))
-            if answered and resolver_beyond_gateway(spec, gateway):
+            if answered and resolver_beyond_gateway(spec, gateway, net):
                 dns_passes = True
 
         internet = bool(reached)
@@ -362,7 +365,7 @@ class WanCheck(Check):
             ind_addrs = ind_ans if isinstance(ind_ans, list) else None
             if site_addrs is not None:
                 facts.append(Fact("ddns.resolved", site_addrs, target=d.name))
-            elif isinstance(site_ans, probe.ResolveError):
+            elif isinstance(site_ans, ResolveError):
                 facts.append(Fact("ddns.error", site_ans.reason, target=d.name))
             if ind_addrs is not None:
                 facts.append(Fact("ddns.resolved_independent", ind_addrs, target=d.name))
@@ -378,26 +381,28 @@ class WanCheck(Check):
         )
         return Outcome(status, summary, metrics, tuple(facts))
 
-    async def _gateway(self, gateway: str, root: bool) -> tuple[bool, float | None]:
-        ping = await probe.icmp_ping(gateway, GATEWAY_PINGS, 0.05, PROBE_TIMEOUT_S, root)
+    async def _gateway(
+        self, gateway: str, root: bool, net: Backend, clock: Callable[[], float]
+    ) -> tuple[bool, float | None]:
+        ping = await icmp_ping(gateway, GATEWAY_PINGS, 0.05, PROBE_TIMEOUT_S, root, net)
         if ping.available:
             ok = ping.answered
             return bool(ok), (round(statistics.median(ok), 3) if ok else None)
         # No ICMP socket allowed: a TCP handshake or an RST from port 80 proves the router is up.
-        a = await probe.tcp_connect(gateway, 80, PROBE_TIMEOUT_S)
+        a = await tcp_connect(gateway, 80, PROBE_TIMEOUT_S, clock)
         if a.status in ("open", "refused"):
             return True, a.rtt_ms
         return False, None
 
 
-def resolver_beyond_gateway(spec: str, gateway: str | None) -> bool:
+def resolver_beyond_gateway(spec: str, gateway: str | None, net: Backend | None = None) -> bool:
     """Whether an answer from this resolver proves DNS gets past the gateway (pure but for
-    reading resolv.conf for ``system``).
+    reading the OS's resolver configuration for ``system``).
 
     A resolver on the gateway, or the laptop's own stub (``system`` pointing at 127.0.0.53 and
     the like), answers from its cache, or NXDOMAIN, even with the link down.
     """
-    ip = probe_host(spec)
+    ip = probe_host(spec, net)
     if not ip or ip == gateway:
         return False
     if spec == "system":
@@ -408,15 +413,11 @@ def resolver_beyond_gateway(spec: str, gateway: str | None) -> bool:
     return True
 
 
-def probe_host(spec: str) -> str:
+def probe_host(spec: str, net: Backend | None = None) -> str:
     """The IP of a resolver spec (``ip`` / ``ip:port`` / ``system``)."""
     if spec == "system":
-        from diag.checks.dns import system_resolver
-
-        spec = system_resolver() or ""
+        spec = system_resolver(net) or ""
     try:
-        from diag.config import parse_resolver
-
         return parse_resolver(spec)[0]
     except ValueError:
         return spec
@@ -441,11 +442,11 @@ def _verdict(
         if dns_passes:
             return "fail", msg("only DNS passes: the internet is blocked beyond it")
         return "fail", msg("no internet host answers beyond the gateway")
-    if isinstance(series, probe.Series) and series.rtts:
+    if isinstance(series, Series) and series.rtts:
         loss = series.loss_pct or 0.0
         ok = series.answered
         rtt = statistics.median(ok) if ok else None
-        jit = probe.jitter_ms(ok)
+        jit = jitter_ms(ok)
         if (
             loss > th.loss_pct
             or (rtt is not None and rtt > th.rtt_ms)

@@ -25,8 +25,19 @@ from diag.diagnosis.catalog import CATALOG, EFFECT_RANK, P2P_VIA, Effect
 from diag.diagnosis.facts import Facts
 from diag.diagnosis.history import SITE, History
 from diag.diagnosis.rules import RULES, Env, Hit, Rule
+from diag.diagnosis.unmeasured import unmeasured, with_gaps
 from diag.i18n import N_, Message, msg
-from diag.model import Cause, CheckResult, Device, DeviceState, Fact, Icon, Site, Verdict
+from diag.model import (
+    STATE_RANK,
+    Cause,
+    CheckResult,
+    Device,
+    DeviceState,
+    Fact,
+    Icon,
+    Site,
+    Verdict,
+)
 
 ENTRY_POINT_GROUP = "diag.rules"
 # A cause at or above this confidence counts as "the" explanation: it sets the device's state,
@@ -218,8 +229,7 @@ def _demote(f: _Found) -> _Found:
 
 
 def _worse(a: DeviceState, b: DeviceState) -> DeviceState:
-    order = {"online": 0, "degraded": 1, "offline": 2}
-    return a if order[a] >= order[b] else b
+    return a if STATE_RANK[a] >= STATE_RANK[b] else b
 
 
 _EFFECT_STATE: dict[Effect, DeviceState] = {
@@ -329,7 +339,9 @@ def diagnose(
             [f for f in own_all if f.cause.id not in expl]
             + [_demote(f) for f in own_all if expl.get(f.cause.id) not in (None, *strong_ids)]
         )
-        state = _device_state(d, env.facts, own, site_ranked)
+        # Fail closed: what could not be measured turns the state into "unknown" (never online).
+        gaps = unmeasured(d, env.facts, results)
+        state = with_gaps(_device_state(d, env.facts, own, site_ranked), gaps)
         symptoms = _device_symptoms(d, env.facts, site) | {
             sym for f in own_all if f.cause.id in expl for sym in f.shows
         }
@@ -356,7 +368,8 @@ def diagnose(
         ranked = _rank(explaining) + _rank(f for f in attached if f not in explaining)
         icon = icon_for(state, d.app_shows_grey)
         causes = [f.cause for f in ranked]
-        if (state != "online" or icon == "grey") and not any(
+        # An unknown device's why is what could not be measured (``unmeasured``), not a cause.
+        if (state not in ("online", "unknown") or icon == "grey") and not any(
             c.confidence >= STRONG for c in causes
         ):
             # Never silent on a grey icon: say what was measured and what it rules out.
@@ -369,6 +382,7 @@ def diagnose(
                 state=state,
                 icon=icon,
                 causes=tuple(causes),
+                unmeasured=gaps if state == "unknown" else (),
             )
         )
     return tuple(verdicts), tuple(f.cause for f in site_ranked)
@@ -378,6 +392,7 @@ UNEXPLAINED = "unexplained"
 _STATE_WORDS: dict[str, str] = {
     "online": N_("online"),
     "degraded": N_("degraded"),
+    "unknown": N_("unknown"),
     "offline": N_("offline"),
 }
 _UNEXPLAINED_EVIDENCE = (

@@ -116,7 +116,12 @@ def revert(store: Store, changes: Sequence[Change]) -> None:
 _EARNED = 1_000_000
 
 
-STATE_WORD = {"online": N_("online"), "degraded": N_("degraded"), "offline": N_("offline")}
+STATE_WORD = {
+    "online": N_("online"),
+    "degraded": N_("degraded"),
+    "unknown": N_("unknown"),
+    "offline": N_("offline"),
+}
 
 
 def describe(change: Change, lang: str) -> str:
@@ -138,7 +143,9 @@ def payload(
     """Headers and body for one delivery in the receiver's format."""
     lines = [describe(c, lang) for c in changes]
     title = msg("diag: {site}: {n} change(s)", site=site, n=len(changes)).render(lang)
-    worst = max((STATE_CODE[c.new] for c in changes), default=0)
+    # Severity 0-2 (online, degraded or unknown, offline): unknown alerts like degraded.
+    severity = {"online": 0, "degraded": 1, "unknown": 1, "offline": 2}
+    worst = max((severity[c.new] for c in changes), default=0)
     if fmt == "ntfy":
         # ntfy publishes the plain body; title, priority and tags travel in headers.
         headers = {

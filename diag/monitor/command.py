@@ -1,8 +1,10 @@
 """``diag monitor``: one monitoring run for cron, by the monitoring-plugin conventions.
 
-Prints one status line with perfdata and exits 0 OK (all online), 1 WARNING (some degraded),
-2 CRITICAL (some offline), 3 UNKNOWN (the run itself could not be done: bad site file, another
-run holds the lock, the history cannot be written). Records the run in the history, alerts on
+Prints one status line with perfdata and exits 0 OK (all online), 1 WARNING (some degraded, or
+some unknown while the rest of the site was measured), 2 CRITICAL (some offline), 3 UNKNOWN (no
+device's state could be measured, or the run itself could not be done: bad site file, another
+run holds the lock, the history cannot be written). Never OK while a device is unknown; the line
+names the device and the check that failed. Records the run in the history, alerts on
 confirmed state changes, writes/pushes Prometheus metrics.
 
 The cron path imports neither Textual nor matplotlib: nothing here pulls in the dashboard or the
@@ -32,7 +34,7 @@ T = TypeVar("T", int, float)
 # (not root, nothing to test) or ended in an error measured nothing.
 RAN = ("ok", "warn", "fail")
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
-STATE_EXIT = {"online": OK, "degraded": WARNING, "offline": CRITICAL}
+STATE_EXIT = {"online": OK, "degraded": WARNING, "unknown": WARNING, "offline": CRITICAL}
 LABEL = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 # Keep one year of 5-minute samples by default: the report's availability timeline covers a year.
 DEFAULT_RETENTION_DAYS = 400
@@ -363,18 +365,26 @@ def _status(run: Run, lang: str, notes: list[str]) -> tuple[str, int]:
 
     n = len(run.devices)
     counts = {
-        s: sum(1 for v in run.devices if v.state == s) for s in ("online", "degraded", "offline")
+        s: sum(1 for v in run.devices if v.state == s)
+        for s in ("online", "degraded", "unknown", "offline")
     }
     code = STATE_EXIT[run.worst_state]
+    if n and counts["unknown"] == n:
+        # Nothing measured at all: the monitoring-plugin answer is UNKNOWN, not a guess.
+        code = UNKNOWN
     text = msg(
         "{site}: {online}/{n} devices online", site=run.site, online=counts["online"], n=n
     ).render(lang)
     bad = [v for v in run.devices if v.state != "online"]
     if bad:
-        worst = sorted(bad, key=lambda v: v.state != "offline")
+        rank = {"offline": 0, "unknown": 1, "degraded": 2}
+        worst = sorted(bad, key=lambda v: rank.get(v.state, 3))
         parts = []
         for v in worst[:3]:
             why = f": {title_of(v.causes[0].id).render(lang)}" if v.causes else ""
+            if v.state == "unknown" and v.unmeasured:
+                # What could not be measured, naming the check that failed.
+                why = f": {v.unmeasured[0].render(lang)}"
             parts.append(f"{v.device} {render(STATE_WORD[v.state], lang)}{why}")
         text += "; " + "; ".join(parts) + ("; …" if len(worst) > 3 else "")
     elif run.site_causes:
@@ -390,6 +400,7 @@ def _status(run: Run, lang: str, notes: list[str]) -> tuple[str, int]:
             f"online={counts['online']};;;0;{n}",
             f"degraded={counts['degraded']};0;;0;{n}",
             f"offline={counts['offline']};;0;0;{n}",
+            f"unknown={counts['unknown']};0;;0;{n}",
             f"duration={run.duration_s:.3f}s;;;0",
         ]
         + [f"check_{c.check_id}={c.duration_s:.3f}s;;;0" for c in run.checks]

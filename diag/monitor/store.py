@@ -27,8 +27,11 @@ from diag.model import DeviceState, Run
 BUSY_TIMEOUT_MS = 30_000
 DAY_MS = 86_400_000
 SITE = ""  # the device key under which site-wide samples are stored
-STATE_CODE: dict[str, int] = {"online": 0, "degraded": 1, "offline": 2}
-CODE_STATE: dict[int, DeviceState] = {0: "online", 1: "degraded", 2: "offline"}
+# Codes are stored: never renumber. "unknown" (not measured) came later, hence 3; it is no outage
+# (nothing says the device went down) and does not end one (nothing says it came back).
+STATE_CODE: dict[str, int] = {"online": 0, "degraded": 1, "offline": 2, "unknown": 3}
+CODE_STATE: dict[int, DeviceState] = {0: "online", 1: "degraded", 2: "offline", 3: "unknown"}
+DAILY_COLUMN = ("online", "degraded", "offline", "unknown")
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema.
@@ -74,6 +77,10 @@ MIGRATIONS: tuple[str, ...] = (
         pending_count INTEGER NOT NULL DEFAULT 0,
         since INTEGER NOT NULL
     );
+    """,
+    # 2: runs in which a device's state could not be measured (state 3, "unknown").
+    """
+    ALTER TABLE daily ADD COLUMN unknown INTEGER NOT NULL DEFAULT 0;
     """,
 )
 
@@ -248,8 +255,9 @@ class Store:
     def _rebuild_rollups(self, db: sqlite3.Connection) -> None:
         db.execute("DELETE FROM daily")
         db.execute(
-            "INSERT INTO daily (device, day, online, degraded, offline) "
-            "SELECT device, ts / 86400000, sum(state = 0), sum(state = 1), sum(state = 2) "
+            "INSERT INTO daily (device, day, online, degraded, offline, unknown) "
+            "SELECT device, ts / 86400000, sum(state = 0), sum(state = 1), sum(state = 2), "
+            "sum(state = 3) "
             "FROM samples GROUP BY device, ts / 86400000"
         )
         db.execute("DELETE FROM outages")
@@ -262,6 +270,7 @@ class Store:
             "         LEAD(ts) OVER (PARTITION BY device ORDER BY ts) AS nxt FROM ("
             "    SELECT device, ts, state, cause,"
             "           LAG(state) OVER (PARTITION BY device ORDER BY ts) AS prev FROM samples"
+            "    WHERE state != 3"
             "  ) WHERE (state = 2) != (coalesce(prev, -1) = 2)"
             ") WHERE state = 2"
         )
@@ -273,7 +282,7 @@ class Store:
             "INSERT OR REPLACE INTO samples (device, ts, state, cause, run) VALUES (?, ?, ?, ?, ?)",
             (device, ts, code, cause_id, run_id),
         )
-        col = ("online", "degraded", "offline")[code]
+        col = DAILY_COLUMN[code]
         db.execute(
             f"INSERT INTO daily (device, day, {col}) VALUES (?, ?, 1) "
             f"ON CONFLICT (device, day) DO UPDATE SET {col} = {col} + 1",
@@ -287,7 +296,7 @@ class Store:
                 "INSERT INTO outages (device, start, cause) VALUES (?, ?, ?)",
                 (device, ts, cause_id),
             )
-        elif code != STATE_CODE["offline"] and open_row is not None:
+        elif code not in (STATE_CODE["offline"], STATE_CODE["unknown"]) and open_row is not None:
             db.execute("UPDATE outages SET end = ? WHERE id = ?", (ts, open_row[0]))
 
     # -- reading ---------------------------------------------------------------------------
@@ -371,6 +380,8 @@ class Store:
                     days=tuple(
                         (dt.date(1970, 1, 1) + dt.timedelta(days=d), (on + deg) / (on + deg + off))
                         for d, on, deg, off in days
+                        # A day of only unknown samples measured nothing: no availability.
+                        if on + deg + off
                     ),
                     outages=tuple(outs.get(name, [])),
                 )

@@ -140,15 +140,24 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     cfg = page_config([(s.host, s.port) for s in site.profile.stun_servers], endpoints_of(site))
     t0 = time.monotonic()
+    opened: list[float] = []
 
     def connected(peer: str, _ua: str) -> None:
+        opened.append(time.monotonic())
         say(msg("The phone opened the page ({address}); measuring…", address=peer))
 
     def rejected(peer: str, exc: Exception) -> None:
         say(msg("Refused a result from {address}: {field}", address=peer, field=str(exc)))
 
     def received(_r: Any) -> None:
-        say(msg("Result received after {seconds} s", seconds=f"{time.monotonic() - t0:.1f}"))
+        now = time.monotonic()
+        say(
+            msg(
+                "Result received {seconds} s after the QR code ({page} s after the page opened)",
+                seconds=f"{now - t0:.1f}",
+                page=f"{now - (opened[0] if opened else t0):.1f}",
+            )
+        )
 
     server = PhoneServer(
         bind,

@@ -18,9 +18,18 @@ from typing import Any
 from diag import vocab
 from diag.diagnosis.catalog import CATALOG, description_of, title_of
 from diag.diagnosis.facts import Facts, as_num
-from diag.i18n import N_, format_datetime, format_duration, format_number, msg, normalize_lang
+from diag.i18n import (
+    N_,
+    Message,
+    format_datetime,
+    format_duration,
+    format_number,
+    msg,
+    normalize_lang,
+)
 from diag.i18n import render as render_msg
 from diag.model import Cause, CheckResult, Fact, Run, Thresholds, Verdict
+from diag.reports.phone import phone_view
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Causes below this confidence are notes: shown small, after the real causes.
@@ -34,7 +43,9 @@ _MAX_INT = 10**MAX_VALUE_CHARS
 # The report's sections in order, one template each in templates/sections/ (they read the context
 # that ``context()`` builds). A part of diag that adds a section adds its name here and its file
 # there; ``render(sections=...)`` adds ready-made ones (the monitor's history) before the appendix.
-SECTIONS: tuple[str, ...] = ("summary", "path", "devices", "site", "network", "extra", "checks")
+SECTIONS: tuple[str, ...] = (
+    "summary", "path", "devices", "site", "network", "phone", "extra", "checks",
+)  # fmt: skip
 
 
 @functools.cache
@@ -117,6 +128,8 @@ def _device_view(v: Verdict, lang: str, t: Callable[..., str]) -> dict[str, Any]
         "causes": strong,
         "notes": [c for c in causes if not c["strong"]],
         "top": strong[0] if strong else None,
+        # Why the state is unknown ("?"): what could not be measured, naming the check.
+        "unmeasured": [m.render(lang) for m in v.unmeasured],
     }
 
 
@@ -371,11 +384,31 @@ def context(run: Run, lang: str) -> dict[str, Any]:
         "site_causes": [c for c in site_causes if c["strong"]],
         "site_notes": [c for c in site_causes if not c["strong"]],
         "network": _network_view(run, facts, lang, t),
+        "phone": phone_view(run, facts, lambda c: _cause_view(c, lang, t), t),
         "checks": [_check_view(r, lang, t) for r in run.checks],
         "state_labels": {k: t(v) for k, v in vocab.STATE_WORD.items()},
         "legend": _legend(t),
+        "path": _path_view(run, lang),
         "section_names": SECTIONS,
     }
+
+
+def _path_view(run: Run, lang: str) -> dict[str, Any]:
+    """The path picture: inline SVG (built and escaped by ``path.svg``) and its marks as text."""
+    from markupsafe import Markup
+
+    from diag.reports import path
+
+    def t(m: str | Message) -> str:
+        return render_msg(m, lang)
+
+    model = path.path_model(run)
+    culprits = set(model.culprits())
+    rows = path.findings(model, t)
+    for r in rows:
+        r["culprit"] = "1" if r["id"] in culprits and r["level"] == "bad" else ""
+    # Markup: every string in the drawing went through path._esc (device names, answers).
+    return {"svg": Markup(path.svg(model, t, culprits)), "findings": rows}
 
 
 def _legend(t: Callable[..., str]) -> list[dict[str, str]]:

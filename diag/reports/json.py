@@ -108,6 +108,8 @@ def _verdict(v: Verdict, lang: str) -> dict[str, Any]:
         "state": v.state,
         "icon": v.icon,
         "causes": [_cause(c, lang) for c in v.causes],
+        "unmeasured": [m.render(lang) for m in v.unmeasured],
+        "unmeasured_msg": [m.to_json() for m in v.unmeasured],
     }
 
 
@@ -158,6 +160,13 @@ def _msg(d: Mapping[str, Any], key: str) -> Message:
     return Message.from_json(raw) if raw else Message(str(d.get(key, "")))
 
 
+def _messages(d: Mapping[str, Any], key: str) -> tuple[Message, ...]:
+    raw = d.get(f"{key}_msg")
+    if raw is not None:
+        return tuple(Message.from_json(m) for m in raw)
+    return tuple(Message(str(s)) for s in d.get(key, []))
+
+
 def _fact_from(d: Mapping[str, Any]) -> Fact:
     return Fact(d["key"], d.get("value"), d.get("unit", ""), d.get("target", ""))
 
@@ -200,6 +209,7 @@ def run_from_dict(d: Mapping[str, Any]) -> Run:
             state=v["state"],
             icon=v["icon"],
             causes=tuple(_cause_from(c) for c in v["causes"]),
+            unmeasured=_messages(v, "unmeasured"),
         )
         for v in d["devices"]
     )

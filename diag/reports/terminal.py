@@ -69,6 +69,9 @@ def summary_table(run: Run, lang: str = "en") -> str:
             # table would otherwise accuse a healthy device; the reports list the notes.
             top = v.causes[0] if v.causes and v.causes[0].confidence >= LIKELY else None
             why = f"{render(title_of(top.id), lang)} ({top.confidence:.0%})" if top else "-"
+            if v.state == "unknown" and v.unmeasured:
+                # "?": not measured; the gaps name the check that failed and why.
+                why = "? " + "; ".join(m.render(lang) for m in v.unmeasured)
             state, icon = t(vocab.state_word(v.state)), t(vocab.ICON_WORD.get(v.icon, v.icon))
             lines.append(f"{_cut(v.device, w):<{w}}  {state:<{ws}} {icon:<{wi}} {why}")
     else:

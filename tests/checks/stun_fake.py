@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from diag.checks import stun_codec as c
+from diag.net import stun_codec as c
 
 A1, A2, EXT = "127.0.0.1", "127.0.0.2", "127.0.0.3"
 

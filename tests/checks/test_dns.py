@@ -24,8 +24,10 @@ from fakes import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from diag.checks.dns import DnsCheck, Resolver, resolve_host, site_resolver_spec, system_resolver
+from diag.checks.dns import DnsCheck
 from diag.model import CheckResult
+from diag.net.linux import LinuxBackend
+from diag.net.resolve import Resolver, resolve_host, site_resolver_spec, system_resolver
 
 NAME = "p2p.platform.test"
 # Short per-attempt waits keep the timeout cases fast; the real values are in dns.py.
@@ -156,13 +158,17 @@ async def test_no_dns_names_is_skipped() -> None:
 
 def test_system_resolver_from_resolv_conf(tmp_path: Path) -> None:
     conf = tmp_path / "resolv.conf"
-    conf.write_text("# c\nsearch lan\nnameserver bogus\nnameserver 198.51.100.53\n")
-    assert system_resolver(conf) == "198.51.100.53"
+    conf.write_text("# c\nsearch lan\nnameserver 198.51.100.53\nnameserver 198.51.100.54\n")
+    # dnspython's own system configuration reads the file (the registry on Windows).
+    assert system_resolver(LinuxBackend(resolv_conf=str(conf))) == "198.51.100.53"
     conf.write_text("search lan\n")
-    assert system_resolver(conf) is None
-    assert system_resolver(tmp_path / "missing") is None
+    assert system_resolver(LinuxBackend(resolv_conf=str(conf))) is None
+    # A line dnspython refuses loses the configuration, never raises out.
+    conf.write_text("nameserver bogus\n")
+    assert system_resolver(LinuxBackend(resolv_conf=str(conf))) is None
+    assert system_resolver(LinuxBackend(resolv_conf=str(tmp_path / "missing"))) is None
     site = make_site({}, {"site_resolver": "127.0.0.1:5353"})
-    assert site_resolver_spec(site, conf) == "127.0.0.1:5353"
+    assert site_resolver_spec(site, LinuxBackend(resolv_conf=str(conf))) == "127.0.0.1:5353"
 
 
 async def test_resolve_host_uses_site_resolver_and_literals_skip_it() -> None:

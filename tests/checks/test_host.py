@@ -109,7 +109,7 @@ def test_real_snapshot_reads_loopback() -> None:
 
 async def test_check_runs_through_runner_with_injected_snapshot() -> None:
     snap = Snapshot((iface(up=False),), "198.18.0.1", "eth0")
-    res = await run_check(HostCheck(lambda: snap), make_site())
+    res = await run_check(HostCheck(lambda _net: snap), make_site())
     assert res.status == "warn"
     assert res.fact("host.interface", "eth0").value["up"] is False  # type: ignore[union-attr,index]
     assert res.fact("host.is_root", "") is not None

@@ -18,6 +18,7 @@ import pytest
 from diag.checks import nat_discovery as nd
 from diag.checks import p2p
 from diag.model import P2PServer
+from diag.net.http import read_capped
 
 CHUNK = b"<x>" + b"A" * 65536 + b"</x>"
 
@@ -65,10 +66,10 @@ def endless() -> Iterator[tuple[int, list[int]]]:
 async def test_upnp_answers_are_read_up_to_the_cap(endless: tuple[int, list[int]]) -> None:
     port, sent = endless
     async with httpx.AsyncClient(timeout=1.5, trust_env=False) as client:
-        status, body = await asyncio.wait_for(
-            nd.fetch_capped(client, "GET", f"http://127.0.0.1:{port}/desc.xml"), 10
+        r = await asyncio.wait_for(
+            read_capped(client, "GET", f"http://127.0.0.1:{port}/desc.xml", nd.MAX_BODY), 10
         )
-    assert status == 200 and body is None
+    assert r.status_code == 200 and r.complete is None
     # Was: client.get() buffered the whole endless body (no per-read timeout ever fired).
     assert sent[0] < 50 * nd.MAX_BODY
 
@@ -78,7 +79,8 @@ async def test_upnp_answer_within_the_cap_is_returned() -> None:
         return httpx.Response(200, stream=httpx.ByteStream(b"<ok/>"))
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        assert await nd.fetch_capped(client, "POST", "http://198.18.0.1/ctl") == (200, b"<ok/>")
+        r = await read_capped(client, "POST", "http://198.18.0.1/ctl", nd.MAX_BODY)
+        assert (r.status_code, r.complete) == (200, b"<ok/>")
 
 
 async def test_platform_http_probe_does_not_read_an_endless_body(

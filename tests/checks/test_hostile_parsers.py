@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diag.checks import heartbeat as hb
-from diag.checks import lan, probe, vlan, wan
+from diag.checks import lan, vlan, wan
 from diag.checks import nat_discovery as nd
-from diag.checks import stun_codec as sc
+from diag.net import stun_codec as sc
+from diag.net import udp
 
 LOCATION = "http://198.18.0.1:5000/desc.xml"
 
@@ -41,9 +42,9 @@ PARSERS: dict[str, tuple[Callable[[bytes], Any], tuple[type[BaseException], ...]
     "arp answer": (lan.answer_from_frame, ()),
     "icmp echo reply (raw)": (lambda b: lan.parse_echo_reply(b, True), ()),
     "icmp echo reply (dgram)": (lambda b: lan.parse_echo_reply(b, False), ()),
-    "platform welcome": (lambda b: probe.parse_welcome(b, "n0nce"), ()),
-    "stun (ports probe)": (lambda b: probe.parse_stun_response(b, b"\x00" * 12), ()),
-    "dns (ports probe)": (lambda b: probe.parse_dns_response(b, 4660), ()),
+    "platform welcome": (lambda b: udp.parse_welcome(b, "n0nce"), ()),
+    "stun (ports probe)": (lambda b: udp.parse_stun_response(b, b"\x00" * 12), ()),
+    "dns (ports probe)": (lambda b: udp.parse_dns_response(b, 4660), ()),
     "captive page": (lambda b: wan.judge_captive(200, "http://x/\x1b", b, "Success"), ()),
 }
 

@@ -21,9 +21,10 @@ from netfakes_bpw import (
     udp_server,
 )
 
-from diag.checks import ports, probe
-from diag.checks.probe import Hop, locate
+from diag.checks import ports
 from diag.model import P2PServer, StunServer
+from diag.net import stun_codec, ttl, udp
+from diag.net.ttl import Hop, locate
 
 
 def facts(out, key):  # type: ignore[no-untyped-def]
@@ -85,8 +86,8 @@ async def test_udp_hello_retransmitted() -> None:
 
     srv = DropFirst()
     async with udp_server(srv) as port:
-        ans = await probe.udp_exchange(
-            LOOPBACK, port, lambda: probe.udp_probe_for("hello"), timeout_s=1.5, tries=3
+        ans = await udp.udp_exchange(
+            LOOPBACK, port, lambda: udp.udp_probe_for("hello"), timeout_s=1.5, tries=3
         )
     assert ans.ok
     assert ans.info.startswith("127.0.0.1:")
@@ -94,20 +95,22 @@ async def test_udp_hello_retransmitted() -> None:
 
 
 async def test_closed_udp_port_is_refused() -> None:
-    ans = await probe.udp_exchange(
-        LOOPBACK, free_port(socket.SOCK_DGRAM), lambda: probe.udp_probe_for("hello"), 0.6
+    ans = await udp.udp_exchange(
+        LOOPBACK, free_port(socket.SOCK_DGRAM), lambda: udp.udp_probe_for("hello"), 0.6
     )
     assert ans.status == "refused"
 
 
 def _stun_answer(txid: bytes, ip: str, port: int) -> bytes:
-    xport = port ^ (probe.STUN_COOKIE >> 16)
+    xport = port ^ (stun_codec.MAGIC_COOKIE >> 16)
     xip = bytes(
         a ^ b
-        for a, b in zip(socket.inet_aton(ip), struct.pack("!I", probe.STUN_COOKIE), strict=True)
+        for a, b in zip(
+            socket.inet_aton(ip), struct.pack("!I", stun_codec.MAGIC_COOKIE), strict=True
+        )
     )
     attr = struct.pack("!HHBBH", 0x0020, 8, 0, 1, xport) + xip
-    return struct.pack("!HHI", 0x0101, len(attr), probe.STUN_COOKIE) + txid + attr
+    return struct.pack("!HHI", 0x0101, len(attr), stun_codec.MAGIC_COOKIE) + txid + attr
 
 
 async def test_stun_server_probed_with_binding_request() -> None:
@@ -125,21 +128,21 @@ async def test_stun_server_probed_with_binding_request() -> None:
 
 
 def test_recverr_parser() -> None:
-    ee = struct.pack("=IBBBBII", 113, probe.SO_EE_ORIGIN_ICMP, 11, 0, 0, 0, 0)
+    ee = struct.pack("=IBBBBII", 113, ttl.SO_EE_ORIGIN_ICMP, 11, 0, 0, 0, 0)
     offender = struct.pack("=HH4s8x", socket.AF_INET, 0, socket.inet_aton("198.18.0.1"))
-    cm = [(socket.IPPROTO_IP, probe.IP_RECVERR, ee + offender)]
-    assert probe.parse_recverr(cm) == (11, 0, "198.18.0.1")
+    cm = [(socket.IPPROTO_IP, ttl.IP_RECVERR, ee + offender)]
+    assert ttl.parse_recverr(cm) == (11, 0, "198.18.0.1")
     local = struct.pack("=IBBBBII", 90, 1, 0, 0, 0, 0, 0)  # SO_EE_ORIGIN_LOCAL: not ICMP
-    assert probe.parse_recverr([(socket.IPPROTO_IP, probe.IP_RECVERR, local)]) is None
-    assert probe.parse_recverr([(socket.IPPROTO_IP, probe.IP_RECVERR, b"short")]) is None
-    assert probe.parse_recverr([]) is None
+    assert ttl.parse_recverr([(socket.IPPROTO_IP, ttl.IP_RECVERR, local)]) is None
+    assert ttl.parse_recverr([(socket.IPPROTO_IP, ttl.IP_RECVERR, b"short")]) is None
+    assert ttl.parse_recverr([]) is None
 
 
 def test_socket_walk_on_loopback_sees_the_destination() -> None:
     # Loopback never decrements the TTL: every TTL reaches the closed port and is refused.
     port = free_port(socket.SOCK_DGRAM)
-    t = probe.WalkTarget("k", LOOPBACK, port, "udp", b"x")
-    hops = probe.socket_walk([t], max_ttl=3, timeout_s=0.5)["k"]
+    t = ttl.WalkTarget("k", LOOPBACK, port, "udp", b"x")
+    hops = ttl.socket_walk([t], max_ttl=3, timeout_s=0.5)["k"]
     assert [h.kind for h in hops] == ["rejected"] * 3
     assert hops[0].responder == LOOPBACK and hops[0].icmp_code == 3
 
@@ -147,10 +150,10 @@ def test_socket_walk_on_loopback_sees_the_destination() -> None:
 def test_stun_parser_rejects_wrong_txid_and_junk() -> None:
     txid = b"a" * 12
     good = _stun_answer(txid, "203.0.113.7", 4242)
-    assert probe.parse_stun_response(good, txid) == "203.0.113.7:4242"
-    assert probe.parse_stun_response(good, b"b" * 12) is None
-    assert probe.parse_stun_response(good[:25], txid) is None
-    assert probe.parse_stun_response(b"\x01\x01" + b"\xff" * 40, txid) is None
+    assert udp.parse_stun_response(good, txid) == "203.0.113.7:4242"
+    assert udp.parse_stun_response(good, b"b" * 12) is None
+    assert udp.parse_stun_response(good[:25], txid) is None
+    assert udp.parse_stun_response(b"\x01\x01" + b"\xff" * 40, txid) is None
 
 
 @pytest.mark.parametrize(
@@ -164,13 +167,11 @@ def test_stun_parser_rejects_wrong_txid_and_junk() -> None:
     ],
 )
 def test_welcome_parser_rejects_junk(data: bytes) -> None:
-    assert probe.parse_welcome(data, "n1") is None
+    assert udp.parse_welcome(data, "n1") is None
 
 
 def test_welcome_parser_accepts_public_address() -> None:
-    assert (
-        probe.parse_welcome(b"DIAGP2P1 WELCOME n1 203.0.113.2:40000", "n1") == "203.0.113.2:40000"
-    )
+    assert udp.parse_welcome(b"DIAGP2P1 WELCOME n1 203.0.113.2:40000", "n1") == "203.0.113.2:40000"
 
 
 async def test_unresolvable_name_is_a_fact_not_a_crash() -> None:
@@ -277,7 +278,7 @@ def test_locate_silent_first_hop_with_reference_is_the_router() -> None:
 def test_locate_uses_the_gateway_position() -> None:
     # A second router inside the site (double NAT): the site gateway is hop 2, the operator 3.
     hops = walk((TE, "198.18.1.1"), (TE, GW), (TE, ISP), SILENT)
-    assert probe.gateway_ttl(hops, GW) == 2
+    assert ttl.gateway_ttl(hops, GW) == 2
     assert locate(hops, DEST, gateway_at=2).blocked_at == "isp"
     assert locate([*hops[:2], Hop(3, "silent")], DEST, gateway_at=2).blocked_at == "router"
 
@@ -285,7 +286,7 @@ def test_locate_uses_the_gateway_position() -> None:
 async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """As root the check walks the blocked port and a passing reference; here the walk is
     replaced by a recording of the lab's isp-p2p-blocking scenario."""
-    calls: list[list[probe.WalkTarget]] = []
+    calls: list[list[ttl.WalkTarget]] = []
 
     def fake_walk(targets, max_ttl, timeout_s):  # type: ignore[no-untyped-def]
         calls.append(list(targets))
@@ -297,7 +298,6 @@ async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.Monke
                 out[t.key] = walk((TE, GW), (TE, ISP), ("reply", LOOPBACK), ("reply", LOOPBACK))
         return out
 
-    monkeypatch.setattr(probe, "ttl_walk", fake_walk)
     with silent_udp() as blocked_port:
         async with udp_server(HelloServer()) as ok_port:
             site = make_site(
@@ -307,7 +307,9 @@ async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.Monke
                 ),
                 gateway=GW,
             )
-            out = await ports.PortsCheck().run(context(site, "ports", root=True))
+            out = await ports.PortsCheck(scapy_walk=fake_walk).run(
+                context(site, "ports", root=True)
+            )
     key = f"{LOOPBACK}:{blocked_port}/udp"
     assert facts(out, "port.blocked_at") == {key: "isp"}
     assert facts(out, "port.blocked_hop") == {key: 2}
@@ -328,23 +330,23 @@ from hypothesis import strategies as st  # noqa: E402
 
 @given(st.binary(max_size=200), st.text(max_size=20))
 def test_welcome_parser_never_raises(data: bytes, nonce: str) -> None:
-    out = probe.parse_welcome(data, nonce)
+    out = udp.parse_welcome(data, nonce)
     assert out is None or out.rpartition(":")[2].isdigit()
 
 
 @given(st.binary(max_size=300), st.binary(min_size=12, max_size=12))
 def test_stun_parser_never_raises(data: bytes, txid: bytes) -> None:
-    out = probe.parse_stun_response(data, txid)
+    out = udp.parse_stun_response(data, txid)
     assert out is None or out == "" or ":" in out
 
 
 @given(st.binary(max_size=100))
 def test_dns_reply_parser_never_raises(data: bytes) -> None:
-    probe.parse_dns_response(data, 1234)
+    udp.parse_dns_response(data, 1234)
 
 
 @given(st.integers(0, 0xFFFF), st.binary(max_size=40))
 def test_dns_reply_parser_any_flags(flags: int, rest: bytes) -> None:
     data = struct.pack("!HH", 1234, flags) + rest
-    out = probe.parse_dns_response(data, 1234)
+    out = udp.parse_dns_response(data, 1234)
     assert (out is None) == (len(data) < 12 or not flags & 0x8000)

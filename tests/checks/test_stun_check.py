@@ -310,8 +310,10 @@ def test_default_gateway_parses_proc_route(tmp_path) -> None:  # type: ignore[no
         "lan0\t001212C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\n"
         "lan0\t00000000\t011212C6\t0003\t0\t0\t0\t00000000\n"
     )
-    assert s.default_gateway(str(route)) == "198.18.18.1"
-    assert s.default_gateway(str(tmp_path / "missing")) is None
+    from diag.net.linux import LinuxBackend
+
+    assert s.default_gateway(LinuxBackend(str(route))) == "198.18.18.1"
+    assert s.default_gateway(LinuxBackend(str(tmp_path / "missing"))) is None
 
 
 def test_every_message_has_polish() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diag.checks import stun_codec as c
+from diag.net import stun_codec as c
 
 PASSWORD = "VOkJxbRl1RmTxUk/WvJxBt"
 

@@ -211,9 +211,15 @@ def test_resolver_on_the_gateway_or_a_local_stub_proves_nothing(
     assert wan.resolver_beyond_gateway("198.51.100.53", "198.18.0.1") is True
     assert wan.resolver_beyond_gateway("198.18.0.1", "198.18.0.1") is False
     assert wan.resolver_beyond_gateway("198.18.0.1:5353", "198.18.0.1") is False
-    from diag.checks import dns as dns_check
+    from diag.net.linux import LinuxBackend
 
-    monkeypatch.setattr(dns_check, "system_resolver", lambda *a: "127.0.0.53")
-    assert wan.resolver_beyond_gateway("system", "198.18.0.1") is False
-    monkeypatch.setattr(dns_check, "system_resolver", lambda *a: "198.51.100.53")
-    assert wan.resolver_beyond_gateway("system", "198.18.0.1") is True
+    class Stub(LinuxBackend):
+        def __init__(self, servers: list[str]) -> None:
+            super().__init__()
+            self.servers = servers
+
+        def nameservers(self) -> list[str]:
+            return self.servers
+
+    assert wan.resolver_beyond_gateway("system", "198.18.0.1", Stub(["127.0.0.53"])) is False
+    assert wan.resolver_beyond_gateway("system", "198.18.0.1", Stub(["198.51.100.53"])) is True

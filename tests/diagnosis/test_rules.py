@@ -232,11 +232,13 @@ def test_healthy_site_has_no_cause_at_or_above_half() -> None:
 
 
 def test_missing_facts_are_not_causes() -> None:
-    # A run where no check produced facts (all skipped) diagnoses nothing and keeps devices online.
+    # A run where no check produced facts (all skipped) diagnoses nothing, and no device is
+    # online either: nothing measured them (fail closed, docs/json.md), each says why.
     verdicts, site_causes = diagnose(make_site(), [], now=NOW)
     assert site_causes == ()
     assert all(
-        v.state == "online" and not [c for c in v.causes if c.confidence >= 0.5] for v in verdicts
+        v.state == "unknown" and v.unmeasured and not [c for c in v.causes if c.confidence >= 0.5]
+        for v in verdicts
     )
 
 

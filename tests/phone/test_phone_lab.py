@@ -36,7 +36,7 @@ pytestmark = [
 
 BROWSER = Path(__file__).with_name("nsbrowser.py")
 URL = re.compile(r"^(https?://[0-9.]+:\d+/[A-Za-z0-9_-]+/)$")
-RECEIVED = re.compile(r"Result received after ([0-9.]+) s")
+RECEIVED = re.compile(r"Result received ([0-9.]+) s after the QR code \(([0-9.]+) s after the page")
 # A phone result must arrive well within this, s (the issue: under 10 s; the page needs ~5 s).
 RESULT_WITHIN_S = 10.0
 
@@ -92,6 +92,7 @@ def phone_session(lab: Lab, *extra: str, browser: tuple[str, ...] = ()) -> dict[
         "stdout": stdout,
         "exit": diag.returncode,
         "received_s": float(m.group(1)) if m else None,
+        "page_s": float(m.group(2)) if m else None,
         "elapsed_s": elapsed,
         "proxied": got.get("proxied", []),
         "browser_err": b_err,
@@ -109,7 +110,12 @@ def phone_causes(run: dict[str, Any]) -> list[dict[str, Any]]:
 
 def check_common(s: dict[str, Any]) -> dict[str, Any]:
     assert s["received_s"] is not None, s["stdout"]
-    assert s["received_s"] < RESULT_WITHIN_S, f"result after {s['received_s']} s"
+    # From the page opening to the result: what diag and its page take (the page's timeouts
+    # bound it at about 4 s). From the QR code on: Chromium's cold start too, which on this
+    # shared 2-core machine can take seconds; bounded loosely so load does not make it flaky.
+    assert s["page_s"] < RESULT_WITHIN_S, f"result {s['page_s']} s after the page opened"
+    assert s["received_s"] < 3 * RESULT_WITHIN_S
+    print(f"result {s['received_s']} s after the QR code, {s['page_s']} s after the page opened")
     assert "The phone opened the page" in s["stdout"]
     # The page itself asked nothing outside the lab: only Chromium's services hit the proxy.
     assert page_requests(s["proxied"]) == []
@@ -141,7 +147,7 @@ def test_phone_over_https_measures_the_battery(lab_factory: Any) -> None:
     lab = lab_factory("phone-healthy")
     s = phone_session(lab, "--https", browser=("--accept-self-signed",))
     f = facts(s["run"])
-    assert s["received_s"] is not None and s["received_s"] < RESULT_WITHIN_S
+    assert s["page_s"] is not None and s["page_s"] < RESULT_WITHIN_S
     assert f["phone.secure_context"] is True
     # A secure context gets the Battery Status API; a machine without a battery reports full.
     assert f["phone.battery_pct"] is not None
@@ -149,7 +155,8 @@ def test_phone_over_https_measures_the_battery(lab_factory: Any) -> None:
 
 def test_phone_on_mobile_behind_symmetric_nat(lab_factory: Any) -> None:
     lab = lab_factory("phone-mobile-symmetric")
-    f = check_common(s := phone_session(lab))
+    report = lab.state_dir / "runs" / "phone-report.html"
+    f = check_common(s := phone_session(lab, "--html", str(report)))
     assert f["phone.address"] == lab_plan.MOBILE_GW and f["phone.on_site_lan"] is False
     assert f["phone.udp_blocked"] is False
     assert f["phone.nat_mapping"] == "dependent"
@@ -157,6 +164,11 @@ def test_phone_on_mobile_behind_symmetric_nat(lab_factory: Any) -> None:
     causes = phone_causes(s["run"])
     assert causes and causes[0]["confidence"] >= 0.5
     assert "symmetric NAT" in causes[0]["detail"]
+    # The report's phone section shows the measurement and the cause.
+    page = report.read_text(encoding="utf-8")
+    section = page[page.index('<section id="phone">') :]
+    section = section[: section.index("</section>")]
+    assert lab_plan.MOBILE_GW in section and "symmetric NAT" in section
 
 
 def test_phone_network_blocks_udp(lab_factory: Any) -> None:

@@ -95,8 +95,8 @@ async def test_first_paint_before_checks_finish_then_results_stream_in(site: Sit
 
 
 async def test_no_device_is_called_online_before_a_check_reports_on_it(site: Site) -> None:
-    # With no evidence the diagnosis says "online": a dead camera was shown in colour until
-    # the heartbeat ended. While checks run, such a device reads "checking…".
+    # With no evidence the diagnosis says "unknown" (it said "online": a dead camera was shown
+    # in colour until the heartbeat ended). While checks run, such a device reads "checking…".
     gate = threading.Event()
     reg = registry_from(
         FakeCheck("wan", facts=[Fact("wan.internet_reachable", True)]),
@@ -107,7 +107,7 @@ async def test_no_device_is_called_online_before_a_check_reports_on_it(site: Sit
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: "wan" in dash(app).results)
             await pilot.pause()
-            assert dash(app).running and dash(app).verdicts["Yard camera"].state == "online"
+            assert dash(app).running and dash(app).verdicts["Yard camera"].state == "unknown"
             rows = [ln[:40] for ln in screen_text(app).splitlines()[3:9]]
             yard = next(ln for ln in rows if "Yard camera" in ln)
             assert "checking" in yard and "online" not in yard

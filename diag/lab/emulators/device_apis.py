@@ -23,7 +23,7 @@ import struct
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, quote
 from xml.sax.saxutils import escape
 
@@ -341,8 +341,8 @@ class Discovery(asyncio.DatagramProtocol):
         self.seq = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # The selector loop's UDP transport is not a DatagramTransport subclass, only duck-typed.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:

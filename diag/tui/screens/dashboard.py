@@ -82,6 +82,8 @@ class Dashboard(Screen[None]):
         Binding("R", "rerun_check", "re-run check"),
         Binding("e", "export", "export"),
         Binding("g", "mark_grey", "mark grey"),
+        # The customer's phone (diag phone): its QR code, then the phone check with its result.
+        Binding("p", "phone", "phone", show=False),
     ]
 
     @dataclass
@@ -295,8 +297,19 @@ class Dashboard(Screen[None]):
             return msg("checking: {done}/{total} checks done", done=done, total=total)
         offline = sum(1 for v in self.verdicts.values() if v.state == "offline")
         degraded = sum(1 for v in self.verdicts.values() if v.state == "degraded")
+        unknown = sum(1 for v in self.verdicts.values() if v.state == "unknown")
         took = fmt_seconds(self.finished_in or 0.0, self.lang)
         when = format_datetime(self.started_at, self.lang, short=True)
+        if unknown:
+            # Not measured is said apart: it is neither "offline" nor fine.
+            return msg(
+                "{when}, {took}: {offline} offline, {unknown} unknown, {degraded} degraded",
+                when=when,
+                took=took,
+                offline=offline,
+                unknown=unknown,
+                degraded=degraded,
+            )
         return msg(
             "{when}, {took}: {offline} offline, {degraded} degraded",
             when=when,
@@ -331,13 +344,17 @@ class Dashboard(Screen[None]):
         """The verdicts the device list shows: while checks run, "online" only with evidence.
 
         Before any finished check has reported a fact about a device the diagnosis calls it
-        online for want of evidence; a dead camera then shows in colour until the heartbeat
-        ends. It stays "checking…" instead; a worse state (a site cause) is shown at once.
+        unknown (not measured yet); while the checks run it stays "checking…" instead; a worse
+        state (a site cause) is shown at once.
         """
         if not self.running:
             return self.verdicts
         seen = {f.target for r in self.results.values() for f in r.facts if f.target}
-        return {name: v for name, v in self.verdicts.items() if v.state != "online" or name in seen}
+        return {
+            name: v
+            for name, v in self.verdicts.items()
+            if v.state not in ("online", "unknown") or name in seen
+        }
 
     def _ordered_results(self) -> list[CheckResult]:
         return list(self.results.values())
@@ -399,6 +416,16 @@ class Dashboard(Screen[None]):
         self.rediagnose()
         word = N_("marked grey: {name}") if self.grey[name] else N_("unmarked: {name}")
         self.notify(t(msg(word, name=name), self.lang), timeout=3)
+
+    def action_phone(self) -> None:
+        from diag.tui.screens.phone import PhoneScreen
+
+        def done(got: bool | None) -> None:
+            if got:
+                self.start_run(["phone"])
+                self.notify(t(msg("re-running {check}", check="phone"), self.lang), timeout=2)
+
+        self.app.push_screen(PhoneScreen(self.site, self.lang), done)
 
     def current_run(self) -> Run:
         """What is known now, as a ``Run`` (partial while checks still run)."""

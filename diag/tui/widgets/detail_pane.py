@@ -95,6 +95,9 @@ class DetailPane(VerticalScroll):
             out.append(t(STATE_WORD[verdict.state], lang), style=STATE_STYLE[verdict.state])
             icon_word = N_("grey") if verdict.icon == "grey" else N_("in colour")
             out.append(f"  {t(N_('app icon'), lang)}: {t(icon_word, lang)}\n")
+            for gap in verdict.unmeasured:
+                # Why the state is unknown: what could not be measured, naming the check.
+                out.append(f"? {printable(t(gap, lang))}\n", style=STATE_STYLE["unknown"])
         if marked_grey:
             out.append(t(N_("You marked: the app shows this device grey."), lang) + "\n", "bold")
         causes = list(verdict.causes) if verdict is not None else []
@@ -105,8 +108,10 @@ class DetailPane(VerticalScroll):
         site = [c for c in site_causes if c.confidence >= SHOWN_CONFIDENCE and c.id not in own]
         if site:
             self._causes(out, site, N_("Site-wide"))
-        if verdict is not None and not any(
-            c.confidence >= SHOWN_CONFIDENCE for c in (*causes, *site)
+        if (
+            verdict is not None
+            and verdict.state != "unknown"
+            and not any(c.confidence >= SHOWN_CONFIDENCE for c in (*causes, *site))
         ):
             out.append("\n" + t(N_("No problem found for this device."), lang) + "\n", "green")
         self._put(out, f"device:{device.name}")
