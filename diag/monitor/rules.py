@@ -12,6 +12,8 @@ Alerts:
 - ``DiagSiteDown``: the internet is unreachable from the site, or every device is offline.
 - ``DiagLinkDegrading``: loss or round-trip time averaged over an hour above the site's threshold.
 - ``DiagNewCause``: a cause diagnosed with confidence that was not there an hour before.
+- ``DiagDeviceUnknown``: a device's state could not be measured for half an hour (missing
+  evidence is neither up nor down, so neither alert above fires on it).
 - ``DiagMonitorRunsMissing``: no run for three 5-minute periods (the textfile or push is stale).
 
 The output is YAML written by hand (a fixed shape; strings as JSON, which YAML reads): no YAML
@@ -43,6 +45,8 @@ class Timing:
     new_cause_lookback: str = "1h"
     # Three missed 5-minute runs, s.
     stale_after_s: int = 900
+    # How long a device may stay unmeasured ("unknown") before it is worth a look.
+    unknown_for: str = "30m"
     # Causes below this confidence are possibilities, not findings (the dashboard's cut-off).
     min_confidence: float = 0.5
 
@@ -56,6 +60,11 @@ DEGRADING = N_("The link of {site} is degrading: {what} averaged {value} over an
 LOSS = N_("loss")
 RTT = N_("round-trip time")
 NEW_CAUSE = N_("New at {site}: {title}")
+UNKNOWN = N_("The monitor cannot tell whether {device} at {site} is up")
+FIX_UNKNOWN = N_(
+    "Run diag at the site and check what could not be measured: the device's credentials, "
+    "its web port, the platform's status API."
+)
 MISSING = N_("No monitor run from {site} for {duration}")
 FIX_MISSING = N_("Check the site box: power, network, and the cron job or timer of diag monitor.")
 
@@ -275,6 +284,15 @@ def render_rules(t: Timing = Timing()) -> str:
             _fix(cause),
             cause,
         )
+    lines += _alert(
+        "DiagDeviceUnknown",
+        'max by (site, device) (diag_device_state{state="unknown"}) == 1',
+        {"severity": "warning", "cause": "none"},
+        _both(UNKNOWN, device=T_DEVICE, site=T_SITE),
+        _both(FIX_UNKNOWN),
+        "none",
+        t.unknown_for,
+    )
     lines += _alert(
         "DiagMonitorRunsMissing",
         f"site:diag_last_run:age_seconds > {t.stale_after_s}",
