@@ -204,13 +204,30 @@ async def dns_answers(server: str, name: str) -> bool:
     return r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
 
 
+def credential_facts(device: Device) -> list[Fact]:
+    """What keeps a login from being tried, known without the network: no credentials in the
+    site file, or credentials that cannot be read (a per-device finding, the reason a fixed word:
+    never a byte of the secret nor an error about its bytes). Empty: a login can be tried."""
+    name = device.name
+    creds = device.credentials
+    if creds is None:
+        return [Fact("device.auth", "no-credentials", target=name)]
+    secret = creds.password.read()
+    if secret.error is not None:
+        return [
+            Fact("device.auth", "no-credentials", target=name),
+            Fact("device.credentials_error", secret.error, target=name),
+        ]
+    return []
+
+
 async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fact]:
     """The device's own API (``device.api``, default ``auto``): one login, then its settings."""
     name = device.name
     creds = device.credentials
     password = creds.password.resolve() if creds is not None else None
     if creds is None or password is None:
-        return [Fact("device.auth", "no-credentials", target=name)]
+        return credential_facts(device) or [Fact("device.auth", "no-credentials", target=name)]
     async with contextlib.AsyncExitStack() as stack:
         client = env.http
         if client is None:
@@ -367,10 +384,10 @@ async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:
     if ports:
         facts.append(Fact("device.ports", dict(ports), target=name))
     hport = http_port(device)
-    has_password = bool(device.credentials and device.credentials.password.resolve())
-    if hport is not None and not has_password:
+    missing = credential_facts(device) if hport is not None else []
+    if missing:
         # Known without touching the network: say so even when the device is off.
-        facts.append(Fact("device.auth", "no-credentials", target=name))
+        facts.extend(missing)
     elif hport is not None and ports.get(next(p.name for p in tcp_ports if p.port == hport)):
         facts.extend(await http_probe(device, hport, env, site))
     stats = await ping_task

@@ -72,8 +72,13 @@ class Faults:
     ddns_stale: bool = False
     # The device APIs every lab device speaks (ONVIF, ISAPI, Dahua; see docs/devices.md).
     device_apis: tuple[str, ...] = ("onvif", "isapi", "dahua")
+    # Per device (by name), overriding ``device_apis`` for that device.
+    apis_of: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # device name -> the faults injected into it
     devices: Mapping[str, frozenset[DeviceFault]] = field(default_factory=dict)
+    # device name -> a hostile web server mode (diag.lab.emulators.hostile.MODES) instead of its
+    # own: a broken or malicious device beside the healthy ones.
+    hostile: Mapping[str, str] = field(default_factory=dict)
     # The customer's phone (``diag phone``): "" none, "lan" on the site LAN (its Wi-Fi), "mobile"
     # on a mobile carrier's network beyond the operator, behind the carrier's own NAT.
     phone: PhonePlace = ""
@@ -194,9 +199,19 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("isapi-only", None, N_("every device speaks only ISAPI"), device_apis=("isapi",)),
     _s("dahua-only", None, N_("every device speaks only the Dahua HTTP API"),
        device_apis=("dahua",)),
+    _s("mixed-apis", None, N_("the NVR speaks only the Dahua API, ipc1 only ISAPI, ipc2 only "
+       "ONVIF, the others all three"),
+       apis_of={"nvr": ("dahua",), "ipc1": ("isapi",), "ipc2": ("onvif",)}),
     _s("ip-access-broken", "ip-access-broken",
        N_("ipc1's DDNS name points to a stale address and its port forward is gone"),
        device=(IP_DEVICE, None), ddns_stale=True),
+    # Hostile devices (not a cause: one misbehaving device must stay its own finding, "unknown").
+    _s("device-hostile-digest", None,
+       N_("ipc1's web server answers every login with a malformed Digest challenge"),
+       device=("ipc1", None), hostile={"ipc1": "digest-bare-token"}),
+    _s("device-hostile-trickle", None,
+       N_("ipc1's web server trickles its answers at 1 byte/s"),
+       device=("ipc1", None), hostile={"ipc1": "trickle-headers"}),
     # The customer's phone (diag phone): measured by a real browser in the phone namespace.
     _s("phone-healthy", None, N_("the customer's phone on the site's Wi-Fi; nothing wrong"),
        phone="lan"),

@@ -5,7 +5,7 @@ Serves the page on the laptop's site-facing address (``--bind`` overrides) at a 
 the URL as a QR code and as text, says when the phone opened the page, and waits up to
 ``--wait`` seconds (5 minutes) for its result. The result becomes the ``phone`` check's facts
 in the run that follows (``--only`` narrows it), with the usual summary, ``--json`` and
-``--html``. Exit codes as ``diag run``; 5 when no phone sent a result in time.
+``--html``. Exit codes as ``diag run``; 6 when no phone sent a result in time.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import socket
 import sys
 import time
 from typing import Any
 
 from diag.i18n import msg, render
 from diag.model import Site
+from diag.phone.server import PageConfig
 
-EXIT_NO_RESULT = 5
+# 5 is "unknown" (a device state not measured), as for `diag run`.
+EXIT_NO_RESULT = 6
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,40 +52,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def site_facing_address(site: Site) -> tuple[str, list[str]] | None:
     """The laptop's IPv4 address towards the site and its networks (no packet is sent).
 
-    The interface the site file names; else the one whose network holds the gateway or a
-    device; else the source address the kernel picks towards the gateway.
+    The interface ``diag.net`` picks as facing the site (the configured one, the one holding the
+    devices or the gateway); else the source address the routing table picks for the gateway.
     """
-    import psutil
+    from diag.net.ifaces import local_interfaces, pick_interface
+    from diag.net.route import local_ip_towards
 
-    addrs = psutil.net_if_addrs()
-    cands: list[tuple[str, str, str]] = []  # (ifname, address, network)
-    for name, items in addrs.items():
-        for a in items:
-            if a.family == socket.AF_INET and a.netmask and not a.address.startswith("127."):
-                net = str(ipaddress.ip_interface(f"{a.address}/{a.netmask}").network)
-                cands.append((name, a.address, net))
-    if site.network.interface:
-        for name, addr, _net in cands:
-            if name == site.network.interface:
-                return addr, [n for nm, _a, n in cands if nm == name]
-    wanted = [site.network.gateway, *(d.address for d in site.devices)]
-    for target in wanted:
-        if not target:
-            continue
-        for _name, addr, net in cands:
-            try:
-                if ipaddress.ip_address(target) in ipaddress.ip_network(net):
-                    return addr, [net]
-            except ValueError:
-                continue
+    ifaces = local_interfaces()
+    iface = pick_interface(site, ifaces)
+    if iface is not None and iface.networks:
+        gw = site.network.gateway
+        addr = (iface.onlink(gw) if gw else None) or iface.networks[0]
+        return str(addr.ip), [str(n.network) for n in iface.networks]
     if site.network.gateway:
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.connect((site.network.gateway, 9))  # UDP connect: a route lookup, no packet
-                addr = s.getsockname()[0]
-            return addr, [n for _nm, a, n in cands if a == addr]
-        except OSError:
-            return None
+        src = local_ip_towards(site.network.gateway)
+        if src:
+            nets = [str(n.network) for i in ifaces for n in i.networks if str(n.ip) == src]
+            return src, nets
     return None
 
 
@@ -101,6 +85,26 @@ def endpoints_of(site: Site) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def page_config_of(site: Site) -> PageConfig:
+    """What the page tests: the profile's STUN servers and HTTPS endpoints, minus placeholders.
+
+    A placeholder name (a profile not filled in yet) would read as "blocked" on the phone; left
+    out, it is "not measured", as the platform checks skip for such a profile.
+    """
+    from diag.phone.server import page_config
+    from diag.profiles import is_reserved
+
+    test_net = site.profile.test_network
+
+    def real(host: str) -> bool:
+        return not is_reserved(host, test_net)
+
+    stun = [(s.host, s.port) for s in site.profile.stun_servers if real(s.host)]
+    urls = [u for u in endpoints_of(site) if real(u.split("://", 1)[1].split("/", 1)[0]
+                                                 .rsplit(":", 1)[0].strip("[]"))]  # fmt: skip
+    return page_config(stun, urls)
+
+
 def _say(text: str) -> None:
     from diag.reports.terminal import printable
 
@@ -111,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
     from diag.cli import EXIT_USAGE, STATE_EXIT
     from diag.config import load_site
     from diag.phone import inbox, qr
-    from diag.phone.server import Events, PhoneServer, page_config
+    from diag.phone.server import Events, PhoneServer
 
     site = load_site(args.site)
     lang = args.lang or site.lang
@@ -138,7 +142,7 @@ def main(args: argparse.Namespace) -> int:
     if not 0 <= args.port < 65536:
         say(msg("diag: --port must be 0..65535"))
         return EXIT_USAGE
-    cfg = page_config([(s.host, s.port) for s in site.profile.stun_servers], endpoints_of(site))
+    cfg = page_config_of(site)
     t0 = time.monotonic()
     opened: list[float] = []
 

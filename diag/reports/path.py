@@ -93,6 +93,10 @@ class PathModel:
     def node(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
 
+    def link(self, a: str, b: str) -> Link | None:
+        """The link between two nodes, whichever way round it was built."""
+        return next((x for x in self.links if {x.a, x.b} == {a, b}), None)
+
     def devices(self) -> list[Node]:
         return [n for n in self.nodes if n.kind == "device"]
 
