@@ -756,7 +756,7 @@ def _device_config(
     return {
         **clock,
         "vendor": "DIAG Lab",
-        "apis": list(p.faults.device_apis),
+        "apis": list(p.faults.apis_of.get(dev.name, p.faults.device_apis)),
         "hostile": p.faults.hostile.get(dev.name, ""),
         "name": dev.name,
         "serial": dev.serial,

@@ -72,6 +72,8 @@ class Faults:
     ddns_stale: bool = False
     # The device APIs every lab device speaks (ONVIF, ISAPI, Dahua; see docs/devices.md).
     device_apis: tuple[str, ...] = ("onvif", "isapi", "dahua")
+    # Per device (by name), overriding ``device_apis`` for that device.
+    apis_of: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # device name -> the faults injected into it
     devices: Mapping[str, frozenset[DeviceFault]] = field(default_factory=dict)
     # device name -> a hostile web server mode (diag.lab.emulators.hostile.MODES) instead of its
@@ -197,6 +199,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("isapi-only", None, N_("every device speaks only ISAPI"), device_apis=("isapi",)),
     _s("dahua-only", None, N_("every device speaks only the Dahua HTTP API"),
        device_apis=("dahua",)),
+    _s("mixed-apis", None, N_("the NVR speaks only the Dahua API, ipc1 only ISAPI, ipc2 only "
+       "ONVIF, the others all three"),
+       apis_of={"nvr": ("dahua",), "ipc1": ("isapi",), "ipc2": ("onvif",)}),
     _s("ip-access-broken", "ip-access-broken",
        N_("ipc1's DDNS name points to a stale address and its port forward is gone"),
        device=(IP_DEVICE, None), ddns_stale=True),
