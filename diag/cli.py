@@ -14,12 +14,13 @@ import importlib
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
 from diag import __version__
 from diag.config import ConfigError
-from diag.i18n import DEFAULT_LANG, Message, msg, render
+from diag.i18n import DEFAULT_LANG, N_, Message, msg, normalize_lang, render
 
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE, EXIT_OFFLINE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 # A device whose state could not be measured: never 0 (absence of evidence is not health), and not
@@ -57,6 +58,106 @@ HELP = {
 }
 
 
+# What diag is, for `diag --help` (the module docstring above is for developers).
+ABOUT = (
+    "diag tells an installer or support why an IP camera or recorder shows grey (no connection) "
+    "in the vendor's app: from a laptop on the site it checks the LAN, the router and its NAT, "
+    "the internet link, DNS and the P2P platform, then names the likely cause and what to do, "
+    "in English or Polish."
+)
+FIRST_STEPS = (
+    "first steps:\n"
+    "  diag discover --write site.toml   find the cameras and recorders on this LAN, draft the "
+    "site file\n"
+    "  diag tui --site site.toml         the dashboard: run every check, see why a device is grey\n"
+    "  diag demo                         no site at hand: a lab site with a fault, in the "
+    "dashboard (root)\n"
+    "\n"
+    "every command has examples: diag COMMAND --help"
+)
+# Examples shown under each command's help: (command line, what it does). A subsystem module may
+# declare its own ``EXAMPLES`` with the same shape; it wins over this table, so a new command
+# (diag profile, diag phone...) brings its examples with it.
+EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "checks": (("diag checks", "list the checks this installation has"),
+               ("diag checks --json", "the same, for scripts")),
+    "run": (("diag run --site site.toml", "run every check, print devices and causes"),
+            ("diag run --site site.toml --html report.html --lang pl",
+             "and write the report in Polish for the customer"),
+            ("diag run --site site.toml --grey ipc2 --deep",
+             "the app shows ipc2 grey: slow measurements too")),
+    "tui": (("diag tui --site site.toml", "the dashboard; r re-runs, e exports, ? explains keys"),
+            ("diag tui --site site.toml --lang pl --deep", "in Polish, with deep measurements")),
+    "monitor": (("diag monitor --site site.toml --db history.sqlite",
+                 "one run for cron: one status line, exit 0/1/2/3"),),
+    "history": (("diag history --db history.sqlite --days 7", "the last week of device states"),),
+    "report": (("diag report --from run.json --html report.html --lang pl",
+                "render a saved run as HTML, in Polish"),),
+    "lab": (("diag lab list", "the scenarios the lab can inject"),
+            ("diag lab up --scenario dns-failure", "build a site with a lying resolver (root)"),
+            ("diag lab status --json", "its namespaces, addresses and site file"),
+            ("diag lab exec -- diag run --site /run/diag-lab/NAME/site.toml",
+             "run diag inside it"),
+            ("diag lab down --all", "remove every lab")),
+    "demo": (("diag demo", "a lab site with a fault, shown in the dashboard (root)"),
+             ("diag demo --scenario router-port-blocking --headless --lang pl",
+              "no terminal UI: write the report, in Polish")),
+    "discover": (("diag discover", "list the devices found on this LAN"),
+                 ("diag discover --write site.toml", "draft the site file from them")),
+    "phone": (("diag phone --site site.toml", "show a QR code; the customer's phone opens it"),),
+    "profile": (("diag profile list", "the platform profiles installed"),
+                ("diag profile show NAME", "what a profile names (servers, ports)")),
+}  # fmt: skip
+
+
+FIRST_CONTACT = N_(
+    "diag finds why a camera or recorder shows grey in the app.\n"
+    "\n"
+    "Start here:\n"
+    "  diag discover --write site.toml   find the devices on this LAN and draft the site file\n"
+    "  diag tui --site site.toml         then run every check in the dashboard\n"
+    "  diag demo                         or try it on a lab site first (root)\n"
+    "\n"
+    "All commands: diag --help"
+)
+
+
+def examples_epilog(name: str, module: object = None) -> str:
+    """The "examples:" block under a command's help (the module's own EXAMPLES first)."""
+    own = getattr(module, "EXAMPLES", None) if module is not None else None
+    rows = tuple(own) if own else EXAMPLES.get(name, ())
+    if not rows:
+        return ""
+    width = max(len(cmd) for cmd, _ in rows)
+    if width + max(len(what) for _, what in rows) > 74:
+        # Too wide for one line each: the command, then what it does under it.
+        return "examples:\n" + "\n".join(f"  {cmd}\n      {what}" for cmd, what in rows)
+    return "examples:\n" + "\n".join(f"  {cmd:<{width}}  {what}" for cmd, what in rows)
+
+
+def _nested_examples(parser: argparse.ArgumentParser) -> None:
+    """Subcommands of a subcommand (``diag lab up``) get the examples that start with their
+    own command line, from their parent's table."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            if not child.epilog:
+                words = child.prog.split()
+                top = words[1] if len(words) > 1 else ""
+                rows = tuple(r for r in EXAMPLES.get(top, ()) if r[0].startswith(child.prog + " ")
+                             or r[0] == child.prog)  # fmt: skip
+                if rows and len(words) > 2:
+                    child.epilog = examples_epilog("", _Rows(rows))
+                    child.formatter_class = argparse.RawDescriptionHelpFormatter
+            _nested_examples(child)
+
+
+class _Rows:
+    def __init__(self, rows: tuple[tuple[str, str], ...]) -> None:
+        self.EXAMPLES = rows
+
+
 def _ids(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -74,14 +175,27 @@ def add_site_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="diag", description=__doc__.splitlines()[0])
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="diag", description=textwrap.fill(ABOUT, 78), epilog=FIRST_STEPS, formatter_class=raw
+    )
     parser.add_argument("--version", action="version", version=f"diag {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Not required: `diag` alone says what to do first instead of an argparse error.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("checks", help=HELP["checks"])
+    def add(name: str, module: object = None) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=HELP.get(name, ""),
+            description=HELP.get(name, ""),
+            epilog=examples_epilog(name, module),
+            formatter_class=raw,
+        )
+
+    p = add("checks")
     p.add_argument("--json", action="store_true", help="machine-readable list")
 
-    p = sub.add_parser("run", help=HELP["run"])
+    p = add("run")
     add_site_args(p)
     p.add_argument("--only", type=_ids, metavar="ID,..", help="run only these checks (and deps)")
     p.add_argument("--json", metavar="FILE", help="write the run as JSON")
@@ -99,13 +213,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     for name, module in SUBSYSTEMS.items():
-        p = sub.add_parser(name, help=HELP[name])
+        try:
+            mod: Any = importlib.import_module(module)
+        except ImportError:
+            mod = None
+        p = add(name, mod)
         p.set_defaults(subsystem=module)
         try:
-            importlib.import_module(module).add_arguments(p)
+            if mod is None:
+                raise ImportError(module)
+            mod.add_arguments(p)
+            own = examples_epilog(name, mod)
+            if own and own not in (p.epilog or ""):
+                # The module set its own epilog (the monitor's exit codes): examples after it.
+                p.epilog = f"{p.epilog}\n\n{own}" if p.epilog else own
+                p.formatter_class = raw
         except ImportError:
             # A subsystem missing from this build must not break the other commands.
             p.set_defaults(subsystem_missing=module)
+    _nested_examples(parser)
     return parser
 
 
@@ -194,6 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     lang = getattr(args, "lang", None)
+    if args.command is None:
+        # `diag` alone: a newcomer's first contact. Say what diag is and what to type first.
+        first = normalize_lang(os.environ.get("DIAG_LANG") or os.environ.get("LANG"))
+        print(render(msg(FIRST_CONTACT), first))
+        return EXIT_USAGE
     try:
         if args.command == "checks":
             return cmd_checks(args)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
+import math
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +46,33 @@ _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?)+$")
 # Well-known service ports, used when a device lists none.
 DEFAULT_PORTS = (ServicePort("http", 80), ServicePort("rtsp", 554))
+
+
+# The documented range of every number in the site file and the profile, by its dotted field;
+# the defaults are the dataclasses' in model.py (one table each; a test checks both agree, and
+# that every numeric field of ``Thresholds`` and ``Profile`` has a range here). Both ends are
+# inclusive, except that 0 is never allowed where the low end is 0 (a 0 ms threshold or 0 %
+# loss would flag every run). Every float must also be finite: TOML allows ``nan`` and ``inf``,
+# with which comparisons silently never trigger.
+RANGES: Mapping[str, tuple[float, float]] = {
+    # Percent of probes lost.
+    "thresholds.loss_pct": (0.0, 100.0),
+    # Milliseconds: a minute is far beyond any sane round trip or resolver answer.
+    "thresholds.rtt_ms": (0.0, 60_000.0),
+    "thresholds.jitter_ms": (0.0, 60_000.0),
+    "thresholds.dns_ms": (0.0, 60_000.0),
+    "thresholds.bufferbloat_ms": (0.0, 60_000.0),
+    # A factor over the streams' bitrate: below 1 the upload could be short and still "enough".
+    "thresholds.upload_headroom": (1.0, 100.0),
+    # Days before a share expires: up to ten years.
+    "thresholds.share_warn_days": (1, 3650),
+    # Seconds of device clock skew: up to a year.
+    "thresholds.clock_skew_s": (0.0, 366 * 86_400.0),
+    # Seconds between a device's heartbeats: 1 s to a day.
+    "profile.heartbeat_interval_s": (1.0, 86_400.0),
+    # Channels of one recorder.
+    "devices.channels": (1, 1024),
+}
 
 
 class ConfigError(ValueError):
@@ -79,6 +109,20 @@ class _Reader:
             raise self.fail(key, f"expected {_names(types)}, got a boolean")
         if not isinstance(value, types):
             raise self.fail(key, f"expected {_names(types)}, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            # TOML's nan/inf: every comparison with them is false, so no threshold would fire.
+            raise self.fail(key, f"must be a finite number, got {value}")
+        return value
+
+    def in_range(self, key: str, typ: type, name: str, default: Any = None) -> Any:
+        """A number in its documented range (``RANGES[name]``), else an error naming the field."""
+        value = self.get(key, typ, default)
+        if value is None:
+            return None
+        low, high = RANGES[name]
+        if value < low or value > high or (low == 0 and value == 0):
+            shown = f"{low:g}" if low else "more than 0"
+            raise self.fail(key, f"{value:g} is out of range ({shown} to {high:g})")
         return value
 
     def require(self, key: str, typ: type[T] | tuple[type, ...]) -> Any:
@@ -258,7 +302,7 @@ def _parse_device(r: _Reader, subnets: tuple[str, ...] = ()) -> Device:
     public_port = r.port("public_port")
     if added_via == "ip" and public_host is None and address is None:
         raise r.fail("public_host", "a device added by IP needs public_host or address")
-    channels = r.positive("channels", int, 1)
+    channels = r.in_range("channels", int, "devices.channels", 1)
     grey = r.get("app_shows_grey", bool)
     api = _device_api(r)
     dev = Device(
@@ -370,7 +414,9 @@ def _parse_profile(r: _Reader, base: Profile | None) -> Profile:
             ca = str((Path(r.file).parent / ca).resolve())
         changes["ca_file"] = ca
     if "heartbeat_interval_s" in r.data:
-        changes["heartbeat_interval_s"] = r.positive("heartbeat_interval_s")
+        changes["heartbeat_interval_s"] = r.in_range(
+            "heartbeat_interval_s", float, "profile.heartbeat_interval_s"
+        )
     r.check_unknown()
     return dataclasses.replace(base, **changes)
 
@@ -398,12 +444,38 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NAME_CHARS = 200
 
 
-def _load_toml(path: Path) -> dict[str, Any]:
+def _read_regular(path: Path) -> bytes:
+    """At most ``MAX_FILE_BYTES + 1`` bytes of ``path``, refused at once unless it is a regular
+    file: opened with ``O_NONBLOCK`` and checked with ``fstat`` first, since reading a FIFO with
+    no writer blocked forever and a device (``/dev/zero``) never ends."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+        fd = os.open(path, flags)
     except OSError as exc:
         raise ConfigError(str(path), "-", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(
+                str(path), "-", "not a regular file (a FIFO, a device or a directory)"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ConfigError(str(path), "-", f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    data = _read_regular(path)
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(
             str(path), "-", f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: not a site file?"
@@ -415,6 +487,9 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(
             str(path), "-", f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})"
         ) from None
+    # Windows editors (Notepad) start UTF-8 files with a byte-order mark; TOML does not allow one
+    # ("Invalid statement (line 1, column 1)"), the installer cannot see it: drop it.
+    text = text.removeprefix("\ufeff")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -432,10 +507,8 @@ def _parse_thresholds(r: _Reader) -> Thresholds:
     for f in dataclasses.fields(Thresholds):
         if f.name in r.data:
             typ = int if isinstance(getattr(base, f.name), int) else float
-            changes[f.name] = r.positive(f.name, typ)
+            changes[f.name] = r.in_range(f.name, typ, f"thresholds.{f.name}")
     r.check_unknown()
-    if "loss_pct" in changes and changes["loss_pct"] > 100:
-        raise r.fail("loss_pct", "a percentage must be at most 100")
     return dataclasses.replace(base, **changes)
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias, get_args
+from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
 
 from diag.i18n import Message
+
+if TYPE_CHECKING:
+    from diag.secrets import Secret
 
 JSONScalar: TypeAlias = str | int | float | bool | None
 JSONValue: TypeAlias = JSONScalar | list["JSONValue"] | dict[str, "JSONValue"]
@@ -54,19 +57,16 @@ class SecretRef:
     ref: str
 
     def resolve(self) -> str | None:
-        """The secret's value, or None when the reference cannot be resolved."""
-        import os
-        from pathlib import Path
+        """The secret's value, or None when the reference cannot be resolved (``read()`` says
+        why)."""
+        return self.read().value
 
-        scheme, _, rest = self.ref.partition(":")
-        if scheme == "env":
-            return os.environ.get(rest)
-        if scheme == "file":
-            try:
-                return Path(rest).read_text(encoding="utf-8").strip()
-            except OSError:
-                return None
-        return None
+    def read(self) -> Secret:
+        """The secret's value or why it cannot be read (``diag.secrets``); never raises, and the
+        reason never quotes any of its bytes."""
+        from diag.secrets import read_secret
+
+        return read_secret(self.ref)
 
     def __repr__(self) -> str:
         return f"SecretRef({self.ref.partition(':')[0]}:…)"

@@ -201,19 +201,19 @@ CASES: list[tuple[str, str, str, str]] = [
         "channels not positive",
         site_text(device=DEVICE + "channels = 0"),
         "devices[0].channels",
-        "greater than 0",
+        "out of range",
     ),
     (
         "threshold not positive",
         site_text(thresholds="dns_ms = -5"),
         "thresholds.dns_ms",
-        "greater than 0",
+        "out of range",
     ),
     (
         "loss above 100 %",
         site_text(thresholds="loss_pct = 150"),
         "thresholds.loss_pct",
-        "at most 100",
+        "out of range (more than 0 to 100)",
     ),
     (
         "duplicate device names",
@@ -267,7 +267,7 @@ CASES: list[tuple[str, str, str, str]] = [
         "heartbeat not positive",
         site_text(profile="heartbeat_interval_s = 0"),
         "profile.heartbeat_interval_s",
-        "greater than 0",
+        "out of range",
     ),
     (
         "p2p server bad protocol",

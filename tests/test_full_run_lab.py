@@ -31,7 +31,9 @@ def test_healthy_site_with_eight_devices(lab_factory: Callable[..., Lab]) -> Non
     for d in run["devices"]:
         assert all(c["confidence"] < 0.5 for c in d["causes"]), d
     assert all(c["confidence"] < 0.5 for c in run["site"]["causes"])
-    assert {c["status"] for c in run["checks"]} <= {"ok", "warn"}, [
-        (c["id"], c["status"], c["summary"]) for c in run["checks"] if c["status"] not in ("ok",)
+    # The phone check measures only what `diag phone` received: with no phone here it skips.
+    site_checks = [c for c in run["checks"] if c["id"] != "phone"]
+    assert {c["status"] for c in site_checks} <= {"ok", "warn"}, [
+        (c["id"], c["status"], c["summary"]) for c in site_checks if c["status"] not in ("ok",)
     ]
     assert run["_exit_code"] == 0

@@ -20,10 +20,11 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import math
 import ssl
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,10 +32,11 @@ import httpx
 
 from diag.checks import lan
 from diag.checks.base import NEED_ROOT, Check, Context
-from diag.devices import Target, isapi, read_device
+from diag.devices import DeviceReport, Target, isapi, read_device
 from diag.devices import http as devhttp
 from diag.i18n import N_, Message, msg
 from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site
+from diag.net.target import Bounded, NotingTransport, bounded
 
 # At most this many devices are probed at once. Each device sees only its own few requests either
 # way; the bound keeps the laptop's burst (32 x 50 echoes/s, 32 logins) polite on a big site's
@@ -56,6 +58,15 @@ TCP_TIMEOUT_S = 2.5
 HTTP_TIMEOUT_S = devhttp.HTTP_TIMEOUT_S
 # The platform's status API is on the internet: 3 s covers a slow LTE uplink's RTT several times.
 API_TIMEOUT_S = 3.0
+# The whole of one device's API read (login plus its settings, every adapter ``auto`` tries), s.
+# On a LAN it takes 0.1-1 s (a slow camera CGI: ~1 s per request); 8 s is several slow requests.
+# httpx's timeouts are per read: a device trickling its answer at 1 byte/s never trips them, so
+# this bound is what ends it, as that device's error alone ("device.auth_error" = timeout).
+DEVICE_API_BOUND_S = 8.0
+# One device's whole probe (LAN + platform), s: everything above plus pings and TCP; a device
+# that still is not done when the check nears its deadline is that device's error, the others'
+# results are kept.
+DEVICE_BOUND_S = 15.0
 # A DNS server the device names must answer within 1.5 s (resolvers retry after 1-2 s).
 DNS_TIMEOUT_S = 1.5
 DNS_PORT = 53
@@ -154,6 +165,13 @@ class Env:
     # system CA store), which for 50 devices was most of the check's time.
     http: httpx.AsyncClient | None = None
     dns_cache: dict[str, asyncio.Task[bool]] = field(default_factory=dict)
+    # Seconds left before the check's deadline (the context's clock); caps the per-target bounds.
+    remaining: Callable[[], float] = field(default=lambda: math.inf)
+
+    def bound(self, limit_s: float) -> float:
+        """A per-target time bound: ``limit_s``, or less when the check's deadline is nearer (a
+        second is kept to gather and summarize what the other targets found)."""
+        return max(0.1, min(limit_s, self.remaining() - 1.0))
 
 
 async def tcp_open(ip: str, port: int) -> bool:
@@ -186,21 +204,49 @@ async def dns_answers(server: str, name: str) -> bool:
     return r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
 
 
+def credential_facts(device: Device) -> list[Fact]:
+    """What keeps a login from being tried, known without the network: no credentials in the
+    site file, or credentials that cannot be read (a per-device finding, the reason a fixed word:
+    never a byte of the secret nor an error about its bytes). Empty: a login can be tried."""
+    name = device.name
+    creds = device.credentials
+    if creds is None:
+        return [Fact("device.auth", "no-credentials", target=name)]
+    secret = creds.password.read()
+    if secret.error is not None:
+        return [
+            Fact("device.auth", "no-credentials", target=name),
+            Fact("device.credentials_error", secret.error, target=name),
+        ]
+    return []
+
+
 async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fact]:
     """The device's own API (``device.api``, default ``auto``): one login, then its settings."""
     name = device.name
     creds = device.credentials
     password = creds.password.resolve() if creds is not None else None
     if creds is None or password is None:
-        return [Fact("device.auth", "no-credentials", target=name)]
+        return credential_facts(device) or [Fact("device.auth", "no-credentials", target=name)]
     async with contextlib.AsyncExitStack() as stack:
         client = env.http
         if client is None:
             client = await stack.enter_async_context(device_client())
         target = Target(name, device.address or "", port, creds.username, password, client)
         del password
-        report = await read_device(device.api, target)
+        read: Bounded[DeviceReport] = await bounded(
+            name, read_device(device.api, target), env.bound(DEVICE_API_BOUND_S)
+        )
+    if read.value is None:
+        # Slow (trickling) or a library choking on its answer: this device's login error only.
+        return [
+            Fact("device.auth", "error", target=name),
+            Fact("device.auth_error", read.reason() or "crash", target=name),
+        ]
+    report = read.value
     facts = report.facts(name)
+    if report.auth == "error":
+        facts.append(Fact("device.auth_error", _auth_reason(read, report), target=name))
     if report.auth != "ok":
         return facts
     net = report.network
@@ -234,6 +280,16 @@ async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fa
             facts.append(Fact("device.dns_not_asked", list[JSONValue](dns_list), target=name))
         facts.append(Fact("device.gateway_ok", gw_ok and dns_ok is not False, target=name))
     return facts
+
+
+def _auth_reason(read: Bounded[DeviceReport], report: DeviceReport) -> str:
+    """Why a login ended in "error", as a safe word (``diag.diagnosis.unmeasured``)."""
+    noted = read.reason()
+    if noted is not None:
+        return noted
+    if any(str(v).startswith("http-") for v in report.errors.values()):
+        return "http-error"
+    return "protocol"
 
 
 def may_query(server: str, site: Site, env: Env) -> bool:
@@ -328,10 +384,10 @@ async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:
     if ports:
         facts.append(Fact("device.ports", dict(ports), target=name))
     hport = http_port(device)
-    has_password = bool(device.credentials and device.credentials.password.resolve())
-    if hport is not None and not has_password:
+    missing = credential_facts(device) if hport is not None else []
+    if missing:
         # Known without touching the network: say so even when the device is off.
-        facts.append(Fact("device.auth", "no-credentials", target=name))
+        facts.extend(missing)
     elif hport is not None and ports.get(next(p.name for p in tcp_ports if p.port == hport)):
         facts.extend(await http_probe(device, hport, env, site))
     stats = await ping_task
@@ -380,6 +436,7 @@ class HeartbeatCheck(Check):
             iface=iface,
             site_gateway=site.network.gateway or default_gw,
             deep=ctx.deep,
+            remaining=ctx.remaining,
         )
         facts: list[Fact] = []
         if any(d.address and not _is_loopback(d.address) for d in devices):
@@ -459,17 +516,30 @@ class HeartbeatCheck(Check):
         async def one(d: Device) -> list[Fact]:
             nonlocal done
             async with sem:
-                jobs = []
+                # Each part under its own bound: one device's exception or slowness is its own
+                # error fact; its other part and the other devices' results are kept.
+                bound = env.bound(DEVICE_BOUND_S)
+                jobs: list[Any] = []
                 if d.address:
-                    jobs.append(lan_probe(d, env, site))
+                    jobs.append(bounded(d.name, lan_probe(d, env, site), bound))
                 if api_client is not None and site.profile.status_api_url and d.serial:
-                    jobs.append(platform_probe(api_client, site.profile.status_api_url, d))
-                parts = await asyncio.gather(*jobs)
+                    url = site.profile.status_api_url
+                    jobs.append(bounded(d.name, platform_probe(api_client, url, d), bound))
+                parts: list[Bounded[list[Fact]]] = await asyncio.gather(*jobs)
             done += 1
             ctx.progress(done / max(1, len(devices)), msg(N_("probed {device}"), device=d.name))
-            return [f for p in parts for f in p]
+            out: list[Fact] = []
+            for i, part in enumerate(parts):
+                if part.value is not None:
+                    out.extend(part.value)
+                elif d.address and i == 0:
+                    out.extend(part.error_facts("device.error"))
+                else:
+                    out.extend(part.error_facts("device.platform_error"))
+            return out
 
-        env.http = device_client()
+        # Notes why a device's request failed (timeout, connect...) for its error fact.
+        env.http = device_client(NotingTransport())
         try:
             per_device = await asyncio.gather(*(one(d) for d in devices))
         finally:
@@ -543,7 +613,8 @@ def summarize(
         loss = by.get(("device.icmp_loss_pct", n))
         if (
             by.get(("device.ip_conflict", n)) is True
-            or by.get(("device.auth", n)) == "rejected"
+            or by.get(("device.auth", n)) in ("rejected", "error")
+            or ("device.error", n) in by
             or by.get(("device.gateway_ok", n)) is False
             or by.get(("device.platform_online", n)) is False
             or (isinstance(loss, int | float) and loss > site.thresholds.loss_pct)

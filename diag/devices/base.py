@@ -14,11 +14,12 @@ import datetime as dt
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
-
-import httpx
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from diag.model import Fact, JSONValue
+
+if TYPE_CHECKING:
+    import httpx
 
 AuthState = Literal["ok", "rejected", "unsupported", "error"]
 

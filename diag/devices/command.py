@@ -19,10 +19,13 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from diag.devices.discover import Discovery, Found, discover
 from diag.i18n import DEFAULT_LANG, N_, Message, msg, render
+
+if TYPE_CHECKING:
+    # Imported when the command runs: `diag --help` and the other commands skip httpx & co.
+    from diag.devices.discover import Discovery, Found
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -109,6 +112,8 @@ def main(args: argparse.Namespace) -> int:
     if problem is not None:
         _err(problem, lang)
         return EXIT_USAGE
+    from diag.devices.discover import discover
+
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     result = asyncio.run(discover(iface, root=root, credentials=creds))
     del creds

@@ -17,6 +17,7 @@ import httpx
 from diag.devices.base import Adapter, DeviceReport, Stopwatch, Target
 from diag.devices.http import Reply, get_capped
 from diag.model import JSONValue
+from diag.net.digest import DigestAuth
 
 SYSTEM_INFO = "/cgi-bin/magicBox.cgi?action=getSystemInfo"
 SOFTWARE = "/cgi-bin/magicBox.cgi?action=getSoftwareVersion"
@@ -75,7 +76,7 @@ class DahuaAdapter(Adapter):
 
     async def read(self, target: Target) -> DeviceReport:
         sw = Stopwatch()
-        auth = httpx.DigestAuth(target.username, target.password)
+        auth = DigestAuth(target.username, target.password)
         client, base = target.client, target.base
         try:
             r = await get_capped(client, base + SYSTEM_INFO, auth)

@@ -121,9 +121,13 @@ async def get_capped(client: httpx.AsyncClient, url: str, auth: httpx.Auth | Non
     return await request_capped(client, "GET", url, auth)
 
 
-def device_client() -> httpx.AsyncClient:
+def device_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        timeout=HTTP_TIMEOUT_S, follow_redirects=False, trust_env=False, headers=IDENTITY
+        timeout=HTTP_TIMEOUT_S,
+        follow_redirects=False,
+        trust_env=False,
+        headers=IDENTITY,
+        transport=transport,
     )
 
 

@@ -15,6 +15,7 @@ import httpx
 from diag.devices.base import Adapter, DeviceReport, Stopwatch, Target, clock_facts
 from diag.devices.http import Reply, child, children, get_capped, local, parse_xml, xml_find
 from diag.model import JSONValue
+from diag.net.digest import DigestAuth
 
 DEVICE_INFO = "/ISAPI/System/deviceInfo"
 NET_INTERFACE = "/ISAPI/System/Network/interfaces/1"
@@ -118,7 +119,7 @@ class IsapiAdapter(Adapter):
 
     async def read(self, target: Target) -> DeviceReport:
         sw = Stopwatch()
-        auth = httpx.DigestAuth(target.username, target.password)
+        auth = DigestAuth(target.username, target.password)
         client, base = target.client, target.base
         try:
             r = await get_capped(client, base + DEVICE_INFO, auth)

@@ -44,6 +44,7 @@ from diag.devices.http import (
     xml_find,
 )
 from diag.model import JSONValue
+from diag.net.digest import DigestAuth
 
 DEVICE_SERVICE = "/onvif/device_service"
 SOAP_ENV = "http://www.w3.org/2003/05/soap-envelope"
@@ -272,14 +273,14 @@ class OnvifAdapter(Adapter):
             if device_utc is not None:
                 offset = device_utc - laptop_at
         # 2. The login: one try (plus a Digest retry only when HTTP asks for it).
-        digest = httpx.DigestAuth(target.username, target.password) if wants_digest else None
+        digest = DigestAuth(target.username, target.password) if wants_digest else None
         ri, info_body = await self._call(target, url, "GetDeviceInformation", offset, digest)
         if ri is None:
             report.errors["GetDeviceInformation"] = "http"
             return report
         if ri.status_code == 401 and digest is None and "digest" in _challenge(ri):
             if fault_code(info_body) != "NotAuthorized":
-                digest = httpx.DigestAuth(target.username, target.password)
+                digest = DigestAuth(target.username, target.password)
                 ri, info_body = await self._call(
                     target, url, "GetDeviceInformation", offset, digest
                 )

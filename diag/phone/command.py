@@ -5,7 +5,7 @@ Serves the page on the laptop's site-facing address (``--bind`` overrides) at a 
 the URL as a QR code and as text, says when the phone opened the page, and waits up to
 ``--wait`` seconds (5 minutes) for its result. The result becomes the ``phone`` check's facts
 in the run that follows (``--only`` narrows it), with the usual summary, ``--json`` and
-``--html``. Exit codes as ``diag run``; 5 when no phone sent a result in time.
+``--html``. Exit codes as ``diag run``; 6 when no phone sent a result in time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import socket
 import sys
 import time
 from typing import Any
@@ -21,7 +20,8 @@ from typing import Any
 from diag.i18n import msg, render
 from diag.model import Site
 
-EXIT_NO_RESULT = 5
+# 5 is "unknown" (a device state not measured), as for `diag run`.
+EXIT_NO_RESULT = 6
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,40 +51,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def site_facing_address(site: Site) -> tuple[str, list[str]] | None:
     """The laptop's IPv4 address towards the site and its networks (no packet is sent).
 
-    The interface the site file names; else the one whose network holds the gateway or a
-    device; else the source address the kernel picks towards the gateway.
+    The interface ``diag.net`` picks as facing the site (the configured one, the one holding the
+    devices or the gateway); else the source address the routing table picks for the gateway.
     """
-    import psutil
+    from diag.net.ifaces import local_interfaces, pick_interface
+    from diag.net.route import local_ip_towards
 
-    addrs = psutil.net_if_addrs()
-    cands: list[tuple[str, str, str]] = []  # (ifname, address, network)
-    for name, items in addrs.items():
-        for a in items:
-            if a.family == socket.AF_INET and a.netmask and not a.address.startswith("127."):
-                net = str(ipaddress.ip_interface(f"{a.address}/{a.netmask}").network)
-                cands.append((name, a.address, net))
-    if site.network.interface:
-        for name, addr, _net in cands:
-            if name == site.network.interface:
-                return addr, [n for nm, _a, n in cands if nm == name]
-    wanted = [site.network.gateway, *(d.address for d in site.devices)]
-    for target in wanted:
-        if not target:
-            continue
-        for _name, addr, net in cands:
-            try:
-                if ipaddress.ip_address(target) in ipaddress.ip_network(net):
-                    return addr, [net]
-            except ValueError:
-                continue
+    ifaces = local_interfaces()
+    iface = pick_interface(site, ifaces)
+    if iface is not None and iface.networks:
+        gw = site.network.gateway
+        addr = (iface.onlink(gw) if gw else None) or iface.networks[0]
+        return str(addr.ip), [str(n.network) for n in iface.networks]
     if site.network.gateway:
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.connect((site.network.gateway, 9))  # UDP connect: a route lookup, no packet
-                addr = s.getsockname()[0]
-            return addr, [n for _nm, a, n in cands if a == addr]
-        except OSError:
-            return None
+        src = local_ip_towards(site.network.gateway)
+        if src:
+            nets = [str(n.network) for i in ifaces for n in i.networks if str(n.ip) == src]
+            return src, nets
     return None
 
 

@@ -18,7 +18,15 @@ from typing import Any
 from diag import vocab
 from diag.diagnosis.catalog import CATALOG, description_of, title_of
 from diag.diagnosis.facts import Facts, as_num
-from diag.i18n import N_, format_datetime, format_duration, format_number, msg, normalize_lang
+from diag.i18n import (
+    N_,
+    Message,
+    format_datetime,
+    format_duration,
+    format_number,
+    msg,
+    normalize_lang,
+)
 from diag.i18n import render as render_msg
 from diag.model import Cause, CheckResult, Fact, Run, Thresholds, Verdict
 from diag.reports.phone import phone_view
@@ -380,8 +388,27 @@ def context(run: Run, lang: str) -> dict[str, Any]:
         "checks": [_check_view(r, lang, t) for r in run.checks],
         "state_labels": {k: t(v) for k, v in vocab.STATE_WORD.items()},
         "legend": _legend(t),
+        "path": _path_view(run, lang),
         "section_names": SECTIONS,
     }
+
+
+def _path_view(run: Run, lang: str) -> dict[str, Any]:
+    """The path picture: inline SVG (built and escaped by ``path.svg``) and its marks as text."""
+    from markupsafe import Markup
+
+    from diag.reports import path
+
+    def t(m: str | Message) -> str:
+        return render_msg(m, lang)
+
+    model = path.path_model(run)
+    culprits = set(model.culprits())
+    rows = path.findings(model, t)
+    for r in rows:
+        r["culprit"] = "1" if r["id"] in culprits and r["level"] == "bad" else ""
+    # Markup: every string in the drawing went through path._esc (device names, answers).
+    return {"svg": Markup(path.svg(model, t, culprits)), "findings": rows}
 
 
 def _legend(t: Callable[..., str]) -> list[dict[str, str]]:

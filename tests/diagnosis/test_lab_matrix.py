@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 from labkit import Lab, start_lab
+from reports.path_expect import check_path
 
 from diag.diagnosis.catalog import CATALOG
 from diag.lab.scenarios import SCENARIOS
+from diag.reports.json import run_from_dict
 
 pytestmark = pytest.mark.lab
 
@@ -100,6 +102,7 @@ def test_no_cause_reaches_half(name: str) -> None:
     found = {k: v for k, v in found.items() if v}
     record(name, None, found or "nothing >= 0.5", not found)
     assert not found, f"{name}: causes at or above 0.5 on a site with nothing injected: {found}"
+    check_path(run_from_dict(run), name)  # the path picture marks nothing
 
 
 @pytest.mark.parametrize("scenario", WITH_CAUSE, ids=[s.name for s in WITH_CAUSE])
@@ -126,6 +129,8 @@ def test_injected_cause_is_top(scenario: Any) -> None:
         got = top(run["site"]["causes"])
         record(scenario.name, cause, got, got == cause)
         assert got == cause, f"site causes: {strong(run['site']['causes'])}\n{key_facts(run)}"
+    # The path picture puts the problem where the lab injected it.
+    check_path(run_from_dict(run), scenario.name)
 
 
 def key_facts(run: dict[str, Any]) -> str:
@@ -157,3 +162,4 @@ def test_two_faults_are_both_reported(pair: tuple[str, str]) -> None:
         not missing,
     )
     assert not missing, f"not reported: {missing}"
+    check_path(run_from_dict(run), "+".join(pair))

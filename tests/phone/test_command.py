@@ -92,7 +92,7 @@ def test_diag_phone_prints_qr_and_takes_one_result() -> None:
 def test_diag_phone_gives_up_after_wait() -> None:
     proc, _ = start("--no-run", "--wait", "0.5")
     out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 5
+    assert proc.returncode == 6
     assert "No result from a phone within" in out
 
 

@@ -33,3 +33,7 @@ def test_80x24_checks_in_polish(site: Site, snap_compare: Any) -> None:
 
 def test_80x24_help(site: Site, snap_compare: Any) -> None:
     assert snap_compare(frozen_app(site), press=["question_mark"], terminal_size=(80, 24))
+
+
+def test_80x24_path(site: Site, snap_compare: Any) -> None:
+    assert snap_compare(frozen_app(site), press=["w"], terminal_size=(80, 24))

@@ -12,7 +12,8 @@ UDP port), ``heartbeat_interval_s`` (30), ``p2p_enabled`` (true), ``reported`` (
 ``gateway``, ``dns`` list: what the device's network settings page shows), ``lockout_s`` (60),
 ``vendor`` (what ONVIF/Dahua report as the manufacturer), ``apis`` (which of ``onvif``, ``isapi``,
 ``dahua`` it speaks; default all three), ``clock_offset_s`` (its clock minus true UTC, s),
-``ntp`` (``enabled``, ``servers``), ``dhcp`` (false), ``discovery`` (WS-Discovery on; true).
+``ntp`` (``enabled``, ``servers``), ``dhcp`` (false), ``discovery`` (WS-Discovery on; true),
+``hostile`` (a broken web server instead: a mode of ``diag.lab.emulators.hostile``).
 SIGHUP re-reads the config and the password file (to turn P2P off or change the password while
 running); SIGTERM stops it. The HTTP API, RTSP and the heartbeat protocol are specified in
 ``docs/platform-protocol.md``.
@@ -45,6 +46,7 @@ from diag.lab.emulators import (
     content_length,
     discard_body,
     fmt_addr,
+    hostile,
     http_connection,
     log,
     make,
@@ -115,6 +117,8 @@ class Config:
     ntp: dict[str, Any] = field(default_factory=lambda: {"enabled": True, "servers": []})
     dhcp: bool = False
     discovery: bool = True
+    # A hostile web server instead of the normal one (diag.lab.emulators.hostile.MODES); "": none.
+    hostile: str = ""
 
     @property
     def realm(self) -> str:
@@ -202,7 +206,11 @@ def load_config(path: str | Path) -> Config:
     servers = ntp.get("servers", [])
     if not isinstance(servers, list) or not all(isinstance(x, str) for x in servers):
         raise ConfigError("ntp.servers: expected a list of strings")
+    hostile_mode = _get(data, "hostile", str, "")
+    if hostile_mode and hostile_mode not in hostile.MODES:
+        raise ConfigError(f"hostile: {hostile_mode!r} is not one of {', '.join(hostile.MODES)}")
     return Config(
+        hostile=hostile_mode,
         vendor=_get(data, "vendor", str, Config.vendor),
         apis=tuple(dict.fromkeys(apis)),
         clock_offset_s=offset,
@@ -597,6 +605,10 @@ class Device:
     async def http(
         self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
+        if self.cfg.hostile:
+            kept = await hostile.answer(self.cfg.hostile, req, reader, writer)
+            if kept is not None:
+                return kept
         api = api_of(req.path)
         if api == "onvif" and req.method == "POST" and api in self.cfg.apis:
             return await self.onvif_http(req, reader, writer)

@@ -84,6 +84,9 @@ class Dashboard(Screen[None]):
         Binding("g", "mark_grey", "mark grey"),
         # The customer's phone (diag phone): its QR code, then the phone check with its result.
         Binding("p", "phone", "phone", show=False),
+        Binding("w", "path", "where", show=False),
+        # Devices on the LAN that the site file does not name (diag discover's screen).
+        Binding("f", "discover", "found on the LAN", show=False),
     ]
 
     @dataclass
@@ -426,6 +429,17 @@ class Dashboard(Screen[None]):
                 self.notify(t(msg("re-running {check}", check="phone"), self.lang), timeout=2)
 
         self.app.push_screen(PhoneScreen(self.site, self.lang), done)
+
+    def action_path(self) -> None:
+        """The path picture of what is known now (partial while checks still run)."""
+        from diag.tui.screens.path import PathScreen
+
+        self.app.push_screen(PathScreen(self.current_run(), self.lang))
+
+    def action_discover(self) -> None:
+        from diag.tui.screens.discover import DiscoverScreen
+
+        self.app.push_screen(DiscoverScreen(self.site, self.lang, root=self.world.is_root()))
 
     def current_run(self) -> Run:
         """What is known now, as a ``Run`` (partial while checks still run)."""

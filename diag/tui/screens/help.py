@@ -31,6 +31,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("e", N_("export the run as HTML and JSON (the paths are shown)")),
     ("l", N_("switch language: English / polski")),
     ("g", N_("mark / unmark: the app shows the selected device grey")),
+    ("w", N_("where the problem is: the path from this laptop to the platform")),
     ("p", N_("the customer's phone: a QR code for its page, then the phone check")),
     ("tab", N_("move between devices, checks and details (arrows scroll)")),
     ("?", N_("this help")),

@@ -20,6 +20,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("e", N_("export")),
     ("l", N_("language")),
     ("g", N_("grey")),
+    ("w", N_("path")),
     ("?", N_("help")),
     ("q", N_("quit")),
 )
