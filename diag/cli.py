@@ -42,6 +42,7 @@ SUBSYSTEMS = {
     "lab": "diag.lab.command",
     "demo": "diag.lab.demo_command",
     "phone": "diag.phone.command",
+    "profile": "diag.profiles.command",
     "discover": "diag.devices.command",
 }
 HELP = {
@@ -53,6 +54,7 @@ HELP = {
     "report": "render a saved run as HTML",
     "lab": "the site lab in network namespaces (root)",
     "demo": "bring the lab up, show the dashboard (or a report), take it down",
+    "profile": "platform profiles: list, show, check one (by name or file)",
     "discover": "find the cameras and recorders on the LAN and draft the site file",
     "phone": "a one-time page the customer's phone opens from a QR code; measures its side",
 }
@@ -106,7 +108,8 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
                  ("diag discover --write site.toml", "draft the site file from them")),
     "phone": (("diag phone --site site.toml", "show a QR code; the customer's phone opens it"),),
     "profile": (("diag profile list", "the platform profiles installed"),
-                ("diag profile show NAME", "what a profile names (servers, ports)")),
+                ("diag profile show NAME", "what a profile names (servers, ports)"),
+                ("diag profile check my-platform.toml", "validate a profile file before use")),
 }  # fmt: skip
 
 

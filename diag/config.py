@@ -417,23 +417,32 @@ def _parse_profile(r: _Reader, base: Profile | None) -> Profile:
         changes["heartbeat_interval_s"] = r.in_range(
             "heartbeat_interval_s", float, "profile.heartbeat_interval_s"
         )
+    if "test_network" in r.data:
+        changes["test_network"] = r.get("test_network", bool)
     r.check_unknown()
     return dataclasses.replace(base, **changes)
 
 
-def load_profile(name_or_path: str, relative_to: Path | None = None) -> Profile:
-    """A shipped profile by name (``diag/profiles/NAME.toml``) or a profile file by path."""
-    path = PROFILES_DIR / f"{name_or_path}.toml"
-    if not path.exists():
-        candidate = Path(name_or_path)
-        if not candidate.is_absolute() and relative_to is not None:
-            candidate = relative_to / candidate
-        path = candidate
-    if not path.exists():
-        shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
-        raise ConfigError(None, "site.profile", f"no profile {name_or_path!r} (shipped: {shipped})")
+def load_profile(name_or_path: str, relative_to: Path | None = None, _depth: int = 0) -> Profile:
+    """A profile by name (the user's config dir, a package's ``diag.profiles`` entry point, or
+    shipped in ``diag/profiles/``) or a profile file by path (``diag.profiles.find``)."""
+    from diag.profiles import ProfileError, find
+
+    try:
+        path = find(name_or_path, relative_to)
+    except ProfileError as exc:
+        raise ConfigError(None, "site.profile", str(exc)) from None
     data = _load_toml(path)
-    return _parse_profile(_Reader(str(path), data, ""), Profile(name=path.stem))
+    base = Profile(name=path.stem)
+    parent = data.get("extends")
+    if parent is not None:
+        # A vendor's profile takes the real-world defaults (STUN, resolvers, captive probe, the
+        # speed test) of another, usually "generic", and names its own platform.
+        if not isinstance(parent, str) or parent == name_or_path or _depth > 4:
+            raise ConfigError(str(path), "extends", f"{parent!r} cannot be extended here")
+        base = dataclasses.replace(load_profile(parent, path.parent, _depth + 1), name=path.stem)
+        data = {k: v for k, v in data.items() if k != "extends"}
+    return _parse_profile(_Reader(str(path), data, ""), base)
 
 
 # A site or profile file larger than this is refused, bytes: a site with a thousand devices is

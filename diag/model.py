@@ -155,6 +155,9 @@ class Profile:
     # A URL whose content is known: a captive portal or walled garden answers it differently.
     captive_probe_url: str | None = None
     captive_probe_expect: str | None = None
+    # True for a test network (the diag lab) where names under .test resolve: they are then not
+    # placeholders (diag.profiles.placeholders).
+    test_network: bool = False
 
 
 @dataclass(frozen=True)

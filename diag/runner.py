@@ -28,6 +28,7 @@ from diag import __version__
 from diag.checks.base import Check, Context, Progress, Registry, World
 from diag.i18n import Message, msg
 from diag.model import STATUSES, CheckResult, Fact, Metric, Outcome, Run, Site, Status
+from diag.profiles import placeholders
 
 T = TypeVar("T")
 
@@ -130,7 +131,11 @@ def plan(
             )
             continue
         skip: Message | None = None
-        if "root" in missing:
+        if getattr(check, "names_platform", False) and placeholders(site.profile):
+            # Reserved names (*.example, *.invalid, ...) cannot resolve: probing them would read
+            # as the site's DNS failing. Not a finding, a profile to choose.
+            skip = msg("the profile names no real platform: choose your vendor's profile")
+        elif "root" in missing:
             skip = msg("needs root (CAP_NET_RAW)")
         elif missing:
             skip = msg("needs {needs}", needs=", ".join(missing))

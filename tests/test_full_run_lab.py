@@ -27,7 +27,9 @@ def test_restricted_cone_survives_a_full_run(lab_factory: Callable[..., Lab]) ->
 def test_healthy_site_with_eight_devices(lab_factory: Callable[..., Lab]) -> None:
     run = lab_factory("healthy", devices=8).diag_run()
     assert len(run["devices"]) == 8
-    assert {d["state"] for d in run["devices"]} == {"online"}
+    assert {d["state"] for d in run["devices"]} == {"online"}, [
+        (d["name"], d["state"], d["causes"][:1]) for d in run["devices"]
+    ] + [run["site"]["causes"][:2]]
     for d in run["devices"]:
         assert all(c["confidence"] < 0.5 for c in d["causes"]), d
     assert all(c["confidence"] < 0.5 for c in run["site"]["causes"])

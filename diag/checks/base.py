@@ -163,6 +163,9 @@ class Check(abc.ABC):
     timeout_s: ClassVar[float] = 10.0
     # True when the check can do useful work without root but does more with it.
     root_optional: ClassVar[bool] = False
+    # True for a check that probes the platform's own names (P2P servers, DNS names): it skips
+    # when the profile names only placeholders (diag.profiles.placeholders), never diagnoses.
+    names_platform: ClassVar[bool] = False
 
     def targets(self, site: Site) -> tuple[str, ...]:
         """What this check probes on ``site`` (pure). Empty means nothing to do: skip."""

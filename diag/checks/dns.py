@@ -23,6 +23,7 @@ from diag.net.resolve import ATTEMPT_TIMEOUTS_S, Lookup, Resolver, site_resolver
 
 class DnsCheck(Check):
     id = "dns"
+    names_platform = True
     title = msg("DNS: platform names through the site's and an independent resolver")
     needs = (profile_need("dns_names"),)
     # Two attempts per question take at most 4 s; the rest is slack for a slow event loop.

@@ -154,6 +154,7 @@ async def probe_https(
 
 class P2PCheck(Check):
     id = "p2p"
+    names_platform = True
     title = msg("P2P platform: servers reachable by hello, TCP and HTTPS")
     needs = (profile_need("p2p_servers"),)
     # Resolution (up to 4 s) + the longest probe (UDP 3.5 s, HTTPS 5 s) run per server in

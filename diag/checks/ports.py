@@ -113,6 +113,7 @@ async def _probe(
 
 class PortsCheck(Check):
     id = "ports"
+    names_platform = True
     title = msg("Platform ports and protocols")
     # Root is optional: with it the walk uses scapy, without it the kernel's IP_RECVERR reports.
     timeout_s = 10.0

@@ -81,6 +81,9 @@ SYMPTOMS: Mapping[str, str] = {
     "wan.latency": "round-trip time or jitter to the internet beyond the thresholds",
     "wan.bufferbloat": "latency grows under load",
     "history.link-outage": "the link was down within the last hour",
+    "dns.name-missing": "both the site's and the independent resolver say a platform name does "
+    "not exist",
+    "path.big-packets-lost": "large packets vanish without an ICMP error while small ones pass",
 }
 # What every cause of the internet link being unusable predicts (a dead or walled link).
 _DEAD_LINK: tuple[str, ...] = (
@@ -651,6 +654,48 @@ CATALOG: dict[str, CauseInfo] = {
                 ),
             ),
             predicts=("device.app-grey", "phone.measured"),
+        ),
+        CauseInfo(
+            "profile-wrong",
+            N_("The platform profile or site file names a server that does not exist"),
+            "site",
+            description=N_(
+                "Both the site's resolver and an independent one say a platform name does not "
+                "exist (NXDOMAIN): no network fault explains that; the profile or the site file "
+                "has a wrong or outdated server name."
+            ),
+            fix=(
+                N_("Choose your vendor's profile (diag profile list) or correct the server names."),
+                N_("Check the names with the vendor's documentation or support."),
+            ),
+            affects=P2P_VIA,
+            predicts=(
+                "dns.name-missing",
+                "platform.silent",
+                "platform.partial",
+                "ports.blocked-unknown",
+                "ports.dead-address",
+            ),
+        ),
+        CauseInfo(
+            "mtu-blackhole",
+            N_("Large packets vanish on the path (MTU black hole)"),
+            "site",
+            description=N_(
+                "Packets above some size are dropped without the ICMP 'fragmentation needed' "
+                "message path MTU discovery relies on (common with PPPoE and LTE links): small "
+                "requests work, TLS handshakes, video and uploads stall."
+            ),
+            fix=(
+                N_("Enable TCP MSS clamping on the router (clamp to path MTU, or an MSS of 1400)."),
+                N_(
+                    "Lower the router's or the LTE modem's WAN MTU (e.g. 1420 for LTE, 1492 for "
+                    "PPPoE)."
+                ),
+                N_("Ask the operator why ICMP 'fragmentation needed' is filtered."),
+            ),
+            effect="degraded",
+            predicts=("path.big-packets-lost", "upload.slow", "upload.very-slow"),
         ),
         CauseInfo(
             "unexplained",

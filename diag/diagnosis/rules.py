@@ -1199,6 +1199,30 @@ def _dns_failure(env: Env, _d: Device | None) -> Hit | None:
     return _dns_hit(env)
 
 
+def _profile_wrong(env: Env, _d: Device | None) -> Hit | None:
+    """Both resolvers say a platform name does not exist: the name is wrong, not the DNS."""
+    f = env.facts
+    missing = [
+        rc.target
+        for rc in f.all("dns.site.rcode")
+        if rc.value == "NXDOMAIN" and f.text("dns.independent.rcode", rc.target) == "NXDOMAIN"
+    ]
+    if not missing:
+        return None
+    ev: list[Fact] = []
+    for name in missing:
+        ev += f.pick(("dns.site.rcode", "dns.independent.rcode"), name)
+    ev += f.pick(("dns.resolver.site", "dns.resolver.independent"), "")
+    return Hit(
+        0.9,
+        tuple(ev),
+        msg(
+            "The site's resolver and the independent resolver both say {names} does not exist",
+            names=", ".join(missing),
+        ),
+    )
+
+
 def _nat_unfriendly(env: Env, _d: Device | None) -> Hit | None:
     f = env.facts
     ev = f.pick(
@@ -1574,6 +1598,14 @@ RULES: tuple[Rule, ...] = (
         ("port.open", "port.blocked_at", "port.blocked_hop"),
         0.88,
         scope="site",
+    ),
+    Rule(
+        "profile-wrong",
+        _profile_wrong,
+        ("dns.site.rcode", "dns.independent.rcode"),
+        0.9,
+        scope="site",
+        shows=("dns.name-missing",),
     ),
     Rule(
         "dns-failure",

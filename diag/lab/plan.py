@@ -757,6 +757,7 @@ def _device_config(
         **clock,
         "vendor": "DIAG Lab",
         "apis": list(p.faults.device_apis),
+        "hostile": p.faults.hostile.get(dev.name, ""),
         "name": dev.name,
         "serial": dev.serial,
         "kind": dev.kind,
@@ -835,6 +836,8 @@ def site_toml(p: Plan) -> str:
         "",
         "[profile]",
         'name = "lab"',
+        # The lab's zone is lab-cloud.test: here .test names resolve (diag.profiles.placeholders).
+        "test_network = true",
         f"dns_names = [{', '.join(_toml_str(n) for n in (P2P_NAME, RELAY_NAME, API_NAME))}]",
         f"independent_resolvers = [{_toml_str(DNS_PUBLIC)}]",
         # ndt7 through the lab's own Locate stand-in, as a user's run goes through M-Lab's;

@@ -74,6 +74,9 @@ class Faults:
     device_apis: tuple[str, ...] = ("onvif", "isapi", "dahua")
     # device name -> the faults injected into it
     devices: Mapping[str, frozenset[DeviceFault]] = field(default_factory=dict)
+    # device name -> a hostile web server mode (diag.lab.emulators.hostile.MODES) instead of its
+    # own: a broken or malicious device beside the healthy ones.
+    hostile: Mapping[str, str] = field(default_factory=dict)
     # The customer's phone (``diag phone``): "" none, "lan" on the site LAN (its Wi-Fi), "mobile"
     # on a mobile carrier's network beyond the operator, behind the carrier's own NAT.
     phone: PhonePlace = ""
@@ -197,6 +200,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("ip-access-broken", "ip-access-broken",
        N_("ipc1's DDNS name points to a stale address and its port forward is gone"),
        device=(IP_DEVICE, None), ddns_stale=True),
+    # Hostile devices (not a cause: one misbehaving device must stay its own finding, "unknown").
+    _s("device-hostile-digest", None,
+       N_("ipc1's web server answers every login with a malformed Digest challenge"),
+       device=("ipc1", None), hostile={"ipc1": "digest-bare-token"}),
+    _s("device-hostile-trickle", None,
+       N_("ipc1's web server trickles its answers at 1 byte/s"),
+       device=("ipc1", None), hostile={"ipc1": "trickle-headers"}),
     # The customer's phone (diag phone): measured by a real browser in the phone namespace.
     _s("phone-healthy", None, N_("the customer's phone on the site's Wi-Fi; nothing wrong"),
        phone="lan"),

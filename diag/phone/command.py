@@ -19,6 +19,7 @@ from typing import Any
 
 from diag.i18n import msg, render
 from diag.model import Site
+from diag.phone.server import PageConfig
 
 # 5 is "unknown" (a device state not measured), as for `diag run`.
 EXIT_NO_RESULT = 6
@@ -84,6 +85,26 @@ def endpoints_of(site: Site) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def page_config_of(site: Site) -> PageConfig:
+    """What the page tests: the profile's STUN servers and HTTPS endpoints, minus placeholders.
+
+    A placeholder name (a profile not filled in yet) would read as "blocked" on the phone; left
+    out, it is "not measured", as the platform checks skip for such a profile.
+    """
+    from diag.phone.server import page_config
+    from diag.profiles import is_reserved
+
+    test_net = site.profile.test_network
+
+    def real(host: str) -> bool:
+        return not is_reserved(host, test_net)
+
+    stun = [(s.host, s.port) for s in site.profile.stun_servers if real(s.host)]
+    urls = [u for u in endpoints_of(site) if real(u.split("://", 1)[1].split("/", 1)[0]
+                                                 .rsplit(":", 1)[0].strip("[]"))]  # fmt: skip
+    return page_config(stun, urls)
+
+
 def _say(text: str) -> None:
     from diag.reports.terminal import printable
 
@@ -94,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
     from diag.cli import EXIT_USAGE, STATE_EXIT
     from diag.config import load_site
     from diag.phone import inbox, qr
-    from diag.phone.server import Events, PhoneServer, page_config
+    from diag.phone.server import Events, PhoneServer
 
     site = load_site(args.site)
     lang = args.lang or site.lang
@@ -121,7 +142,7 @@ def main(args: argparse.Namespace) -> int:
     if not 0 <= args.port < 65536:
         say(msg("diag: --port must be 0..65535"))
         return EXIT_USAGE
-    cfg = page_config([(s.host, s.port) for s in site.profile.stun_servers], endpoints_of(site))
+    cfg = page_config_of(site)
     t0 = time.monotonic()
     opened: list[float] = []
 

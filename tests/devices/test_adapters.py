@@ -319,3 +319,54 @@ def test_site_file_api_defaults_to_auto_and_names_an_installed_adapter() -> None
     with pytest.raises(ConfigError) as err:
         make_site(devices=[{**dev, "api": "hikconnect"}])
     assert err.value.field == "devices[0].api" and "onvif" in err.value.reason
+
+
+HOSTILE_REPLIES = {
+    "entity bomb": (
+        200,
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+        b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>&b;</s:Body>'
+        b"</s:Envelope>",
+    ),
+    "huge body": (200, b"<s:Envelope>" + b"A" * (2 * 1024 * 1024) + b"</s:Envelope>"),
+    "html login page": (200, b"<html><body>login</body></html>"),
+    "binary": (500, bytes(range(256)) * 10),
+    "deep nesting": (200, b"<a>" * 50000),
+}
+
+
+@pytest.mark.parametrize("reply", list(HOSTILE_REPLIES), ids=list(HOSTILE_REPLIES))
+@pytest.mark.parametrize("api", ["onvif", "dahua", "auto"])
+async def test_a_hostile_device_is_an_answer_about_it_not_a_crash(reply: str, api: str) -> None:
+    status, body = HOSTILE_REPLIES[reply]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            n = next(
+                (int(ln.split(b":")[1]) for ln in head.split(b"\r\n")
+                 if ln.lower().startswith(b"content-length")),
+                0,
+            )  # fmt: skip
+            await reader.readexactly(n)
+            writer.write(
+                f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n".encode()
+                + b"Connection: close\r\n\r\n"
+                + body
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        r = await asyncio.wait_for(read(port, api), 20)
+    finally:
+        srv.close()
+    # ISAPI takes any 200 to its login path as a login (a device without a password); nothing
+    # is made up from a body it cannot parse.
+    assert r.auth in (("unsupported", "error", "ok") if api == "auto" else ("unsupported", "error"))
+    assert r.identity is None and r.network is None and r.clock is None

@@ -780,6 +780,22 @@ def test_dns_near_miss_both_resolvers_fail() -> None:
         {("dns.site.rcode", NAME): "NXDOMAIN", ("dns.independent.rcode", NAME): "NXDOMAIN"}
     )
     assert conf(site, "dns-failure") == 0.0
+    # No resolver is at fault when both say the name does not exist: the profile names it wrong.
+    assert_site_top(site, "profile-wrong")
+    assert NAME in site["profile-wrong"].detail.render()  # type: ignore[union-attr]
+    assert "nie istnieje" in site["profile-wrong"].detail.render("pl")  # type: ignore[union-attr]
+
+
+def test_profile_wrong_needs_both_resolvers_to_say_nxdomain() -> None:
+    _, site = run(
+        {("dns.site.rcode", NAME): "NXDOMAIN", ("dns.independent.rcode", NAME): "NOERROR"}
+    )
+    assert conf(site, "profile-wrong") == 0.0
+    assert_site_top(site, "dns-failure")
+    _, site = run(
+        {("dns.site.rcode", NAME): "SERVFAIL", ("dns.independent.rcode", NAME): "SERVFAIL"}
+    )
+    assert conf(site, "profile-wrong") == 0.0
 
 
 def test_nat_symmetric() -> None:

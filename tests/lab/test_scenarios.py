@@ -421,3 +421,28 @@ def test_every_cause_scenario_is_tested() -> None:
     untested = [s.name for s in SCENARIOS if f'"{s.name}"' not in src]
     assert not untested
     assert re  # (keeps the import list honest for the regex helpers above)
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [("device-hostile-digest", "digest-bare-token"), ("device-hostile-trickle", "trickle-headers")],
+)
+def test_hostile_device_scenarios_set_one_devices_web_server(name: str, mode: str) -> None:
+    """Only ipc1 gets the hostile mode (its emulator config); composing with device-no-power
+    keeps both. The behaviour itself: tests/test_failclosed_lab.py on the lab."""
+    import datetime as dt
+    import json
+
+    from diag.lab import plan as P
+    from diag.lab.emulators import hostile
+    from diag.lab.scenarios import parse_names
+
+    p = P.build("t1", parse_names(f"device-no-power,{name}"), P.DEFAULT_DEVICES, passwords={},
+                today=dt.date(2026, 1, 1), state_root=Path("/run/diag-lab"))  # fmt: skip
+    modes = {
+        k: json.loads(v).get("hostile") for k, v in p.files.items() if k.startswith("devices/")
+    }
+    assert mode in hostile.MODES
+    assert modes.pop("devices/ipc1.json") == mode
+    assert "devices/ipc2.json" not in modes  # no power: no emulator at all
+    assert set(modes.values()) == {""}

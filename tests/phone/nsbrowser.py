@@ -63,6 +63,7 @@ def main() -> int:
             f"--proxy-server=http://127.0.0.1:{proxy.port}",
             f"--proxy-bypass-list={LAB_DIRECT}",
             f"--lang={args.lang}",
+            f"--accept-lang={args.lang}",
             *(["--ignore-certificate-errors"] if args.accept_self_signed else []),
             args.url,
         ]

@@ -109,3 +109,23 @@ def test_diag_phone_speaks_polish(lang: str) -> None:
     proc, lines = start("--no-run", "--wait", "0.5", "--lang", lang)
     out, _ = proc.communicate(timeout=20)
     assert "Otwórz tę stronę" in "\n".join(lines) + out
+
+
+def test_placeholder_names_are_left_out_of_the_page() -> None:
+    import dataclasses
+
+    from diag.config import load_site
+    from diag.model import StunServer
+    from diag.phone.command import page_config_of
+
+    site = load_site(EXAMPLE)
+    prof = dataclasses.replace(
+        site.profile,
+        stun_servers=(StunServer("stun.example.com"), StunServer("198.51.100.20")),
+        status_api_url="https://api.example.net/v1",
+    )
+    cfg = page_config_of(dataclasses.replace(site, profile=prof))
+    # A placeholder would read as "blocked" on the phone; left out, it is "not measured".
+    assert cfg.stun == ("198.51.100.20:3478",)
+    assert "https://api.example.net/v1" not in cfg.endpoints
+    assert cfg.endpoints == ("https://127.0.0.1:38443/",)

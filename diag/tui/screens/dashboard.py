@@ -27,14 +27,14 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable
 
-from diag import __version__
+from diag import __version__, vocab
 from diag.checks.base import Registry, World
 from diag.config import with_observations
 from diag.i18n import N_, format_datetime, msg
 from diag.i18n import Message as Words
 from diag.model import Cause, CheckResult, Run, Site, Verdict
 from diag.runner import DEFAULT_DEADLINE_S
-from diag.tui.present import fmt_seconds, t
+from diag.tui.present import fmt_seconds, progress_bar, t
 from diag.tui.runthread import RunRequest
 from diag.tui.widgets.checks_panel import ChecksPanel
 from diag.tui.widgets.detail_pane import DetailPane
@@ -85,6 +85,10 @@ class Dashboard(Screen[None]):
         # The customer's phone (diag phone): its QR code, then the phone check with its result.
         Binding("p", "phone", "phone", show=False),
         Binding("w", "path", "where", show=False),
+        # A suspect link: the slow measurements (100-probe loss series, NAT lifetime, longer
+        # bandwidth and VLAN windows) for the whole site, or for the selected check.
+        Binding("d", "deep_rerun", "deep re-run", show=False),
+        Binding("c", "checklist", "checklist", show=False),
         # Devices on the LAN that the site file does not name (diag discover's screen).
         Binding("f", "discover", "found on the LAN", show=False),
     ]
@@ -113,6 +117,7 @@ class Dashboard(Screen[None]):
         self.started_at: dt.datetime = self.world.now()
         self.t0 = self.world.monotonic()
         self.finished_in: float | None = None
+        self.deep_run = config.deep
         self.focus_kind: Literal["device", "check"] = "device"
         self.last_export: ExportResult | None = None
         self.diagnosis_error: str | None = None
@@ -161,7 +166,15 @@ class Dashboard(Screen[None]):
             # which competes for the GIL; the installer sees the screen first.
             self.running = True
             self.call_after_refresh(self.start_run, None)
+        # The status line's elapsed time and bar move once a second while checks run.
+        self.set_interval(1.0, self._tick)
         self._refresh_all()
+
+    def _tick(self) -> None:
+        if self.running and self._ready:
+            self.query_one(SiteHeader).show(
+                self.status_line(), self._ordered_results(), self.running
+            )
 
     def watch_lang(self) -> None:
         # The bound children get the new language after this watcher: the details are painted
@@ -188,8 +201,10 @@ class Dashboard(Screen[None]):
 
     # -- running --------------------------------------------------------------------------------
 
-    def start_run(self, only: Sequence[str] | None) -> int:
-        """Runs all checks (``only`` None) or some; a run in progress is cancelled."""
+    def start_run(self, only: Sequence[str] | None, deep: bool | None = None) -> int:
+        """Runs all checks (``only`` None) or some; a run in progress is cancelled. ``deep``:
+        the slow measurements too (None: as the dashboard was started)."""
+        self.deep_run = self.config.deep if deep is None else deep
         self.started_at = self.world.now()
         self.t0 = self.world.monotonic()
         self.finished_in = None
@@ -205,7 +220,7 @@ class Dashboard(Screen[None]):
             registry=self.registry,
             world=self.world,
             deadline_s=self.config.deadline_s,
-            deep=self.config.deep,
+            deep=self.deep_run,
         )
         run_id = self.checks.start(request)
         self._refresh_all()
@@ -297,6 +312,18 @@ class Dashboard(Screen[None]):
         if self.running:
             if total == 0:
                 return msg("loading checks…")
+            if self.deep_run:
+                # The run's deadline bounds a deep run: that is the time it can take at most.
+                so_far = max(0.0, self.world.monotonic() - self.t0)
+                limit = self.config.deadline_s
+                return msg(
+                    "deep check: {done}/{total} done, {s} s of at most {limit} s {bar}",
+                    done=done,
+                    total=total,
+                    s=round(so_far),
+                    limit=round(limit),
+                    bar=progress_bar(so_far / limit if limit else 0.0),
+                )
             return msg("checking: {done}/{total} checks done", done=done, total=total)
         offline = sum(1 for v in self.verdicts.values() if v.state == "offline")
         degraded = sum(1 for v in self.verdicts.values() if v.state == "degraded")
@@ -331,6 +358,7 @@ class Dashboard(Screen[None]):
         self.devices.border_title = t(
             msg("Devices {n} · grey {grey}", n=len(self.site.devices), grey=offline), lang
         )
+        self.devices.border_subtitle = icon_legend(lang)
         rows = self.checks.rows_by_id.values()
         self.checks.border_title = t(
             msg(
@@ -430,6 +458,34 @@ class Dashboard(Screen[None]):
 
         self.app.push_screen(PhoneScreen(self.site, self.lang), done)
 
+    def action_deep_rerun(self) -> None:
+        """Deep re-run: the selected check when the checks have the focus, else every check."""
+        cid = self.checks.selected_check if self.focus_kind == "check" else None
+        self.start_run([cid] if cid else None, deep=True)
+        limit = round(self.config.deadline_s)
+        if cid:
+            text = msg("deep re-run of {check}: up to {s} s", check=cid, s=limit)
+        else:
+            text = msg("deep re-run of the whole site: up to {s} s", s=limit)
+        self.notify(t(text, self.lang), timeout=4)
+
+    def action_checklist(self) -> None:
+        """The grey devices' fix steps as a text checklist, in the language shown."""
+        from diag.reports.checklist import checklist_text
+
+        run = self.current_run()
+        stamp = self.world.now().astimezone(dt.UTC).strftime("%Y%m%d-%H%M%S")
+        path = self.config.export_dir / f"diag-{slug(self.site.name)}-{stamp}-checklist.txt"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(checklist_text(run, self.lang), encoding="utf-8")
+        except OSError as exc:
+            self.notify(
+                t(msg("export failed: {error}", error=_err(exc)), self.lang), severity="error"
+            )
+            return
+        self.notify(t(msg("checklist: {path}", path=str(path)), self.lang), timeout=10)
+
     def action_path(self) -> None:
         """The path picture of what is known now (partial while checks still run)."""
         from diag.tui.screens.path import PathScreen
@@ -510,6 +566,17 @@ class Dashboard(Screen[None]):
         if self.running:
             lines.append(t(N_("partial: checks were still running"), lang))
         self.notify("\n".join(lines), title=t(N_("Exported"), lang), timeout=10)
+
+
+def icon_legend(lang: str) -> str:
+    """The icon colours under the device list, as the app paints them: each tag in its colour,
+    then grey (Textual markup; the tags are our own words, no outside text)."""
+    parts = [
+        f"[{vocab.ICON_COLOURS[via]}]●[/] {t(vocab.VIA_TAG[via], lang)}"
+        for via in vocab.ADDED_VIA_ORDER
+    ]
+    parts.append(f"[{vocab.ICON_GREY}]○[/] {t(N_('grey'), lang)}")
+    return " ".join(parts)
 
 
 def _err(exc: BaseException) -> str:

@@ -32,6 +32,8 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("l", N_("switch language: English / polski")),
     ("g", N_("mark / unmark: the app shows the selected device grey")),
     ("w", N_("where the problem is: the path from this laptop to the platform")),
+    ("d", N_("deep re-run (a suspect link): the selected check, or all, with slow measurements")),
+    ("c", N_("write the grey devices' fix steps as a checklist (the path is shown)")),
     ("p", N_("the customer's phone: a QR code for its page, then the phone check")),
     ("tab", N_("move between devices, checks and details (arrows scroll)")),
     ("?", N_("this help")),

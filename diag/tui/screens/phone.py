@@ -47,17 +47,15 @@ class PhoneScreen(ModalScreen[bool]):
 
     async def on_mount(self) -> None:
         from diag.phone import qr
-        from diag.phone.command import endpoints_of, site_facing_address
-        from diag.phone.server import DEFAULT_WAIT_S, Events, PhoneServer, page_config
+        from diag.phone.command import page_config_of, site_facing_address
+        from diag.phone.server import DEFAULT_WAIT_S, Events, PhoneServer
 
         found = (self.bind, []) if self.bind else site_facing_address(self.site)
         if found is None or not found[0]:
             self._say(t(N_("diag: no site-facing address found; give one with --bind"), self.lang))
             return
         host, self.lan = found[0], list(found[1])
-        cfg = page_config(
-            [(s.host, s.port) for s in self.site.profile.stun_servers], endpoints_of(self.site)
-        )
+        cfg = page_config_of(self.site)
         server = PhoneServer(
             host,
             cfg,
