@@ -290,7 +290,8 @@ class BandwidthCheck(Check):
     # speedtest_url for the http method; for ndt7 a ws[s]:// speedtest_url or a locate URL.
     needs = (profile_need("speedtest_url"),)
     # Measured after the internet path and the ports: a loaded link would distort their RTT
-    # and loss numbers, and a dead path (wan) is known before minutes are spent here.
+    # and loss numbers, and a dead path (wan) is known before minutes are spent here. The mtu
+    # check starts beside it: its 32 KiB burst falls in this check's download warm-up.
     depends_on = ("wan", "ports")
     timeout_s = 15.0
 

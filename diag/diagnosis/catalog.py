@@ -668,6 +668,8 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Choose your vendor's profile (diag profile list) or correct the server names."),
                 N_("Check the names with the vendor's documentation or support."),
             ),
+            # A wrong profile misleads the checks, not the devices: their state is not its effect.
+            effect="none",
             affects=P2P_VIA,
             predicts=(
                 "dns.name-missing",
@@ -695,7 +697,14 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Ask the operator why ICMP 'fragmentation needed' is filtered."),
             ),
             effect="degraded",
-            predicts=("path.big-packets-lost", "upload.slow", "upload.very-slow"),
+            predicts=(
+                "path.big-packets-lost",
+                "upload.slow",
+                "upload.very-slow",
+                "platform.partial",
+                "wan.bufferbloat",
+                "wan.latency",
+            ),
         ),
         CauseInfo(
             "unexplained",

@@ -1199,6 +1199,34 @@ def _dns_failure(env: Env, _d: Device | None) -> Hit | None:
     return _dns_hit(env)
 
 
+def _digits(value: float | None) -> str:
+    return "?" if value is None else str(int(value))
+
+
+def _mtu_blackhole(env: Env, _d: Device | None) -> Hit | None:
+    """Large packets vanish without ICMP while small ones pass (DF probes or a TCP stall)."""
+    f = env.facts
+    if f.flag("mtu.blackhole") is not True:
+        return None
+    ev = f.pick(
+        ("mtu.path_mtu", "mtu.smallest_lost", "mtu.icmp_error", "mtu.tcp_acked_bytes",
+         "mtu.tcp_stalled"),
+        None,
+    )  # fmt: skip
+    both = f.flag("mtu.tcp_stalled") is True and f.num("mtu.smallest_lost") is not None
+    return Hit(
+        0.95 if both else 0.85,
+        ev,
+        msg(
+            "Packets above {size} bytes to the platform get no answer and no ICMP error; "
+            "{acked} of 32768 bytes of a TCP transfer were acknowledged",
+            # Sizes as plain digits: "1398 bytes", not "1,398".
+            size=_digits(f.num("mtu.path_mtu")),
+            acked=_digits(f.num("mtu.tcp_acked_bytes")),
+        ),
+    )
+
+
 def _profile_wrong(env: Env, _d: Device | None) -> Hit | None:
     """Both resolvers say a platform name does not exist: the name is wrong, not the DNS."""
     f = env.facts
@@ -1598,6 +1626,14 @@ RULES: tuple[Rule, ...] = (
         ("port.open", "port.blocked_at", "port.blocked_hop"),
         0.88,
         scope="site",
+    ),
+    Rule(
+        "mtu-blackhole",
+        _mtu_blackhole,
+        ("mtu.blackhole", "mtu.path_mtu", "mtu.tcp_stalled"),
+        0.9,
+        scope="site",
+        shows=("path.big-packets-lost",),
     ),
     Rule(
         "profile-wrong",

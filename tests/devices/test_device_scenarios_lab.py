@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -41,3 +42,31 @@ def test_device_address_changed() -> None:
     assert ipc1["state"] == "offline" and ipc1["icon"] == "grey"
     assert moved["lives_at"] in str(ipc1["causes"][0])
     assert all(c["id"] != "device-no-power" or c["confidence"] < 0.5 for c in ipc1["causes"])
+
+
+def test_mixed_apis_each_device_is_read_through_the_api_it_has() -> None:
+    lab = start_lab("mixed-apis")
+    try:
+        run = lab.diag_run(only=["heartbeat"])
+        found = lab.exec("diag", "discover", "--json", "-")
+    finally:
+        lab.down()
+    facts = {
+        (f["key"], f["target"]): f["value"]
+        for c in run["checks"]
+        if c["id"] == "heartbeat"
+        for f in c["facts"]
+    }
+    want = {"nvr": "dahua", "ipc1": "isapi", "ipc2": "onvif", "ipc3": "onvif"}
+    assert {n: facts[("device.api", n)] for n in want} == want
+    for name in want:
+        assert facts[("device.auth", name)] == "ok"
+        assert facts[("device.network", name)]["gateway"] == lab.status["gateway"]
+    # ONVIF has no P2P switch: ipc2 (ONVIF only) has none, ipc3 got it from ISAPI
+    assert ("device.p2p", "ipc2") not in facts
+    assert facts[("device.p2p", "ipc3")]["api"] == "isapi"
+    # Discovery hears only the devices that speak ONVIF.
+    data = json.loads(found.stdout[found.stdout.index("{") :])
+    onvif = {f["address"] for f in data["found"] if f["onvif"]}
+    addr = {d["name"]: d["address"] for d in lab.status["devices"]}
+    assert onvif == {addr["ipc2"], addr["ipc3"]}

@@ -61,6 +61,8 @@ class Stack:
     rules: str = ""
     interval_s: float = 1.0
     pushgateway: bool = True
+    # More scrape jobs (Prometheus config dicts), e.g. a benchmark's simulated site boxes.
+    extra_jobs: list[dict[str, Any]] = field(default_factory=list)
     # node_exporter reads *.prom files from here (the monitor's --prometheus target).
     textfile_dir: Path = field(init=False)
     urls: dict[str, str] = field(default_factory=dict)
@@ -127,6 +129,7 @@ class Stack:
                     ],
                 }
             )
+        jobs += self.extra_jobs
         interval = f"{int(self.interval_s * 1000)}ms"
         config: dict[str, Any] = {
             "global": {
@@ -211,10 +214,21 @@ class Stack:
         found: list[dict[str, Any]] = r.json()["data"]["alerts"]
         return found
 
-    def memory_bytes(self) -> float:
-        """Prometheus's own resident memory (its process_resident_memory_bytes)."""
+    def own_metrics(self, name: str) -> list[float]:
+        """The values of one family of Prometheus's own /metrics, whatever their labels."""
         text = httpx.get(f"{self.urls['prometheus']}/metrics", timeout=10).text
-        for line in text.splitlines():
-            if line.startswith("process_resident_memory_bytes "):
-                return float(line.split()[1])
-        raise RuntimeError("no process_resident_memory_bytes")
+        return [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((name + " ", name + "{"))
+        ]
+
+    def own_metric(self, name: str) -> float:
+        """One series of Prometheus's own /metrics (e.g. its resident memory)."""
+        found = self.own_metrics(name)
+        if not found:
+            raise RuntimeError(f"no {name} in Prometheus's own metrics")
+        return found[0]
+
+    def memory_bytes(self) -> float:
+        return self.own_metric("process_resident_memory_bytes")

@@ -145,13 +145,15 @@ def test_third_party_metrics_get_their_own_series() -> None:
 
 
 def test_unknown_device_state_has_no_up_series() -> None:
-    # Issue 11's "unknown" state: neither up nor down; diag_device_state says which.
+    # The "unknown" state (not measured): neither up nor down; diag_device_state says which.
     run = make_run({"cam1": "online"}, T0)
     v = run.devices[0]
-    odd = type(v)(v.device, v.kind, v.added_via, "unknown", "grey")  # type: ignore[arg-type]
+    odd = type(v)(v.device, v.kind, v.added_via, "unknown", "grey")
     run = Run(run.site, T0, 1.0, run.checks, (odd,))
     got = samples(generate_latest(exporters.registry_for(run)).decode())
     assert key("diag_device_up", device="cam1") not in got
+    assert got[key("diag_device_state", device="cam1", state="unknown")] == 1
+    assert got[key("diag_device_state", device="cam1", state="offline")] == 0
     assert got[key("diag_device_info", device="cam1", kind="ipc", added_via="p2p-account")] == 1
 
 

@@ -52,7 +52,7 @@ def test_every_cause_has_its_alerts_with_a_fix_in_english_and_polish() -> None:
             fix = re.search(r'^ {10}fix: "(.*)"$', b, re.M)
             fix_pl = re.search(r'^ {10}fix_pl: "(.*)"$', b, re.M)
             assert fix and fix_pl and fix.group(1) and fix.group(1) != fix_pl.group(1), b
-    for alert in ("DiagDeviceGrey", "DiagSiteDown", "DiagMonitorRunsMissing"):
+    for alert in ("DiagDeviceGrey", "DiagSiteDown", "DiagDeviceUnknown", "DiagMonitorRunsMissing"):
         assert (alert, "none") in per
 
 
