@@ -172,3 +172,14 @@ def test_world_is_the_only_way_in(foreign_os: ForeignOS) -> None:
     world = World()
     assert world.net is foreign_os.backend
     assert Thresholds() is not None
+
+
+async def test_mtu_skips_without_linux_socket_options(foreign_os: ForeignOS) -> None:
+    from diag.checks.mtu import MtuCheck
+
+    site = make_site(servers=(P2PServer(LOOPBACK, 9, "udp", "hello"),))
+    out = await MtuCheck().run(context(site, "mtu"))
+    assert out.status == "skip"
+    assert facts(out)["mtu.skipped"] == foreign_os.name
+    assert foreign_os.backend.title in out.summary.render("en")
+    assert out.summary.render("pl") != out.summary.render("en")
