@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from diag.checks.base import Check, Context
 from diag.i18n import msg
 from diag.model import Fact, Outcome, Site
+from diag.net.tcp import tcp_connect
 
 CONNECT_TIMEOUT_S = 1.5
 # Addresses listed in the facts at most (a host may have many temporary addresses).
@@ -95,15 +96,9 @@ class Ipv6Check(Check):
                 addrs = answers[names.index(srv.host)]
                 if srv.protocol == "udp" or not addrs:
                     continue
-                try:
-                    _r, w = await asyncio.wait_for(
-                        asyncio.open_connection(addrs[0], srv.port), CONNECT_TIMEOUT_S
-                    )
-                    w.transport.abort()
+                if (await tcp_connect(addrs[0], srv.port, CONNECT_TIMEOUT_S)).ok:
                     reachable = True
                     break
-                except (OSError, TimeoutError):
-                    continue
         facts.append(Fact("ipv6.platform_reachable", reachable))
         if not glob:
             summary = msg("no global IPv6 address: IPv4 only")

@@ -196,3 +196,12 @@ async def test_heartbeat_arp_through_send_arp(windows: ForeignOS) -> None:
     assert scan.sent == 2
     assert windows.iphlpapi is not None
     assert "SendARP 198.18.0.77" in windows.iphlpapi.calls
+
+
+async def test_ipv6(foreign_os: ForeignOS) -> None:
+    from diag.checks.ipv6 import Ipv6Check
+
+    # The recorded adapters have no global IPv6 address: IPv4 only, whatever the OS.
+    out = await Ipv6Check().run(context(make_site(), "ipv6"))
+    assert out.status == "ok"
+    assert facts(out)["ipv6.global_address"] is False
