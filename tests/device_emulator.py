@@ -46,12 +46,15 @@ class Emulator:
         }
         self.conf = tmp / f"dev-{self.port}.json"
         self.conf.write_text(json.dumps(conf), encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "diag.lab.emulators.device", "--config", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # The log goes to a file, not a pipe: an undrained pipe fills after ~64 KiB of log lines
+        # (a few hundred requests) and the emulator then blocks in write().
+        self.log_path = tmp / f"dev-{self.port}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "diag.lab.emulators.device", "--config", str(self.conf)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         end = time.monotonic() + 10
         while time.monotonic() < end:
             try:
@@ -59,19 +62,20 @@ class Emulator:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    err = self.proc.stderr.read() if self.proc.stderr else "died"
-                    raise RuntimeError(err) from None
+                    raise RuntimeError(self.log_path.read_text(errors="replace")) from None
                 time.sleep(0.05)
         raise RuntimeError("device emulator did not start")
 
     def stop(self) -> str:
-        self.proc.terminate()
-        try:
-            _out, err = self.proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _out, err = self.proc.communicate()
-        return err or ""
+        """Stops the emulator (once; later calls only read) and returns its log."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 async def peer_read(port: int, host: str = "127.0.0.1", password: str = PASSWORD) -> dict[str, Any]:

@@ -418,9 +418,11 @@ CATALOG: dict[str, CauseInfo] = {
                 "wan.latency",
                 "wan.bufferbloat",
                 "upload.slow",
+                "upload.very-slow",
                 "dns.site-slow",
                 "dns.site-timeout",
                 "platform.partial",
+                "platform.silent",
                 "device.no-heartbeat",
                 "device.dns-dead",
                 "device.no-path-out",
@@ -440,7 +442,12 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Where possible, replace a weak wireless link with a cable."),
             ),
             effect="degraded",
-            predicts=("device.lan-loss", "device.no-heartbeat"),
+            predicts=(
+                "device.lan-loss",
+                "device.no-heartbeat",
+                "device.dns-dead",
+                "device.no-path-out",
+            ),
         ),
         CauseInfo(
             "data-plan-exhausted",
@@ -568,6 +575,11 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Ask the operator for a public IPv4 address (often a paid option)."),
                 N_("Or add the devices by P2P to an account instead of by IP address."),
                 N_("Remove double NAT: put the modem in bridge mode or the router in AP mode."),
+                N_(
+                    "If the operator gives IPv6 (see the ipv6 check: a global IPv6 address), "
+                    "enable IPv6 on the router and the devices: over IPv6 there is no NAT, so the "
+                    "app can reach the devices directly despite the CGNAT on IPv4."
+                ),
             ),
             affects=IP_VIA,
             predicts=("nat.shared-address", "device.ddns-stale"),
@@ -668,6 +680,8 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Choose your vendor's profile (diag profile list) or correct the server names."),
                 N_("Check the names with the vendor's documentation or support."),
             ),
+            # A wrong profile misleads the checks, not the devices: their state is not its effect.
+            effect="none",
             affects=P2P_VIA,
             predicts=(
                 "dns.name-missing",
@@ -695,7 +709,14 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Ask the operator why ICMP 'fragmentation needed' is filtered."),
             ),
             effect="degraded",
-            predicts=("path.big-packets-lost", "upload.slow", "upload.very-slow"),
+            predicts=(
+                "path.big-packets-lost",
+                "upload.slow",
+                "upload.very-slow",
+                "platform.partial",
+                "wan.bufferbloat",
+                "wan.latency",
+            ),
         ),
         CauseInfo(
             "unexplained",

@@ -43,8 +43,9 @@ ENTRY_POINT_GROUP = "diag.rules"
 # A cause at or above this confidence counts as "the" explanation: it sets the device's state,
 # and a healthy site must have none.
 STRONG = 0.5
-# An explained-away site cause stays as a note at most this confident (the other reading).
-EXPLAINED_CAP = 0.3
+# An explained-away cause stays as a note at most this confident: over the fault campaign such
+# notes were right about one time in twenty (docs/diagnosis.md, reliability table).
+EXPLAINED_CAP = 0.1
 _ORDER = {cid: i for i, cid in enumerate(CATALOG)}
 _log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ class _Found:
     effect: Effect
     # The symptoms this occurrence observed (catalog.SYMPTOMS ids).
     shows: frozenset[str] = frozenset()
+    # What this occurrence accounts for (the catalogue's predictions, or the hit's narrower ones).
+    predicts: frozenset[str] = frozenset()
 
 
 def _evaluate(rule: Rule, env: Env, device: Device | None) -> _Found | None:
@@ -143,6 +146,11 @@ def _found(rule: Rule, hit: Hit, env: Env, device: Device | None) -> _Found:
     shows = rule.shows if hit.shows is None else hit.shows
     if isinstance(shows, str) or not all(isinstance(x, str) for x in shows):
         raise TypeError("shows is not a tuple of symptom ids")
+    predicts = frozenset(info.predicts)
+    if hit.predicts is not None:
+        if isinstance(hit.predicts, str) or not all(isinstance(x, str) for x in hit.predicts):
+            raise TypeError("predicts is not a tuple of symptom ids")
+        predicts &= frozenset(hit.predicts)  # narrower only: a hit cannot claim more
     if hit.evidence is not None:
         if not isinstance(hit.evidence, tuple | list) or not all(
             isinstance(f, Fact) for f in hit.evidence
@@ -167,7 +175,7 @@ def _found(rule: Rule, hit: Hit, env: Env, device: Device | None) -> _Found:
         fix=tuple(msg(f) for f in fixes),
         detail=hit.detail,
     )
-    return _Found(cause, hit.effect or info.effect, frozenset(shows))
+    return _Found(cause, hit.effect or info.effect, frozenset(shows), predicts)
 
 
 def _merge(found: dict[str, _Found], new: _Found | None) -> None:
@@ -194,9 +202,9 @@ def explains(d: _Found, c: _Found) -> bool:
     """
     if d.cause.id == c.cause.id or d.cause.confidence < STRONG or not c.shows:
         return False
-    if not c.shows <= set(CATALOG[d.cause.id].predicts):
+    if not c.shows <= d.predicts:
         return False
-    mutual = d.shows <= set(CATALOG[c.cause.id].predicts)
+    mutual = d.shows <= c.predicts
     return not mutual or d.cause.confidence > c.cause.confidence
 
 
@@ -223,9 +231,7 @@ def _arbitrate(items: Sequence[_Found], by: Sequence[_Found] = ()) -> dict[str, 
 
 def _demote(f: _Found) -> _Found:
     """An explained-away site cause stays as a note (the other reading, named second)."""
-    return _Found(
-        replace(f.cause, confidence=min(f.cause.confidence, EXPLAINED_CAP)), f.effect, f.shows
-    )
+    return replace(f, cause=replace(f.cause, confidence=min(f.cause.confidence, EXPLAINED_CAP)))
 
 
 def _worse(a: DeviceState, b: DeviceState) -> DeviceState:
@@ -355,7 +361,7 @@ def diagnose(
                     and (state == "degraded" or f.effect == "offline")
                 )
                 # A site cause that predicts what is seen on the device accounts for it.
-                by_symptom = bool(symptoms & set(info.predicts)) and (
+                by_symptom = bool(symptoms & f.predicts) and (
                     d.added_via in info.affects or f.cause.id in expl.values()
                 )
                 if by_effect or by_symptom:

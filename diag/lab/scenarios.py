@@ -41,6 +41,8 @@ HEALTHY_DOWNLOAD_KBIT = 50_000
 WEAK_UPLOAD_KBIT = 1_000
 # weak-uplink: an overloaded LTE cell (BTS overload): 256 kbit/s, a speed test must still measure.
 BTS_OVERLOAD_UPLOAD_KBIT = 256
+# mtu-blackhole: what a PPPoE-over-LTE path may carry; 1500-byte packets vanish silently.
+MTU_BLACKHOLE_BYTES = 1400
 # nat-mapping-expiry: the router forgets UDP mappings after this many seconds, well below the lab's
 # heartbeat interval (diag.lab.plan.HEARTBEAT_INTERVAL_S = 10 s).
 SHORT_UDP_TIMEOUT_S = 4
@@ -70,6 +72,10 @@ class Faults:
     dns_isp_lies: bool = False
     udp_timeout_s: int | None = None
     ddns_stale: bool = False
+    # profile-wrong: the site file names a P2P server the platform's zone does not have.
+    profile_wrong: bool = False
+    # mtu-blackhole: the operator's hop drops packets larger than this (bytes), without ICMP.
+    mtu_blackhole_bytes: int | None = None
     # The device APIs every lab device speaks (ONVIF, ISAPI, Dahua; see docs/devices.md).
     device_apis: tuple[str, ...] = ("onvif", "isapi", "dahua")
     # Per device (by name), overriding ``device_apis`` for that device.
@@ -167,6 +173,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("weak-uplink", "low-bandwidth",
        N_("an overloaded LTE cell: upload shaped to 256 kbit/s, 50 times below the streams' need"),
        upload_kbit=BTS_OVERLOAD_UPLOAD_KBIT),
+    _s("profile-wrong", "profile-wrong",
+       N_("the site file names a P2P server that does not exist (both resolvers: NXDOMAIN)"),
+       profile_wrong=True),
+    _s("mtu-blackhole", "mtu-blackhole",
+       N_("the operator drops packets above 1400 bytes without ICMP: small requests work, "
+          "TLS and video stall"), mtu_blackhole_bytes=MTU_BLACKHOLE_BYTES),
     _s("wan-loss-latency", "wan-loss-latency",
        N_("the internet link loses 5 % each way, with 100 ms ± 40 ms delay each way"),
        wan_delay_ms=100, wan_jitter_ms=40, wan_loss_pct=5.0),

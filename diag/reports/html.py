@@ -30,6 +30,7 @@ from diag.i18n import (
 from diag.i18n import render as render_msg
 from diag.model import Cause, CheckResult, Fact, Run, Thresholds, Verdict
 from diag.reports.phone import phone_view
+from diag.text import printable
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Causes below this confidence are notes: shown small, after the real causes.
@@ -58,8 +59,21 @@ def _env() -> Any:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Every {{ value }} passes the one sanitizer before autoescaping: C0/C1 controls, bidi
+        # overrides and separators from outside show as escapes (\x9b, \u202e), not raw.
+        finalize=_sanitized,
     )
+    env.filters["printable"] = _sanitized
     return env
+
+
+def _sanitized(value: Any) -> Any:
+    """A template value through ``diag.text.printable`` (markup made by a template: as is)."""
+    import markupsafe
+
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return printable(value)
+    return value
 
 
 def fmt_value(value: Any, unit: str = "", lang: str = "en") -> str:

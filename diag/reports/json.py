@@ -142,8 +142,14 @@ def _run_dict(run: Run, lang: str) -> dict[str, Any]:
 def dumps(run: Run, lang: str | None = None) -> str:
     # allow_nan=False: _finite() removed them; should one slip through, fail loudly, not write
     # a file other JSON parsers reject.
-    return json.dumps(
-        run_to_dict(run, lang), indent=2, ensure_ascii=False, default=str, allow_nan=False
+    from diag.text import json_escape
+
+    # json_escape: C1 controls, bidi overrides and line separators from outside (device XML,
+    # banners) as \uXXXX escapes, not raw in the file; the value reads back the same.
+    return json_escape(
+        json.dumps(
+            run_to_dict(run, lang), indent=2, ensure_ascii=False, default=str, allow_nan=False
+        )
     )
 
 

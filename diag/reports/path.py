@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from diag import text as dtext
 from diag import vocab
 from diag.diagnosis.catalog import title_of
 from diag.diagnosis.facts import Facts
@@ -464,13 +465,16 @@ ROW = 96  # vertical distance between the rows of the drawing
 
 
 def _esc(text: str) -> str:
+    # Controls and bidi overrides from outside (device names) as escapes first (diag.text).
+    text = dtext.printable(text)
     return (
         text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     )
 
 
 def _cut(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+    # Cut after escaping, by display width (a wide character is two cells).
+    return dtext.cut(text, n)
 
 
 def svg(model: PathModel, t: Callable[[str | Message], str], culprits: Iterable[str] = ()) -> str:

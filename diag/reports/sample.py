@@ -110,7 +110,7 @@ def sample_results(site: Site) -> tuple[CheckResult, ...]:
     add("stun", "nat.cgnat", False)
     add("stun", "upnp.present", False)
     add("bandwidth", "bw.download_mbps", 48.2, "Mbit/s")
-    add("bandwidth", "bw.upload_mbps", 9.6, "Mbit/s")
+    add("bandwidth", "bw.upload_mbps", 6.4, "Mbit/s")
     need = sum(sum(d.streams_kbps) for d in site.devices) / 1000 * 1.25
     add("bandwidth", "bw.needed_upload_mbps", round(need, 2), "Mbit/s")
     add("bandwidth", "bw.idle_rtt_ms", 37.0, "ms")

@@ -5,9 +5,7 @@ Plain text with fixed columns so it reads the same over SSH, in a log and withou
 
 from __future__ import annotations
 
-import re
-
-from diag import vocab
+from diag import text, vocab
 from diag.diagnosis.catalog import title_of
 from diag.i18n import N_, format_number, msg, render
 from diag.model import Run
@@ -21,31 +19,8 @@ SITE_CAUSE, NO_DEVICES = N_("Site cause"), N_("no devices in the site file")
 CHECK, RESULT, TIME, SUMMARY = N_("Check"), N_("Result"), N_("Time"), N_("Summary")
 
 
-# What must never reach a terminal raw: C0/C1 controls (ESC starts an escape sequence that can
-# clear the screen or retitle the window, CR overwrites the line, BEL rings), Unicode bidi controls
-# (they reorder the text after them, so a line reads differently from what it says) and lone
-# surrogates (undecodable bytes; print() raises UnicodeEncodeError on them).
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
-)
-
-
-def printable(text: str) -> str:
-    """``text`` safe to print on a terminal: every unsafe character shown as its escape (``\\x1b``).
-
-    Device names, banners, DNS answers, exception texts: anything from outside that is printed
-    goes through this, so a hostile string shows what it is instead of acting on the terminal.
-    """
-    return _UNSAFE.sub(_escape, text)
-
-
-def _escape(m: re.Match[str]) -> str:
-    code = ord(m.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+# The one sanitizer (diag.text); re-exported here, where the dashboard and the CLI import it.
+printable = text.printable
 
 
 def summary_table(run: Run, lang: str = "en") -> str:
@@ -58,12 +33,14 @@ def summary_table(run: Run, lang: str = "en") -> str:
     )
     lines = [f"{t(SITE)}: {run.site}    {t(DURATION)}: {duration}", ""]
     if run.devices:
-        w = max(len(t(DEVICE)), *(len(v.device) for v in run.devices))
+        # Widths in terminal cells of the escaped names: a wide character takes two, an escape
+        # (\x1b) four; cutting after escaping keeps the columns aligned.
+        w = max(text.width(t(DEVICE)), *(text.width(printable(v.device)) for v in run.devices))
         w = min(w, 28)
         # Column widths from the words in this language ("poza siecią" is longer than "offline").
         ws = max(len(t(x)) for x in (STATE, *vocab.STATE_WORD.values()))
         wi = max(len(t(x)) for x in (ICON, *vocab.ICON_WORD.values()))
-        lines.append(f"{t(DEVICE):<{w}}  {t(STATE):<{ws}} {t(ICON):<{wi}} {t(WHY)}")
+        lines.append(f"{text.pad(t(DEVICE), w)}  {t(STATE):<{ws}} {t(ICON):<{wi}} {t(WHY)}")
         for v in run.devices:
             # Below 0.5 a cause is a note (a share about to expire, a possibility), not "why": the
             # table would otherwise accuse a healthy device; the reports list the notes.
@@ -73,7 +50,7 @@ def summary_table(run: Run, lang: str = "en") -> str:
                 # "?": not measured; the gaps name the check that failed and why.
                 why = "? " + "; ".join(m.render(lang) for m in v.unmeasured)
             state, icon = t(vocab.state_word(v.state)), t(vocab.ICON_WORD.get(v.icon, v.icon))
-            lines.append(f"{_cut(v.device, w):<{w}}  {state:<{ws}} {icon:<{wi}} {why}")
+            lines.append(f"{text.pad(v.device, w)}  {state:<{ws}} {icon:<{wi}} {why}")
     else:
         lines.append(t(NO_DEVICES))
     lines.append("")
@@ -93,6 +70,6 @@ def summary_table(run: Run, lang: str = "en") -> str:
     for c in run.checks:
         lines.append(
             f"{c.check_id:<{w}}  {words[c.status]:<{wr}} {c.duration_s:>6.2f}s  "
-            f"{_cut(c.summary.render(lang), 100)}"
+            f"{text.cut(c.summary.render(lang), 100)}"
         )
     return "\n".join(printable(line) for line in lines)

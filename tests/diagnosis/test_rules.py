@@ -166,6 +166,7 @@ CHECK_OF = {
     "nat": "stun",
     "upnp": "stun",
     "bw": "bandwidth",
+    "mtu": "mtu",
     "vlan": "vlan",
     "lldp": "vlan",
     "device": "heartbeat",
@@ -1048,3 +1049,19 @@ def test_address_churn_near_miss_one_change_or_lifetime_measured_long() -> None:
         }
     )
     assert conf(site, "nat-mapping-expiry") == 0.0
+
+
+def test_mtu_blackhole_from_silent_big_packets_and_a_stalled_transfer() -> None:
+    _, site = run(
+        {
+            ("mtu.blackhole", ""): True,
+            ("mtu.path_mtu", ""): 1398,
+            ("mtu.smallest_lost", ""): 1405,
+            ("mtu.tcp_stalled", ""): True,
+            ("mtu.tcp_acked_bytes", ""): 0,
+        }
+    )
+    assert_site_top(site, "mtu-blackhole")
+    assert "1398" in site["mtu-blackhole"].detail.render()  # type: ignore[union-attr]
+    _, site = run({("mtu.blackhole", ""): False, ("mtu.path_mtu", ""): 1500})
+    assert conf(site, "mtu-blackhole") == 0.0

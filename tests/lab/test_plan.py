@@ -21,7 +21,14 @@ from diag.lab.scenarios import (
 )
 
 # SPEC section 2 causes a network can show; the rest come from the site config or the phone.
-NOT_NETWORK = {"share-expired", "share-not-possible", "p2p-relogin-delay", "phone-side"}
+# unexplained is the engine's verdict when no cause fits, not a fault a scenario can inject.
+NOT_NETWORK = {
+    "share-expired",
+    "share-not-possible",
+    "p2p-relogin-delay",
+    "phone-side",
+    "unexplained",
+}
 ALLOWED = [
     ipaddress.ip_network(n)
     for n in (

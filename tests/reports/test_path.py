@@ -21,7 +21,7 @@ def test_the_saved_runs_cover_the_matrix() -> None:
     # A scenario added later is checked live by the lab matrix (tests/diagnosis/
     # test_lab_matrix.py runs check_path on every run); these are the ones saved for speed.
     saved = set(names())
-    assert len(saved & set(MATRIX)) >= 35 or not set(MATRIX) - saved
+    assert len(saved & set(MATRIX)) >= 30, "tests/reports/runs lost its saved runs"
 
 
 @pytest.mark.parametrize("scenario", [n for n in MATRIX if n in names()])
