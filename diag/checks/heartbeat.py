@@ -21,7 +21,6 @@ import contextlib
 import ipaddress
 import json
 import math
-import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +44,8 @@ from diag.net.arp import (
     arp_scan,
 )
 from diag.net.backend import Backend
+from diag.net.http import CaFileError
+from diag.net.http import client as http_client
 from diag.net.icmp import L2Path, PingStats, icmp_available, ping
 from diag.net.ifaces import LocalInterface, local_interfaces, pick_interface, sweep_targets
 from diag.net.resolve import Resolver
@@ -503,26 +504,16 @@ class HeartbeatCheck(Check):
         sem = asyncio.Semaphore(DEVICE_CONCURRENCY)
         api_client: httpx.AsyncClient | None = None
         if site.profile.status_api_url:
-            verify: Any = True
-            if site.profile.ca_file:
-                try:
-                    verify = ssl.create_default_context(cafile=site.profile.ca_file)
-                except (OSError, ssl.SSLError):
-                    # The CA bundle is unreadable: a local problem, not the platform's verdict.
-                    verify = None
-            if verify is None:
+            try:
+                api_client = http_client(
+                    timeout=API_TIMEOUT_S, ca_file=site.profile.ca_file, headers=IDENTITY
+                )
+            except CaFileError:
+                # The CA bundle is unreadable: a local problem, not the platform's verdict.
                 facts.extend(
                     Fact("device.platform_error", "ca-file", target=d.name)
                     for d in devices
                     if d.serial
-                )
-            else:
-                api_client = httpx.AsyncClient(
-                    timeout=API_TIMEOUT_S,
-                    verify=verify,
-                    trust_env=False,
-                    follow_redirects=False,
-                    headers=IDENTITY,
                 )
         done = 0
 
