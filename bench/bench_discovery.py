@@ -3,8 +3,8 @@
 One lab (``healthy`` with ``--devices N``, default 50: an NVR, N-1 cameras, the router and the
 laptop on 198.18.0.0/24) is built; in the laptop namespace each tool finds the hosts of the /24,
 alternating which goes first, ``--rounds`` times:
-- diag: a fresh Python process running the sweep the heartbeat check runs (``lan.sweep_targets``
-  + ``lan.arp_scan``: 1 ms pacing, two passes, 0.25 s wait); whole-process wall time (interpreter
+- diag: a fresh Python process running the sweep the heartbeat check runs (``ifaces.sweep_targets``
+  + ``arp.arp_scan``: 1 ms pacing, two passes, 0.25 s wait); whole-process wall time (interpreter
   start-up included) and the scan's own time;
 - nmap: ``nmap -sn -n <subnet>`` (root on a local LAN: ARP ping; ``-n``: no reverse DNS), default
   timing (T3), wall time.
@@ -33,10 +33,11 @@ from typing import Any
 SUBNET = "198.18.0.0/24"
 DIAG_SWEEP = r"""
 import json, time
-from diag.checks import lan
-i = next(x for x in lan.local_interfaces() if x.name == "eth0")
-targets, swept, _ = lan.sweep_targets(i, [])
-scan = lan.arp_scan(i, targets)
+from diag.net import arp as net_arp
+from diag.net import ifaces as net_ifaces
+i = next(x for x in net_ifaces.local_interfaces() if x.name == "eth0")
+targets, swept, _ = net_ifaces.sweep_targets(i, [])
+scan = net_arp.arp_scan(i, targets)
 print(json.dumps({"found": sorted(scan.by_ip()), "scan_s": scan.duration_s, "sent": scan.sent,
                   "self": sorted(i.addresses)}))
 """

@@ -24,6 +24,7 @@ import datetime as dt
 import http.server
 import json
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -273,6 +274,8 @@ def main() -> None:
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ap.add_argument("--cache", metavar="DIR", type=Path, help="keep/reuse the lab runs here")
     a = ap.parse_args()
+    # A SIGTERM (timeout, Ctrl-C from a supervisor) unwinds the `with` blocks: no daemon is left.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     templates = lab_templates(("healthy", *BROKEN), a.cache)
     sites = fleet(templates, a.sites, a.broken_share)
     results: dict[str, Any] = {"sites": a.sites, "scrape_s": a.scrape_s}

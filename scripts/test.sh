@@ -6,6 +6,8 @@ bash scripts/setup.sh --no-demo
 .venv/bin/ruff check diag tests bench
 .venv/bin/ruff format --check diag tests bench
 .venv/bin/mypy
+# The single-file build (PyInstaller): built, then its `diag checks` and a loopback `diag run`.
+bash scripts/build-exe.sh
 .venv/bin/diag lab down --all >/dev/null 2>&1 || true
 set +e
 .venv/bin/python -m pytest -q "$@"

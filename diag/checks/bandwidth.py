@@ -29,6 +29,7 @@ import json
 import socket
 import ssl
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,10 +37,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from diag.checks import ndt7, probe
+from diag.checks import ndt7
 from diag.checks.base import Check, Context, profile_need
 from diag.i18n import Message, msg
 from diag.model import Fact, Metric, Outcome, Profile, Site, Status
+from diag.net.backend import Backend
+from diag.net.http import CaFileError, tls_verify
+from diag.net.http import client as http_client
+from diag.net.resolve import ResolveError, resolve, site_resolver
 
 # Warm-up before each measured phase, s: long enough for TCP slow start to reach the rate of a
 # 100 Mbit/s link at lab/LAN RTTs and to drain a shaper's burst bucket, short enough to be cheap.
@@ -85,7 +90,9 @@ UPLOAD_CHUNK = 64 * 1024
 # upload on time leaves seconds of data still to drain on a slow uplink (32 KiB: 0.25 s at
 # 1 Mbit/s, yet plenty to keep a 100 Mbit/s link busy between two writes).
 NOTSENT_LOWAT = 32 * 1024
-TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)  # Linux constant, not always exposed
+TCP_NOTSENT_LOWAT: int | None = getattr(
+    socket, "TCP_NOTSENT_LOWAT", 25 if sys.platform == "linux" else None
+)  # Linux's value where Python does not expose it; Windows has no such option
 # Ask for more than any link moves in the measured time (1 GiB, the lab server's limit); the
 # transfer is cut by time, not by size.
 DOWNLOAD_BYTES = 1 << 30
@@ -157,11 +164,11 @@ class Endpoint:
     sni: str | None
 
 
-async def endpoint(site: Site, url: str) -> Endpoint:
+async def endpoint(site: Site, url: str, net: Backend | None = None) -> Endpoint:
     """The speed-test URL with its host resolved through the site resolver."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    addrs = await probe.resolve(host, probe.site_resolver(site))
+    addrs = await resolve(host, site_resolver(site), backend=net)
     netloc = addrs[0] if ":" not in addrs[0] else f"[{addrs[0]}]"
     if parts.port:
         netloc += f":{parts.port}"
@@ -327,26 +334,28 @@ class BandwidthCheck(Check):
         # Two directions, each warm-up + measured phase, plus idle pings must fit the budget.
         measure = max(0.3, min(measure, (ctx.remaining() - 1.5) / 2 - DOWNLOAD_WARMUP_S))
         try:
-            ep = await endpoint(site, url)
-        except probe.ResolveError as exc:
+            ep = await endpoint(site, url, ctx.world.net)
+        except ResolveError as exc:
             facts.append(Fact("bw.error", f"dns: {exc.reason}"))
             return Outcome("fail", msg("speed-test server name did not resolve"), {}, tuple(facts))
-        verify: bool | str = site.profile.ca_file or True
         timeout = httpx.Timeout(CONNECT_TIMEOUT_S, read=CONNECT_TIMEOUT_S)
+        # Linux and macOS have TCP_NOTSENT_LOWAT; Windows does not (setting it would fail the
+        # connect), and measures with the kernel's default send buffer.
+        lowat = (
+            [(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)]
+            if TCP_NOTSENT_LOWAT is not None
+            else []
+        )
         try:
-            bulk_transport = httpx.AsyncHTTPTransport(
-                verify=verify,
-                socket_options=[(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)],
+            bulk_client = http_client(
+                timeout=timeout, ca_file=site.profile.ca_file, socket_options=lowat
             )
-            pings_client = httpx.AsyncClient(timeout=timeout, verify=verify, trust_env=False)
-        except (OSError, ssl.SSLError):
+            pings_client = http_client(timeout=timeout, ca_file=site.profile.ca_file)
+        except CaFileError:
             # The profile's ca_file is missing or not PEM: a local problem, nothing measured.
             facts.append(Fact("bw.error", "ca-file"))
             return Outcome("error", msg("the profile's CA bundle cannot be read"), {}, tuple(facts))
-        async with (
-            httpx.AsyncClient(timeout=timeout, transport=bulk_transport, trust_env=False) as bulk,
-            pings_client as pings,
-        ):
+        async with bulk_client as bulk, pings_client as pings:
             pinger = Pinger(pings, f"{ep.base}/ping")
             pinger.client.headers["Host"] = ep.host_header
             idle: list[float] = []
@@ -486,26 +495,27 @@ async def run_ndt7(ctx: Context) -> Outcome:
     prof = site.profile
     need = needed_upload_mbps(site)
     facts: list[Fact] = [Fact("bw.needed_upload_mbps", need, "Mbit/s"), Fact("bw.method", "ndt7")]
-    resolver = probe.site_resolver(site)
+    resolver = site_resolver(site)
 
-    async def resolve(host: str) -> str:
+    async def resolve_name(host: str) -> str:
         try:
-            return (await probe.resolve(host, resolver))[0]
-        except probe.ResolveError as exc:
+            return (await resolve(host, resolver, backend=ctx.world.net))[0]
+        except ResolveError as exc:
             raise ndt7.Ndt7Error(f"dns: {exc.reason}") from None
 
     ssl_ctx: ssl.SSLContext | None = None
     if prof.ca_file:
         try:
-            ssl_ctx = ssl.create_default_context(cafile=prof.ca_file)
-        except (OSError, ssl.SSLError):
+            verify = tls_verify(prof.ca_file)
+            ssl_ctx = verify if isinstance(verify, ssl.SSLContext) else None
+        except CaFileError:
             facts.append(Fact("bw.error", "ca-file"))
             return Outcome("error", msg("the profile's CA bundle cannot be read"), {}, tuple(facts))
     try:
         if _ws_url(prof.speedtest_url):
             target = ndt7.direct_target(prof.speedtest_url or "")
         else:
-            target = await ndt7.locate(prof.speedtest_locate_url or "", resolve, ssl_ctx)
+            target = await ndt7.locate(prof.speedtest_locate_url or "", resolve_name, ssl_ctx)
     except ndt7.Ndt7Error as exc:
         facts.append(Fact("bw.error", str(exc)))
         if str(exc).startswith("locate: dns") or str(exc).startswith("dns"):
@@ -527,13 +537,20 @@ async def run_ndt7(ctx: Context) -> Outcome:
     window = min(window, longest)
     ctx.progress(0.1, msg("measuring download"))
     down = await ndt7.run_subtest(
-        "download", target.download_url, resolve, ssl_ctx, warm, window, longest, segments=segments
+        "download",
+        target.download_url,
+        resolve_name,
+        ssl_ctx,
+        warm,
+        window,
+        longest,
+        segments=segments,
     )
     ctx.progress(0.5, msg("measuring upload"))
     per_dir = max(0.5, ctx.remaining() - 1.0 - min(warm, WARMUP_S) - 0.6)
     up_longest = max(0.3, min(longest, per_dir))
     upl = await ndt7.run_subtest(
-        "upload", target.upload_url, resolve, ssl_ctx, min(warm, WARMUP_S),
+        "upload", target.upload_url, resolve_name, ssl_ctx, min(warm, WARMUP_S),
         min(window, up_longest), up_longest, segments=segments,
     )  # fmt: skip
     metrics: dict[str, Metric] = {"needed_upload": Metric(need, "Mbit/s")}

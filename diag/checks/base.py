@@ -40,6 +40,8 @@ BUILTIN_CHECKS: dict[str, str] = {
     "heartbeat": "diag.checks.heartbeat:HeartbeatCheck",
     "wan": "diag.checks.wan:WanCheck",
     "phone": "diag.checks.phone:PhoneCheck",
+    "mtu": "diag.checks.mtu:MtuCheck",
+    "ipv6": "diag.checks.ipv6:Ipv6Check",
 }
 CHECK_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 T = TypeVar("T")

@@ -21,7 +21,6 @@ import contextlib
 import ipaddress
 import json
 import math
-import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -30,13 +29,29 @@ from typing import Any, ClassVar
 
 import httpx
 
-from diag.checks import lan
 from diag.checks.base import NEED_ROOT, Check, Context
 from diag.devices import DeviceReport, Target, isapi, read_device
 from diag.devices import http as devhttp
 from diag.i18n import N_, Message, msg
 from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site
+from diag.net.addr import is_ip, join_host_port
+from diag.net.arp import (
+    DEVICE_ARP_PASSES,
+    DEVICE_ARP_WAIT_S,
+    ArpAnswer,
+    ArpScan,
+    aggregate_answers,
+    arp_scan,
+)
+from diag.net.backend import Backend
+from diag.net.http import CaFileError
+from diag.net.http import client as http_client
+from diag.net.icmp import L2Path, PingStats, icmp_available, ping
+from diag.net.ifaces import LocalInterface, local_interfaces, pick_interface, sweep_targets
+from diag.net.resolve import Resolver
+from diag.net.route import default_route
 from diag.net.target import Bounded, NotingTransport, bounded
+from diag.net.tcp import tcp_connect
 
 # At most this many devices are probed at once. Each device sees only its own few requests either
 # way; the bound keeps the laptop's burst (32 x 50 echoes/s, 32 logins) polite on a big site's
@@ -156,10 +171,14 @@ class Env:
     """What the check found out about the laptop before probing (per run)."""
 
     root: bool
-    iface: lan.LocalInterface | None
+    iface: LocalInterface | None
     site_gateway: str | None
     deep: bool
     arp: dict[str, list[str]] | None = None
+    # The OS backend pings go through (the context's World.net).
+    net: Backend | None = None
+    # False when the ARP answers come from the OS (one MAC per address): a conflict is unseen.
+    arp_conflicts: bool = True
     arp_ready: asyncio.Event = field(default_factory=asyncio.Event)
     # One client for every device: building one costs ~50 ms of CPU (its TLS context loads the
     # system CA store), which for 50 devices was most of the check's time.
@@ -175,33 +194,16 @@ class Env:
 
 
 async def tcp_open(ip: str, port: int) -> bool:
-    try:
-        _r, w = await asyncio.wait_for(asyncio.open_connection(ip, port), TCP_TIMEOUT_S)
-    except (OSError, TimeoutError):
-        return False
-    w.close()
-    with contextlib.suppress(OSError, TimeoutError):
-        await asyncio.wait_for(w.wait_closed(), 0.2)
-    return True
+    return (await tcp_connect(ip, port, TCP_TIMEOUT_S)).ok
 
 
 async def dns_answers(server: str, name: str) -> bool:
     """Whether ``server`` answers a DNS query at all (any rcode but REFUSED/SERVFAIL)."""
-    import dns.asyncquery
-    import dns.exception
-    import dns.message
-    import dns.rcode
-
-    try:
-        ipaddress.ip_address(server)
-    except ValueError:
+    if not is_ip(server):
         return False
-    q = dns.message.make_query(name, "A" if name != "." else "NS")
-    try:
-        r = await dns.asyncquery.udp(q, server, timeout=DNS_TIMEOUT_S, port=DNS_PORT)
-    except (dns.exception.DNSException, OSError, ValueError):
-        return False
-    return r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+    resolver = Resolver(join_host_port(server, DNS_PORT), (DNS_TIMEOUT_S,))
+    ans = await resolver.query(name, "A" if name != "." else "NS")
+    return ans.rcode in ("NOERROR", "NXDOMAIN")
 
 
 def credential_facts(device: Device) -> list[Fact]:
@@ -363,19 +365,19 @@ async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:
     facts: list[Fact] = []
     count, interval = PING_DEEP if env.deep else PING_QUICK
 
-    async def icmp() -> lan.PingStats | None:
+    async def icmp() -> PingStats | None:
         if _is_loopback(ip) or ":" in ip:
             # Loopback: the laptop itself answers, a ping would measure nothing about a device.
             # IPv6: no ICMPv6 prober here; TCP still tells whether the device answers.
             return None
         # With root, wait for our own ARP (~0.2 s) and send the echoes straight to the MAC.
         await env.arp_ready.wait()
-        l2: lan.L2Path | None = None
+        l2: L2Path | None = None
         known = (env.arp or {}).get(ip)
         src = env.iface.onlink(ip) if env.iface is not None else None
         if env.root and known and src is not None and env.iface is not None:
-            l2 = lan.L2Path(env.iface, str(src.ip), known[0])
-        return await lan.ping(ip, count, interval, PING_WAIT_S, env.root, l2)
+            l2 = L2Path(env.iface, str(src.ip), known[0])
+        return await ping(ip, count, interval, PING_WAIT_S, env.root, l2, backend=env.net)
 
     ping_task = asyncio.ensure_future(icmp())
     tcp_ports = [p for p in device.ports if p.protocol == "tcp"]
@@ -403,7 +405,8 @@ async def lan_probe(device: Device, env: Env, site: Site) -> list[Fact]:
     if env.arp is not None and env.iface is not None and env.iface.onlink(ip):
         macs = env.arp.get(ip, [])
         facts.append(Fact("device.arp_macs", list(macs), target=name))
-        facts.append(Fact("device.ip_conflict", len(macs) > 1, target=name))
+        if env.arp_conflicts:
+            facts.append(Fact("device.ip_conflict", len(macs) > 1, target=name))
     reachable = bool(macs) or any(ports.values()) or bool(stats and stats.received)
     facts.append(Fact("device.reachable", reachable, target=name))
     return facts
@@ -429,9 +432,11 @@ class HeartbeatCheck(Check):
         site = ctx.site
         root = ctx.world.is_root()
         devices = [d for d in site.devices if d.name in ctx.targets]
-        _default_if, default_gw = lan.default_route()
-        iface = lan.pick_interface(site, lan.local_interfaces())
+        net = ctx.world.net
+        default_gw = default_route(net).ipv4_gateway
+        iface = pick_interface(site, local_interfaces(net))
         env = Env(
+            net=net,
             root=root,
             iface=iface,
             site_gateway=site.network.gateway or default_gw,
@@ -440,14 +445,23 @@ class HeartbeatCheck(Check):
         )
         facts: list[Fact] = []
         if any(d.address and not _is_loopback(d.address) for d in devices):
-            icmp = lan.icmp_available(root)
+            icmp = icmp_available(root, net)
             facts.append(Fact("lan.icmp", icmp or "unavailable"))
 
         # ARP: the configured devices in a short scan of their own (their MACs feed the ICMP
         # probes), the sweep of the subnet alongside it.
-        dev_task: asyncio.Future[lan.ArpScan] | None = None
-        sweep_task: asyncio.Future[lan.ArpScan] | None = None
-        if not root:
+        dev_task: asyncio.Future[ArpScan] | None = None
+        sweep_task: asyncio.Future[ArpScan] | None = None
+        if iface is not None and not net.packet_sockets:
+            # Windows and macOS: no raw Ethernet (also as Administrator / with sudo), so no sweep
+            # and no conflict detection. Windows' own ARP (SendARP) still finds the configured
+            # devices' MACs; it keeps one MAC per address, so no ip_conflict fact comes of it.
+            facts.append(Fact("lan.arp_skipped", "no-packet-sockets"))
+            env.arp_conflicts = False
+            dev_ips = [d.address for d in devices if d.address and iface.onlink(d.address)]
+            if dev_ips and net.arp_service:
+                dev_task = asyncio.ensure_future(os_arp(net, iface, list(dict.fromkeys(dev_ips))))
+        elif not root:
             facts.append(Fact("lan.arp_skipped", "needs-root"))
         elif iface is None:
             facts.append(Fact("lan.arp_skipped", "no-interface"))
@@ -455,32 +469,32 @@ class HeartbeatCheck(Check):
             dev_ips = list(
                 dict.fromkeys(d.address for d in devices if d.address and iface.onlink(d.address))
             )
-            sweep, swept, offlink = lan.sweep_targets(iface, site.network.subnets)
+            sweep, swept, offlink = sweep_targets(iface, site.network.subnets)
             sweep = [ip for ip in sweep if ip not in set(dev_ips)]
             facts.append(Fact("lan.swept", list[JSONValue](swept)))
             if offlink:
                 facts.append(Fact("lan.not_swept", list[JSONValue](offlink)))
-            deadline = time.monotonic() + max(0.1, ctx.remaining() - 1.0)
+            deadline = ctx.world.monotonic() + max(0.1, ctx.remaining() - 1.0)
             dev_task = asyncio.ensure_future(
                 ctx.run_blocking(
-                    lambda: lan.arp_scan(
+                    lambda: arp_scan(
                         iface,
                         dev_ips,
-                        passes=lan.DEVICE_ARP_PASSES,
+                        passes=DEVICE_ARP_PASSES,
                         min_passes=2,
-                        wait_s=lan.DEVICE_ARP_WAIT_S,
+                        wait_s=DEVICE_ARP_WAIT_S,
                         deadline=deadline,
                     )
                 )
             )
             sweep_task = asyncio.ensure_future(
-                ctx.run_blocking(lambda: lan.arp_scan(iface, sweep, deadline=deadline))
+                ctx.run_blocking(lambda: arp_scan(iface, sweep, deadline=deadline))
             )
         if dev_task is None:
             env.arp_ready.set()
         else:
 
-            def _arp_done(fut: asyncio.Future[lan.ArpScan]) -> None:
+            def _arp_done(fut: asyncio.Future[ArpScan]) -> None:
                 if not fut.cancelled() and fut.exception() is None:
                     env.arp = fut.result().by_ip()
                 env.arp_ready.set()
@@ -490,26 +504,16 @@ class HeartbeatCheck(Check):
         sem = asyncio.Semaphore(DEVICE_CONCURRENCY)
         api_client: httpx.AsyncClient | None = None
         if site.profile.status_api_url:
-            verify: Any = True
-            if site.profile.ca_file:
-                try:
-                    verify = ssl.create_default_context(cafile=site.profile.ca_file)
-                except (OSError, ssl.SSLError):
-                    # The CA bundle is unreadable: a local problem, not the platform's verdict.
-                    verify = None
-            if verify is None:
+            try:
+                api_client = http_client(
+                    timeout=API_TIMEOUT_S, ca_file=site.profile.ca_file, headers=IDENTITY
+                )
+            except CaFileError:
+                # The CA bundle is unreadable: a local problem, not the platform's verdict.
                 facts.extend(
                     Fact("device.platform_error", "ca-file", target=d.name)
                     for d in devices
                     if d.serial
-                )
-            else:
-                api_client = httpx.AsyncClient(
-                    timeout=API_TIMEOUT_S,
-                    verify=verify,
-                    trust_env=False,
-                    follow_redirects=False,
-                    headers=IDENTITY,
                 )
         done = 0
 
@@ -556,7 +560,7 @@ class HeartbeatCheck(Check):
             known = {d.address for d in site.devices if d.address}
             known |= {site.network.gateway, env.site_gateway} - {None}  # type: ignore[arg-type]
             known |= iface.addresses if iface else set()
-            found = lan.aggregate_answers([*dev_scan.answers, *sweep_scan.answers])
+            found = aggregate_answers([*dev_scan.answers, *sweep_scan.answers])
             unknown = [
                 {"ip": ip, "mac": macs[0]}
                 for ip, macs in sorted(found.items(), key=lambda kv: _ipkey(kv[0]))
@@ -566,6 +570,19 @@ class HeartbeatCheck(Check):
             facts.append(Fact("lan.hosts_found", len(found)))
             facts.extend(moved_devices(devices, found))
         return summarize(devices, facts, arp_s, site)
+
+
+async def os_arp(net: Backend, iface: LocalInterface, ips: Sequence[str]) -> ArpScan:
+    """The configured devices' MACs from the OS's own ARP (Windows ``SendARP``), concurrently."""
+    t0 = time.monotonic()
+
+    async def one(ip: str) -> ArpAnswer | None:
+        src = iface.onlink(ip)
+        mac = await asyncio.to_thread(net.arp_request, ip, str(src.ip) if src else None)
+        return None if mac is None else ArpAnswer(ip, mac, None, time.monotonic() - t0)
+
+    got = await asyncio.gather(*(one(ip) for ip in ips))
+    return ArpScan([a for a in got if a is not None], len(ips), time.monotonic() - t0)
 
 
 def moved_devices(devices: Sequence[Device], found: Mapping[str, Sequence[str]]) -> list[Fact]:

@@ -27,10 +27,13 @@ import struct
 import time
 from dataclasses import dataclass
 
-from diag.checks import probe, tcpinfo
+from diag.checks import tcpinfo
 from diag.checks.base import Check, Context, profile_need
 from diag.i18n import msg
 from diag.model import Fact, Outcome, Site
+from diag.net.backend import CAP_RECVERR, Backend
+from diag.net.icmp import open_icmp_socket
+from diag.net.resolve import ResolveError, resolve, site_resolver
 
 IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 # Set DF, ignore the kernel's cached path MTU: each probe tests the path as it is (Linux value).
@@ -67,19 +70,22 @@ def _checksum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def _open_icmp() -> tuple[socket.socket, bool]:
-    """(socket, raw?): the ping socket if allowed, else a raw socket; raises OSError."""
-    try:
-        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), False
-    except OSError:
-        return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), True
+def _open_icmp(root: bool, net: Backend | None) -> tuple[socket.socket, bool]:
+    """(socket, raw?): the ping socket if allowed, else (with root only) a raw one; raises
+    OSError."""
+    got = open_icmp_socket(False, net) or (open_icmp_socket(True, net) if root else None)
+    if got is None:
+        raise OSError("no ICMP socket allowed")
+    return got[0], got[1] == "raw"
 
 
-def echo_probe(addr: str, deadline: float) -> EchoResult:
+def echo_probe(
+    addr: str, deadline: float, root: bool = False, net: Backend | None = None
+) -> EchoResult:
     """Blocking: DF echo probes to ``addr`` (run in a thread)."""
     res = EchoResult()
     try:
-        sock, raw = _open_icmp()
+        sock, raw = _open_icmp(root, net)
     except OSError as exc:
         res.error = f"icmp-socket: {exc.strerror or exc}"
         return res
@@ -208,19 +214,25 @@ class MtuCheck(Check):
         site = ctx.site
         servers = site.profile.p2p_servers
         facts: list[Fact] = []
+        net = ctx.world.net
+        root = ctx.world.is_root()
+        if not net.has(CAP_RECVERR, root):
+            # Windows and macOS: no IP_PMTUDISC_PROBE / IP_RECVERR on sockets, so neither the
+            # DF probes nor the ICMP "fragmentation needed" can be read: nothing measured.
+            return Outcome("skip", net.missing(CAP_RECVERR), {}, (Fact("mtu.skipped", net.name),))
         addr = ""
         for srv in servers:
             # The first platform server whose name resolves (a wrong name is the dns check's).
             try:
-                addr = (await probe.resolve(srv.host, probe.site_resolver(site)))[0]
+                addr = (await resolve(srv.host, site_resolver(site), backend=net))[0]
                 break
-            except probe.ResolveError as exc:
+            except ResolveError as exc:
                 facts.append(Fact("mtu.error", f"dns: {exc.reason}", target=srv.host))
         if not addr:
             return Outcome("skip", msg("the platform's name did not resolve"), {}, tuple(facts))
         deadline = time.monotonic() + min(3.0, ctx.remaining() - 2.0)
         tcp_srv = next((s for s in servers if s.protocol in ("tcp", "https", "http")), None)
-        echo_task = asyncio.to_thread(echo_probe, addr, deadline)
+        echo_task = asyncio.to_thread(echo_probe, addr, deadline, root, net)
         tcp_task = tcp_transfer(addr, tcp_srv.port) if tcp_srv else None
         echo = await echo_task
         tcp = await tcp_task if tcp_task else None

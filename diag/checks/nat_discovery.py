@@ -18,6 +18,7 @@ import socket
 import struct
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -356,11 +357,13 @@ def parse_pcp(data: bytes) -> int | None:
     return data[3]
 
 
-async def discover(gateway: str, ports: Ports | None = None) -> Discovery:
+async def discover(
+    gateway: str, ports: Ports | None = None, clock: Callable[[], float] = time.monotonic
+) -> Discovery:
     """Asks the gateway for UPnP IGD, NAT-PMP and PCP concurrently; never raises."""
     ports = ports or Ports()
     out = Discovery()
-    t0 = time.monotonic()
+    t0 = clock()
 
     async def pmp() -> None:
         data = await _udp_ask(gateway, ports.natpmp, b"\x00\x00", lambda d: parse_natpmp(d))
@@ -393,5 +396,5 @@ async def discover(gateway: str, ports: Ports | None = None) -> Discovery:
             await coro
 
     await asyncio.gather(guarded(pmp()), guarded(pcp()), upnp())
-    out.time_ms = round((time.monotonic() - t0) * 1000, 1)
+    out.time_ms = round((clock() - t0) * 1000, 1)
     return out

@@ -642,7 +642,7 @@ class StunCheck(Check):
         discovery_task: asyncio.Task[nat_discovery.Discovery] | None = None
         if self.discover and gateway:
             discovery_task = asyncio.create_task(
-                nat_discovery.discover(gateway, self.discovery_ports)
+                nat_discovery.discover(gateway, self.discovery_ports, ctx.world.monotonic)
             )
         try:
             await self._stun(ctx, obs)

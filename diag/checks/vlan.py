@@ -19,7 +19,7 @@ import socket
 import struct
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -296,6 +296,7 @@ def listen(
     stop_when_complete: bool = False,
     vid_scan: bool = True,
     min_s: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Observed:
     """Listens ``duration_s`` on ``iface``, asking the devices who has them (blocking; root).
 
@@ -317,7 +318,7 @@ def listen(
             sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
         # Frames queued before the filter was attached are not filtered: read them as usual.
         src_mac = mac_bytes(iface.mac) if iface.mac else b""
-        t0 = time.monotonic()
+        t0 = clock()
         end = t0 + duration_s
 
         def ask(ip: str, vid: int | None) -> None:
@@ -332,7 +333,7 @@ def listen(
         scans: dict[str, list[int]] | None = None
         scan_clock = 0.0
         scan_stop = end - VID_SCAN_TAIL_S
-        while (now := time.monotonic()) < end:
+        while (now := clock()) < end:
             silent = [ip for ip in targets if ip not in obs.untagged_answers]
             learnt = sorted(
                 set(obs.tags)
@@ -436,7 +437,9 @@ class VlanCheck(Check):
         devices = [d for d in site.devices if d.address and iface.onlink(d.address)]
         t0 = ctx.world.monotonic()
         min_s = 0.0 if ctx.deep else QUICK_MIN_S
-        obs = await ctx.run_blocking(listen, iface, devices, duration, True, True, min_s)
+        obs = await ctx.run_blocking(
+            listen, iface, devices, duration, True, True, min_s, ctx.world.monotonic
+        )
         facts = vlan_facts(site, iface, obs, ctx.world.monotonic() - t0)
         return summarize(facts, iface.name, obs)
 

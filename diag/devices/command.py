@@ -52,9 +52,10 @@ def _err(message: Message, lang: str) -> None:
 
 
 def _interface(args: argparse.Namespace) -> tuple[Any, Message | None]:
-    from diag.checks import lan
+    from diag.net.ifaces import local_interfaces, pick_interface
+    from diag.net.route import default_route
 
-    ifaces = lan.local_interfaces()
+    ifaces = local_interfaces()
     if args.interface:
         chosen = next((i for i in ifaces if i.name == args.interface), None)
         if chosen is None:
@@ -65,11 +66,11 @@ def _interface(args: argparse.Namespace) -> tuple[Any, Message | None]:
     if args.site:
         from diag.config import load_site
 
-        chosen = lan.pick_interface(load_site(args.site), ifaces)
+        chosen = pick_interface(load_site(args.site), ifaces)
         if chosen is None:
             return None, msg(N_("no interface faces the site of {path}"), path=args.site)
         return chosen, None
-    name, _gw = lan.default_route()
+    name = default_route().interface
     chosen = next((i for i in ifaces if i.name == name), None)
     if chosen is None:
         return None, msg(N_("no default route: name the interface with --interface"))
@@ -193,6 +194,13 @@ def table(d: Discovery, lang: str) -> str:
     if d.arp == "needs-root":
         lines.append(
             render(msg(N_("ARP sweep skipped: needs root; only ONVIF answers listed")), lang)
+        )
+    elif d.arp == "no-packet-sockets":
+        lines.append(
+            render(
+                msg(N_("ARP sweep skipped: this system has no raw Ethernet; only ONVIF answers")),
+                lang,
+            )
         )
     return "\n".join(lines)
 

@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from diag.checks import lan
 from diag.devices.http import child, children, local, parse_xml, text_of
+from diag.net.arp import ArpScan, arp_scan
+from diag.net.backend import CAP_PACKET, current
+from diag.net.ifaces import LocalInterface, sweep_targets
+from diag.net.route import default_route
 
 WSD_GROUP, WSD_PORT = "239.255.255.250", 3702
 # WS-Discovery targets answer a Probe after a random delay of up to 500 ms (APP_MAX_DELAY);
@@ -107,7 +110,7 @@ class Discovery:
     iface: str
     networks: list[str]
     found: list[Found]
-    arp: str  # "ok", "needs-root", "no-interface"
+    arp: str  # "ok", "needs-root", "no-packet-sockets" (Windows, macOS), "no-interface"
     wsd_answers: int
     duration_s: float
     # The default route's gateway when it is on this interface's LAN (for the draft site file).
@@ -271,7 +274,7 @@ async def _port_open(ip: str, port: int) -> bool:
 
 
 async def discover(
-    iface: lan.LocalInterface,
+    iface: LocalInterface,
     *,
     root: bool,
     credentials: tuple[str, str] | None = None,
@@ -281,12 +284,15 @@ async def discover(
     laptop's own)."""
     t0 = time.monotonic()
     local_ip = str(iface.networks[0].ip)
-    targets, swept, _offlink = lan.sweep_targets(iface, ())
-    arp_state = "ok" if root else "needs-root"
+    targets, swept, _offlink = sweep_targets(iface, ())
+    net = current()
+    # No raw Ethernet on Windows and macOS (also as Administrator / with sudo): no ARP sweep.
+    can_arp = net.has(CAP_PACKET, root)
+    arp_state = "ok" if can_arp else ("needs-root" if net.packet_sockets else "no-packet-sockets")
     loop = asyncio.get_running_loop()
-    arp_task: asyncio.Future[lan.ArpScan] | None = None
-    if root:
-        arp_task = loop.run_in_executor(None, lambda: lan.arp_scan(iface, targets))
+    arp_task: asyncio.Future[ArpScan] | None = None
+    if can_arp:
+        arp_task = loop.run_in_executor(None, lambda: arp_scan(iface, targets))
     wsd = await ws_discover(local_ip)
     arp: dict[str, list[str]] = {}
     if arp_task is not None:
@@ -323,7 +329,7 @@ async def discover(
 
     await asyncio.gather(*(probe(f) for f in hosts.values()))
     found = sorted(hosts.values(), key=lambda f: ipaddress.ip_address(f.address))
-    _dev, gw = lan.default_route()
+    gw = default_route(net).ipv4_gateway
     return Discovery(
         iface.name,
         [str(n) for n in swept] or [str(n.network) for n in iface.networks],

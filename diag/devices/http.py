@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from diag.net.http import client as http_client
+from diag.net.http import read_capped
+
 # Replies from devices are small XML/text documents (ONVIF's largest, GetServices with
 # capabilities, is ~10 kB); anything bigger is hostile.
 MAX_BODY = 64 * 1024
@@ -92,29 +95,19 @@ async def request_capped(
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> Reply:
-    """A request whose reply body is read up to ``MAX_BODY`` bytes: a hostile device cannot make
-    us buffer a gigabyte (the parsers refuse a truncated body as not XML/JSON)."""
-    chunks: list[bytes] = []
-    size = 0
-    truncated = False
-    async with client.stream(
+    """A request whose reply body is read up to ``MAX_BODY`` bytes (``diag.net.http``'s capped
+    reader): a hostile device cannot make us buffer a gigabyte, a compressed body is refused (the
+    parsers refuse a truncated or empty body as not XML/JSON)."""
+    r = await read_capped(
+        client,
         method,
         url,
+        MAX_BODY,
         auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
         content=content,
         headers=headers,
-    ) as r:
-        async for chunk in r.aiter_raw():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_BODY:
-                truncated = True
-                break
-    body = b"".join(chunks)
-    if not truncated and r.headers.get("content-encoding", "identity") not in ("identity", ""):
-        # Compressed bodies are not something a camera sends unasked; refuse rather than inflate.
-        body = b""
-    return Reply(r.status_code, r.headers, body[: MAX_BODY + 1], truncated)
+    )
+    return Reply(r.status_code, r.headers, r.content, r.truncated)
 
 
 async def get_capped(client: httpx.AsyncClient, url: str, auth: httpx.Auth | None = None) -> Reply:
@@ -122,13 +115,8 @@ async def get_capped(client: httpx.AsyncClient, url: str, auth: httpx.Auth | Non
 
 
 def device_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=HTTP_TIMEOUT_S,
-        follow_redirects=False,
-        trust_env=False,
-        headers=IDENTITY,
-        transport=transport,
-    )
+    # No proxy from the environment, no redirects: diag.net.http's one policy.
+    return http_client(timeout=HTTP_TIMEOUT_S, headers=IDENTITY, transport=transport)
 
 
 def host_part(ip: str) -> str:

@@ -575,6 +575,11 @@ CATALOG: dict[str, CauseInfo] = {
                 N_("Ask the operator for a public IPv4 address (often a paid option)."),
                 N_("Or add the devices by P2P to an account instead of by IP address."),
                 N_("Remove double NAT: put the modem in bridge mode or the router in AP mode."),
+                N_(
+                    "If the operator gives IPv6 (see the ipv6 check: a global IPv6 address), "
+                    "enable IPv6 on the router and the devices: over IPv6 there is no NAT, so the "
+                    "app can reach the devices directly despite the CGNAT on IPv4."
+                ),
             ),
             affects=IP_VIA,
             predicts=("nat.shared-address", "device.ddns-stale"),

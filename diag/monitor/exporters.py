@@ -12,11 +12,14 @@ the two in step.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import CollectorRegistry
@@ -455,10 +458,40 @@ def write_textfile(
     site: Site | None = None,
     offline_since: Mapping[str, dt.datetime] | None = None,
 ) -> None:
-    """For node_exporter's textfile collector; written to a temp file and renamed (atomic)."""
-    from prometheus_client import write_to_textfile
+    """For node_exporter's textfile collector; written to a temp file and renamed (atomic).
 
-    write_to_textfile(path, registry_for(run, runs_total, site=site, offline_since=offline_since))
+    The temp file has one fixed, hidden name beside the target (``.diag.prom.tmp``): the collector
+    reads only ``*.prom``, and a run killed with -9 mid-write leaves at most that one file, which
+    the next run overwrites. (``prometheus_client.write_to_textfile`` names it
+    ``diag.prom.<pid>.<tid>``: every killed run left one more.) Those leftovers are swept here.
+    """
+    from prometheus_client import generate_latest
+
+    data = generate_latest(registry_for(run, runs_total, site=site, offline_since=offline_since))
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    sweep_leftovers(target)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+
+
+def sweep_leftovers(target: Path) -> list[Path]:
+    """Removes ``<name>.<pid>.<tid>`` temp files that killed runs left beside ``target``."""
+    pattern = re.compile(re.escape(target.name) + r"\.\d+\.\d+")
+    removed: list[Path] = []
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        if pattern.fullmatch(p.name):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def instance_of(site: str) -> str:

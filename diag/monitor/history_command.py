@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--site", metavar="FILE", help="site config (its default history database)")
-    src.add_argument("--db", metavar="FILE", help="history database")
+    # Either or both, as `diag monitor` takes them: --db names the database, --site alone means
+    # the site's default one (a cron line's arguments can be reused as they are).
+    p.add_argument("--site", metavar="FILE", help="site config (its default history database)")
+    p.add_argument("--db", metavar="FILE", help="history database (wins over --site's default)")
     p.add_argument("--days", type=_days, default=30, metavar="N", help="how far back (default 30)")
     p.add_argument("--device", metavar="NAME", help="only this device")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -44,7 +46,12 @@ def main(args: argparse.Namespace) -> int:
     from diag.monitor.store import Store, StoreError
     from diag.reports.terminal import printable
 
-    path = Path(args.db) if args.db else default_db(load_site(args.site).name)
+    if not args.site and not args.db:
+        print("diag history: give --site FILE, --db FILE or both", file=sys.stderr)
+        return 2
+    # The site file is read (and must be valid) whenever given, also next to --db.
+    site = load_site(args.site) if args.site else None
+    path = Path(args.db) if args.db else default_db(site.name if site else "")
     if not path.exists():
         print(f"diag: no history at {path} (run `diag monitor` first)")
         return 3

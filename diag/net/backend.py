@@ -62,6 +62,8 @@ class Backend(abc.ABC):
     icmp_dgram: ClassVar[bool] = False
     # macOS hands ICMP datagram sockets the reply WITH its IP header; Linux strips it.
     icmp_dgram_ip_header: ClassVar[bool] = False
+    # The OS answers ARP for one address on request (Windows SendARP): ``arp_request``.
+    arp_service: ClassVar[bool] = False
     # SO_TIMESTAMPNS (kernel receive times in ns) and IP_RECVERR: Linux socket options.
     kernel_timestamps: ClassVar[bool] = False
     recverr: ClassVar[bool] = False

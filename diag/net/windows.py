@@ -102,6 +102,7 @@ class WindowsBackend(Backend):
     name = "windows"
     title = "Windows"
     icmp_sockets: ClassVar[bool] = False
+    arp_service: ClassVar[bool] = True
     icmp_dgram: ClassVar[bool] = False
 
     def __init__(self, iphlpapi: Any = None, shell32: Any = None) -> None:

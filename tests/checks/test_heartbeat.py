@@ -17,9 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diag.checks import heartbeat as hb
-from diag.checks import lan
 from diag.checks.base import World, registry_from
 from diag.model import CheckResult, Device, ServicePort
+from diag.net import addr as net_addr
+from diag.net import arp as net_arp
+from diag.net import icmp as net_icmp
+from diag.net import ifaces as net_ifaces
+from diag.net import l2 as net_l2
+from diag.net import linux as net_linux
 from diag.runner import Runner, plan
 
 MAC_A, MAC_B = "02:00:5e:00:53:0a", "02:00:5e:00:53:0b"
@@ -28,7 +33,7 @@ MAC_A, MAC_B = "02:00:5e:00:53:0a", "02:00:5e:00:53:0b"
 def arp_reply(
     ip: str, mac: str, vid: int | None = None, to_mac: str = "02:00:5e:00:53:64"
 ) -> bytes:
-    eth = lan.mac_bytes(to_mac) + lan.mac_bytes(mac)
+    eth = net_addr.mac_bytes(to_mac) + net_addr.mac_bytes(mac)
     if vid is not None:
         eth += struct.pack("!HH", 0x8100, vid)
     eth += b"\x08\x06"
@@ -39,9 +44,9 @@ def arp_reply(
         6,
         4,
         2,
-        lan.mac_bytes(mac),
+        net_addr.mac_bytes(mac),
         socket.inet_aton(ip),
-        lan.mac_bytes(to_mac),
+        net_addr.mac_bytes(to_mac),
         socket.inet_aton("198.18.0.100"),
     )
     return eth + body
@@ -51,68 +56,68 @@ def arp_reply(
 
 
 def test_arp_request_is_a_broadcast_who_has_padded_to_60_bytes() -> None:
-    f = lan.build_arp_request(lan.mac_bytes(MAC_A), "198.18.0.100", "198.18.0.21")
+    f = net_arp.build_arp_request(net_addr.mac_bytes(MAC_A), "198.18.0.100", "198.18.0.21")
     assert len(f) == 60
-    l2 = lan.parse_frame(f)
+    l2 = net_l2.parse_frame(f)
     assert l2 is not None and l2.dst == "ff:ff:ff:ff:ff:ff" and l2.src == MAC_A and l2.vid is None
-    arp = lan.parse_arp(l2.payload)
-    assert arp == lan.ArpPacket(1, MAC_A, "198.18.0.100", "198.18.0.21")
+    arp = net_arp.parse_arp(l2.payload)
+    assert arp == net_arp.ArpPacket(1, MAC_A, "198.18.0.100", "198.18.0.21")
 
 
 def test_tagged_arp_request_carries_the_vlan_id() -> None:
-    f = lan.build_arp_request(lan.mac_bytes(MAC_A), "198.18.0.100", "198.18.0.21", vid=20)
-    l2 = lan.parse_frame(f)
-    assert l2 is not None and l2.vid == 20 and l2.ethertype == lan.ETH_P_ARP
+    f = net_arp.build_arp_request(net_addr.mac_bytes(MAC_A), "198.18.0.100", "198.18.0.21", vid=20)
+    l2 = net_l2.parse_frame(f)
+    assert l2 is not None and l2.vid == 20 and l2.ethertype == net_l2.ETH_P_ARP
 
 
 def test_two_macs_answering_for_one_address_are_both_kept_in_order() -> None:
     answers = [
-        lan.answer_from_frame(arp_reply("198.18.0.21", MAC_A)),
-        lan.answer_from_frame(arp_reply("198.18.0.22", MAC_A)),
-        lan.answer_from_frame(arp_reply("198.18.0.21", MAC_B)),
-        lan.answer_from_frame(arp_reply("198.18.0.21", MAC_A)),  # a retransmission's answer
+        net_arp.answer_from_frame(arp_reply("198.18.0.21", MAC_A)),
+        net_arp.answer_from_frame(arp_reply("198.18.0.22", MAC_A)),
+        net_arp.answer_from_frame(arp_reply("198.18.0.21", MAC_B)),
+        net_arp.answer_from_frame(arp_reply("198.18.0.21", MAC_A)),  # a retransmission's answer
     ]
-    agg = lan.aggregate_answers([a for a in answers if a is not None])
+    agg = net_arp.aggregate_answers([a for a in answers if a is not None])
     assert agg == {"198.18.0.21": [MAC_A, MAC_B], "198.18.0.22": [MAC_A]}
 
 
 def test_answers_from_another_vlan_do_not_count_as_reachable() -> None:
-    inline = lan.answer_from_frame(arp_reply("198.18.0.21", MAC_B, vid=20))
-    stripped = lan.answer_from_frame(arp_reply("198.18.0.21", MAC_B), aux_vid=20)
-    prio = lan.answer_from_frame(arp_reply("198.18.0.21", MAC_A, vid=0))
+    inline = net_arp.answer_from_frame(arp_reply("198.18.0.21", MAC_B, vid=20))
+    stripped = net_arp.answer_from_frame(arp_reply("198.18.0.21", MAC_B), aux_vid=20)
+    prio = net_arp.answer_from_frame(arp_reply("198.18.0.21", MAC_A, vid=0))
     assert inline is not None and inline.vid == 20
     assert stripped is not None and stripped.vid == 20
     assert prio is not None and prio.vid is None  # priority tag: the port's own VLAN
-    assert lan.aggregate_answers([inline, stripped, prio]) == {"198.18.0.21": [MAC_A]}
-    assert lan.aggregate_answers([inline], untagged_only=False) == {"198.18.0.21": [MAC_B]}
+    assert net_arp.aggregate_answers([inline, stripped, prio]) == {"198.18.0.21": [MAC_A]}
+    assert net_arp.aggregate_answers([inline], untagged_only=False) == {"198.18.0.21": [MAC_B]}
 
 
 def test_arp_requests_and_junk_are_not_answers() -> None:
-    req = lan.build_arp_request(lan.mac_bytes(MAC_A), "198.18.0.21", "198.18.0.100")
-    assert lan.answer_from_frame(req) is None
-    assert lan.answer_from_frame(b"") is None
-    assert lan.answer_from_frame(b"\xff" * 13) is None
-    assert lan.answer_from_frame(arp_reply("198.18.0.21", MAC_A)[:30]) is None
+    req = net_arp.build_arp_request(net_addr.mac_bytes(MAC_A), "198.18.0.21", "198.18.0.100")
+    assert net_arp.answer_from_frame(req) is None
+    assert net_arp.answer_from_frame(b"") is None
+    assert net_arp.answer_from_frame(b"\xff" * 13) is None
+    assert net_arp.answer_from_frame(arp_reply("198.18.0.21", MAC_A)[:30]) is None
     bad_hlen = bytearray(arp_reply("198.18.0.21", MAC_A))
     bad_hlen[14 + 4] = 8
-    assert lan.answer_from_frame(bytes(bad_hlen)) is None
+    assert net_arp.answer_from_frame(bytes(bad_hlen)) is None
 
 
 def test_aux_vid_reads_tpacket_auxdata() -> None:
-    valid = struct.pack("IIIHHHH", lan.TP_STATUS_VLAN_VALID, 60, 60, 0, 14, 0x2014, 0x8100)
+    valid = struct.pack("IIIHHHH", net_l2.TP_STATUS_VLAN_VALID, 60, 60, 0, 14, 0x2014, 0x8100)
     invalid = struct.pack("IIIHHHH", 0, 60, 60, 0, 14, 0x2014, 0x8100)
-    assert lan.aux_vid([(lan.SOL_PACKET, lan.PACKET_AUXDATA, valid)]) == 20
-    assert lan.aux_vid([(lan.SOL_PACKET, lan.PACKET_AUXDATA, invalid)]) is None
-    assert lan.aux_vid([(lan.SOL_PACKET, lan.PACKET_AUXDATA, b"\x00")]) is None
-    assert lan.aux_vid([]) is None
+    assert net_l2.aux_vid([(net_l2.SOL_PACKET, net_l2.PACKET_AUXDATA, valid)]) == 20
+    assert net_l2.aux_vid([(net_l2.SOL_PACKET, net_l2.PACKET_AUXDATA, invalid)]) is None
+    assert net_l2.aux_vid([(net_l2.SOL_PACKET, net_l2.PACKET_AUXDATA, b"\x00")]) is None
+    assert net_l2.aux_vid([]) is None
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=120), st.one_of(st.none(), st.integers(0, 4095)))
 def test_frame_parsers_never_raise(data: bytes, vid: int | None) -> None:
-    lan.answer_from_frame(data, vid)
-    lan.parse_arp(data)
-    l2 = lan.parse_frame(data, vid)
+    net_arp.answer_from_frame(data, vid)
+    net_arp.parse_arp(data)
+    l2 = net_l2.parse_frame(data, vid)
     if l2 is not None:
         assert l2.vid is None or 0 <= l2.vid <= 4095
 
@@ -121,31 +126,31 @@ def test_frame_parsers_never_raise(data: bytes, vid: int | None) -> None:
 
 
 def test_jitter_is_mean_absolute_difference_of_answered_rtts() -> None:
-    assert lan.jitter_ms([1.0, 3.0, 2.0, None, 5.0]) == 2.0
-    assert lan.jitter_ms([4.0, 4.0, 4.0]) == 0.0
-    assert lan.jitter_ms([None, 4.0, None]) is None
-    assert lan.jitter_ms([]) is None
+    assert net_icmp.jitter_ms([1.0, 3.0, 2.0, None, 5.0]) == 2.0
+    assert net_icmp.jitter_ms([4.0, 4.0, 4.0]) == 0.0
+    assert net_icmp.jitter_ms([None, 4.0, None]) is None
+    assert net_icmp.jitter_ms([]) is None
 
 
 def test_ping_stats_loss_rtt_jitter() -> None:
-    s = lan.PingStats(5, (1.0, None, 3.0, None, 2.0), "raw")
+    s = net_icmp.PingStats(5, (1.0, None, 3.0, None, 2.0), "raw")
     assert s.received == 3
     assert s.loss_pct == 40.0
     assert s.rtt_ms == 2.0
     assert s.jitter_ms == 1.5
-    assert lan.PingStats(3, (None, None, None), "raw").rtt_ms is None
-    assert lan.PingStats(3, (None, None, None), "raw").loss_pct == 100.0
+    assert net_icmp.PingStats(3, (None, None, None), "raw").rtt_ms is None
+    assert net_icmp.PingStats(3, (None, None, None), "raw").loss_pct == 100.0
 
 
 def test_echo_request_checksum_and_reply_parsing() -> None:
-    pkt = lan.build_echo(0x1234, 7, b"payload!")
-    assert lan.icmp_checksum(pkt) == 0  # a correct checksum sums to zero
+    pkt = net_icmp.build_echo(0x1234, 7, b"payload!")
+    assert net_icmp.icmp_checksum(pkt) == 0  # a correct checksum sums to zero
     reply = bytes([0, 0]) + pkt[2:]
-    assert lan.parse_echo_reply(reply, raw=False) == (0x1234, 7, b"payload!")
+    assert net_icmp.parse_echo_reply(reply, raw=False) == (0x1234, 7, b"payload!")
     iphdr = bytes([0x45]) + b"\x00" * 19
-    assert lan.parse_echo_reply(iphdr + reply, raw=True) == (0x1234, 7, b"payload!")
-    assert lan.parse_echo_reply(pkt, raw=False) is None  # a request, not a reply
-    assert lan.parse_echo_reply(b"\x45", raw=True) is None
+    assert net_icmp.parse_echo_reply(iphdr + reply, raw=True) == (0x1234, 7, b"payload!")
+    assert net_icmp.parse_echo_reply(pkt, raw=False) is None  # a request, not a reply
+    assert net_icmp.parse_echo_reply(b"\x45", raw=True) is None
 
 
 # --- interfaces and sweep planning ------------------------------------------------------------
@@ -157,28 +162,28 @@ eth0\t000012C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
 
 
 def test_default_route_from_proc_net_route() -> None:
-    assert lan.parse_proc_route(ROUTE) == ("eth0", "198.18.0.1")
-    assert lan.parse_proc_route(ROUTE.splitlines()[0]) == (None, None)
-    assert lan.parse_proc_route("garbage\nx 00000000 zz 0003") == (None, None)
+    assert net_linux.parse_default_route(ROUTE) == ("198.18.0.1", "eth0")
+    assert net_linux.parse_default_route(ROUTE.splitlines()[0]) == (None, None)
+    assert net_linux.parse_default_route("garbage\nx 00000000 zz 0003") == (None, None)
 
 
-def iface(name: str = "eth0", *nets: str) -> lan.LocalInterface:
+def iface(name: str = "eth0", *nets: str) -> net_ifaces.LocalInterface:
     import ipaddress
 
-    return lan.LocalInterface(
+    return net_ifaces.LocalInterface(
         name, 2, "02:00:5e:00:53:64", tuple(ipaddress.IPv4Interface(n) for n in nets)
     )
 
 
 def test_sweep_of_own_24_skips_own_address() -> None:
-    targets, swept, offlink = lan.sweep_targets(iface("eth0", "198.18.0.100/24"), [])
+    targets, swept, offlink = net_ifaces.sweep_targets(iface("eth0", "198.18.0.100/24"), [])
     assert swept == ["198.18.0.0/24"] and offlink == []
     assert len(targets) == 253 and "198.18.0.100" not in targets
     assert targets[0] == "198.18.0.1" and targets[-1] == "198.18.0.254"
 
 
 def test_wide_subnets_are_cut_to_the_24_around_the_laptop_and_offlink_ones_listed() -> None:
-    targets, swept, offlink = lan.sweep_targets(
+    targets, swept, offlink = net_ifaces.sweep_targets(
         iface("eth0", "198.18.7.100/16"), ["198.18.0.0/16", "203.0.113.0/24"]
     )
     assert swept == ["198.18.7.0/24"]
@@ -191,13 +196,13 @@ def test_pick_interface_prefers_config_then_devices_then_gateway_then_subnets() 
     site = make_site(
         devices=[{"name": "c", "kind": "ipc", "added_via": "p2p", "address": "198.19.5.9"}]
     )
-    assert lan.pick_interface(site, [a, b]) == b
-    assert lan.pick_interface(make_site(network={"gateway": "198.18.0.1"}), [a, b]) == a
-    assert lan.pick_interface(make_site(network={"subnets": ["198.19.0.0/16"]}), [a, b]) == b
+    assert net_ifaces.pick_interface(site, [a, b]) == b
+    assert net_ifaces.pick_interface(make_site(network={"gateway": "198.18.0.1"}), [a, b]) == a
+    assert net_ifaces.pick_interface(make_site(network={"subnets": ["198.19.0.0/16"]}), [a, b]) == b
     configured = make_site(network={"interface": "eth0"})
-    assert lan.pick_interface(configured, [a, b]) == a
+    assert net_ifaces.pick_interface(configured, [a, b]) == a
     missing = make_site(network={"interface": "eth9"})
-    assert lan.pick_interface(missing, [a, b]) is None
+    assert net_ifaces.pick_interface(missing, [a, b]) is None
 
 
 def test_a_site_not_on_any_local_link_gets_no_interface() -> None:
@@ -207,8 +212,8 @@ def test_a_site_not_on_any_local_link_gets_no_interface() -> None:
         network={"gateway": "127.0.0.1", "subnets": ["203.0.113.0/24"]},
         devices=[{"name": "c", "kind": "ipc", "added_via": "p2p", "address": "127.0.0.10"}],
     )
-    assert lan.pick_interface(site, [a]) is None
-    assert lan.pick_interface(make_site(), [a]) is None
+    assert net_ifaces.pick_interface(site, [a]) is None
+    assert net_ifaces.pick_interface(make_site(), [a]) is None
 
 
 # --- device XML and platform JSON -------------------------------------------------------------
@@ -357,12 +362,12 @@ def emulator(tmp_path: Path) -> Iterator[Any]:
 def no_icmp(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loopback always answers ICMP where unprivileged pings are allowed: take it out of the
     picture so TCP/HTTP behaviour is what the test sees on every host."""
-    monkeypatch.setattr(lan, "icmp_available", lambda root: None)
+    monkeypatch.setattr(hb, "icmp_available", lambda *a, **k: None)
 
     async def no_ping(*a: Any, **k: Any) -> None:
         return None
 
-    monkeypatch.setattr(lan, "ping", no_ping)
+    monkeypatch.setattr(hb, "ping", no_ping)
 
 
 def device_entry(port: int, **extra: Any) -> dict[str, Any]:
@@ -669,10 +674,10 @@ async def test_as_root_on_a_loopback_site_no_raw_or_packet_socket_is_opened(
 
 
 def test_frames_the_kernel_marks_for_another_host_are_not_ours() -> None:
-    assert lan.is_ours(("eth0", 0x0806, 0, 1, b"\x02" * 6))  # PACKET_HOST
-    assert lan.is_ours(("eth0", 0x0806, 1, 1, b"\x02" * 6))  # broadcast
-    assert not lan.is_ours(("eth0", 0x0806, lan.PACKET_OTHERHOST, 1, b"\x02" * 6))
-    assert lan.is_ours(None)
+    assert net_l2.is_ours(("eth0", 0x0806, 0, 1, b"\x02" * 6))  # PACKET_HOST
+    assert net_l2.is_ours(("eth0", 0x0806, 1, 1, b"\x02" * 6))  # broadcast
+    assert not net_l2.is_ours(("eth0", 0x0806, net_l2.PACKET_OTHERHOST, 1, b"\x02" * 6))
+    assert net_l2.is_ours(None)
 
 
 def test_device_resolvers_are_asked_only_when_the_site_names_them_or_they_are_local() -> None:
@@ -686,7 +691,7 @@ def test_device_resolvers_are_asked_only_when_the_site_names_them_or_they_are_lo
         },
         profile={"independent_resolvers": ["198.51.100.54"]},
     )
-    iface = lan.LocalInterface(
+    iface = net_ifaces.LocalInterface(
         "eth0", 2, "02:00:00:00:00:01", (ipaddress.IPv4Interface("198.18.0.100/24"),)
     )
     env = hb.Env(root=False, iface=iface, site_gateway="198.18.0.1", deep=False)

@@ -17,7 +17,6 @@ from device_emulator import PASSWORD, Emulator, free_port
 from fakes import FakeDNS, answer, make_site
 
 from diag.checks import heartbeat as hb
-from diag.checks import lan
 from diag.checks.base import World, registry_from
 from diag.diagnosis import diagnose
 from diag.lab.emulators import hostile
@@ -43,12 +42,12 @@ def devices(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture(autouse=True)
 def no_icmp(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lan, "icmp_available", lambda root: None)
+    monkeypatch.setattr(hb, "icmp_available", lambda *a, **k: None)
 
     async def no_ping(*a: Any, **k: Any) -> None:
         return None
 
-    monkeypatch.setattr(lan, "ping", no_ping)
+    monkeypatch.setattr(hb, "ping", no_ping)
 
 
 @pytest.fixture(autouse=True)

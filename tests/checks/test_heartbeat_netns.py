@@ -32,28 +32,32 @@ LAPTOP_MAC = "02:00:5e:00:53:64"
 TAGGED_DEVICE = r"""
 import socket, struct, sys, time
 sys.path.insert(0, {root!r})
-from diag.checks import lan
+from diag.net import addr as net_addr
+from diag.net import arp as net_arp
+from diag.net import icmp as net_icmp
+from diag.net import ifaces as net_ifaces
+from diag.net import l2 as net_l2
 mac = open("/sys/class/net/eth0/address").read().strip()
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(lan.ETH_P_ALL))
-s.setsockopt(lan.SOL_PACKET, lan.PACKET_AUXDATA, 1)
-s.bind(("eth0", lan.ETH_P_ALL))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(net_l2.ETH_P_ALL))
+s.setsockopt(net_l2.SOL_PACKET, net_l2.PACKET_AUXDATA, 1)
+s.bind(("eth0", net_l2.ETH_P_ALL))
 me, vlan, chatty = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "chatty"
 next_hello = 0.0 if chatty else float("inf")
 while True:
     if time.monotonic() >= next_hello:
         # A camera in VLAN 20 keeps asking for its gateway (nobody answers it there).
-        s.send(lan.build_arp_request(lan.mac_bytes(mac), me, "198.18.0.1", vlan))
+        s.send(net_arp.build_arp_request(net_addr.mac_bytes(mac), me, "198.18.0.1", vlan))
         next_hello = time.monotonic() + 0.5
-    for frame, vid, _ in lan.recv_frames(s, 0.05):
-        l2 = lan.parse_frame(frame, vid)
-        if l2 is None or l2.vid != vlan or l2.ethertype != lan.ETH_P_ARP:
+    for frame, vid, _ in net_l2.recv_frames(s, 0.05):
+        l2 = net_l2.parse_frame(frame, vid)
+        if l2 is None or l2.vid != vlan or l2.ethertype != net_l2.ETH_P_ARP:
             continue
-        a = lan.parse_arp(l2.payload)
+        a = net_arp.parse_arp(l2.payload)
         if a is None or a.op != 1 or a.target_ip != me:
             continue
-        peer = lan.mac_bytes(a.sender_mac)
-        eth = peer + lan.mac_bytes(mac) + struct.pack("!HHH", 0x8100, vlan, 0x0806)
-        body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, lan.mac_bytes(mac),
+        peer = net_addr.mac_bytes(a.sender_mac)
+        eth = peer + net_addr.mac_bytes(mac) + struct.pack("!HHH", 0x8100, vlan, 0x0806)
+        body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, net_addr.mac_bytes(mac),
                            socket.inet_aton(me), peer, socket.inet_aton(a.sender_ip))
         s.send(eth + body)
 """
@@ -351,10 +355,14 @@ def test_arp_scan_alone_finds_every_host(minilan: MiniLan) -> None:
     code = textwrap.dedent(
         """
         import json
-        from diag.checks import lan
-        i = next(x for x in lan.local_interfaces() if x.name == "eth0")
-        targets, swept, _ = lan.sweep_targets(i, [])
-        scan = lan.arp_scan(i, targets)
+        from diag.net import addr as net_addr
+        from diag.net import arp as net_arp
+        from diag.net import icmp as net_icmp
+        from diag.net import ifaces as net_ifaces
+        from diag.net import l2 as net_l2
+        i = next(x for x in net_ifaces.local_interfaces() if x.name == "eth0")
+        targets, swept, _ = net_ifaces.sweep_targets(i, [])
+        scan = net_arp.arp_scan(i, targets)
         print(json.dumps({"found": sorted(scan.by_ip()), "s": scan.duration_s, "sent": scan.sent}))
         """
     )
@@ -375,8 +383,12 @@ def test_unprivileged_icmp_fallback(minilan: MiniLan) -> None:
     code = textwrap.dedent(
         """
         import asyncio, json
-        from diag.checks import lan
-        s = asyncio.run(lan.ping("198.18.0.21", 5, 0.02, 0.5, root=False))
+        from diag.net import addr as net_addr
+        from diag.net import arp as net_arp
+        from diag.net import icmp as net_icmp
+        from diag.net import ifaces as net_ifaces
+        from diag.net import l2 as net_l2
+        s = asyncio.run(net_icmp.ping("198.18.0.21", 5, 0.02, 0.5, root=False))
         print(json.dumps([s.mode, s.loss_pct, s.rtt_ms]))
         """
     )
@@ -409,17 +421,21 @@ def test_an_answer_from_another_vlan_is_not_an_untagged_arp_answer(minilan: Mini
     code = textwrap.dedent(
         """
         import json, threading, time
-        from diag.checks import lan
-        i = next(x for x in lan.local_interfaces() if x.name == "eth0")
-        tx = lan.open_packet_socket(i, lan.ETH_P_ALL)
+        from diag.net import addr as net_addr
+        from diag.net import arp as net_arp
+        from diag.net import icmp as net_icmp
+        from diag.net import ifaces as net_ifaces
+        from diag.net import l2 as net_l2
+        i = next(x for x in net_ifaces.local_interfaces() if x.name == "eth0")
+        tx = net_l2.open_packet_socket(i, net_l2.ETH_P_ALL)
         def ask_tagged():
             for _ in range(12):
-                tx.send(lan.build_arp_request(lan.mac_bytes(i.mac), "198.18.0.100",
+                tx.send(net_arp.build_arp_request(net_addr.mac_bytes(i.mac), "198.18.0.100",
                                               "198.18.0.26", 30))
                 time.sleep(0.05)
         t = threading.Thread(target=ask_tagged)
         t.start()
-        scan = lan.arp_scan(i, ["198.18.0.26", "198.18.0.21"], passes=8, min_passes=2,
+        scan = net_arp.arp_scan(i, ["198.18.0.26", "198.18.0.21"], passes=8, min_passes=2,
                             wait_s=0.1)
         t.join()
         print(json.dumps(scan.by_ip(untagged_only=False)))

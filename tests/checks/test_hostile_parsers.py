@@ -16,8 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diag.checks import heartbeat as hb
-from diag.checks import lan, vlan, wan
 from diag.checks import nat_discovery as nd
+from diag.checks import vlan, wan
+from diag.net import arp as net_arp
+from diag.net import icmp as net_icmp
+from diag.net import l2 as net_l2
 from diag.net import stun_codec as sc
 from diag.net import udp
 
@@ -37,11 +40,11 @@ PARSERS: dict[str, tuple[Callable[[bytes], Any], tuple[type[BaseException], ...]
     "pcp": (nd.parse_pcp, ()),
     "lldp": (vlan.parse_lldp, ()),
     "stun": (sc.decode, (sc.StunDecodeError,)),
-    "ethernet frame": (lan.parse_frame, ()),
-    "arp": (lan.parse_arp, ()),
-    "arp answer": (lan.answer_from_frame, ()),
-    "icmp echo reply (raw)": (lambda b: lan.parse_echo_reply(b, True), ()),
-    "icmp echo reply (dgram)": (lambda b: lan.parse_echo_reply(b, False), ()),
+    "ethernet frame": (net_l2.parse_frame, ()),
+    "arp": (net_arp.parse_arp, ()),
+    "arp answer": (net_arp.answer_from_frame, ()),
+    "icmp echo reply (raw)": (lambda b: net_icmp.parse_echo_reply(b, True), ()),
+    "icmp echo reply (dgram)": (lambda b: net_icmp.parse_echo_reply(b, False), ()),
     "platform welcome": (lambda b: udp.parse_welcome(b, "n0nce"), ()),
     "stun (ports probe)": (lambda b: udp.parse_stun_response(b, b"\x00" * 12), ()),
     "dns (ports probe)": (lambda b: udp.parse_dns_response(b, 4660), ()),

@@ -11,9 +11,13 @@ from fakes import make_site
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diag.checks import lan, vlan
+from diag.checks import vlan
 from diag.checks.base import registry_from
 from diag.model import Device
+from diag.net import addr as net_addr
+from diag.net import arp as net_arp
+from diag.net import ifaces as net_ifaces
+from diag.net import l2 as net_l2
 from diag.runner import plan
 
 SWITCH = "02:00:5e:00:53:fe"
@@ -27,7 +31,7 @@ def tlv(typ: int, value: bytes) -> bytes:
 
 def lldpdu(*extra: bytes, end: bool = True) -> bytes:
     body = (
-        tlv(1, b"\x04" + lan.mac_bytes(SWITCH))
+        tlv(1, b"\x04" + net_addr.mac_bytes(SWITCH))
         + tlv(2, b"\x05ge-0/0/7")
         + tlv(3, b"\x00\x78")
         + tlv(4, b"camera uplink")
@@ -46,7 +50,7 @@ def vlan_name(v: int, name: bytes) -> bytes:
 
 
 def eth(payload: bytes, etype: int, src: str = SWITCH, dst: str = "01:80:c2:00:00:0e") -> bytes:
-    return lan.mac_bytes(dst) + lan.mac_bytes(src) + struct.pack("!H", etype) + payload
+    return net_addr.mac_bytes(dst) + net_addr.mac_bytes(src) + struct.pack("!H", etype) + payload
 
 
 # --- LLDP -------------------------------------------------------------------------------------
@@ -77,7 +81,7 @@ def test_lldp_neighbour_with_port_vlan_and_vlan_names() -> None:
 def test_lldp_ids_by_subtype_network_address_and_mac() -> None:
     frame = (
         tlv(1, b"\x05\x01" + socket.inet_aton("198.18.0.2"))
-        + tlv(2, b"\x03" + lan.mac_bytes(CAM))
+        + tlv(2, b"\x03" + net_addr.mac_bytes(CAM))
         + tlv(3, b"\x00\x05")
         + tlv(0, b"")
     )
@@ -142,7 +146,7 @@ def test_lldp_parser_on_well_framed_random_tlvs(tlvs: list[tuple[int, bytes]]) -
 
 
 def arp(op: int, mac: str, ip: str, target: str, vid: int | None = None) -> bytes:
-    f = lan.build_arp_request(lan.mac_bytes(mac), ip, target, vid)
+    f = net_arp.build_arp_request(net_addr.mac_bytes(mac), ip, target, vid)
     if op == 2:
         f = bytearray(f)
         off = 18 if vid is not None else 14
@@ -180,14 +184,14 @@ def test_device_vid_by_tagged_arp_or_by_configured_mac() -> None:
 
 def test_malformed_lldp_is_counted_and_the_last_complete_neighbour_wins() -> None:
     obs = vlan.Observed()
-    obs.feed(eth(lldpdu(pvid(1)), lan.ETH_P_LLDP), None, OWN)
-    obs.feed(eth(b"\x02\x09zz", lan.ETH_P_LLDP), None, OWN)  # garbage
-    obs.feed(eth(lldpdu(pvid(1))[:-8], lan.ETH_P_LLDP), None, OWN)  # truncated but readable
+    obs.feed(eth(lldpdu(pvid(1)), net_l2.ETH_P_LLDP), None, OWN)
+    obs.feed(eth(b"\x02\x09zz", net_l2.ETH_P_LLDP), None, OWN)  # garbage
+    obs.feed(eth(lldpdu(pvid(1))[:-8], net_l2.ETH_P_LLDP), None, OWN)  # truncated but readable
     assert obs.lldp_malformed == 2
     n = obs.neighbor()
     assert n is not None and n.problems == () and n.pvid == 1
     for _ in range(50):
-        obs.feed(eth(lldpdu(), lan.ETH_P_LLDP), None, OWN)
+        obs.feed(eth(lldpdu(), net_l2.ETH_P_LLDP), None, OWN)
     assert len(obs.lldp) <= 8
 
 
@@ -196,16 +200,16 @@ def test_malformed_lldp_is_counted_and_the_last_complete_neighbour_wins() -> Non
 def test_feed_never_raises(frame: bytes, vid: int | None) -> None:
     obs = vlan.Observed()
     obs.feed(frame, vid, OWN)
-    obs.feed(eth(frame, lan.ETH_P_LLDP), vid, OWN)
-    obs.feed(eth(frame, lan.ETH_P_ARP), vid, OWN)
+    obs.feed(eth(frame, net_l2.ETH_P_LLDP), vid, OWN)
+    obs.feed(eth(frame, net_l2.ETH_P_ARP), vid, OWN)
     assert obs.frames == 3
 
 
 # --- facts and planning -----------------------------------------------------------------------
 
 
-def laptop() -> lan.LocalInterface:
-    return lan.LocalInterface("eth0", 2, OWN, (ipaddress.IPv4Interface("198.18.0.100/24"),))
+def laptop() -> net_ifaces.LocalInterface:
+    return net_ifaces.LocalInterface("eth0", 2, OWN, (ipaddress.IPv4Interface("198.18.0.100/24"),))
 
 
 def test_facts_for_a_device_in_another_vlan() -> None:
@@ -241,7 +245,7 @@ def test_healthy_facts_are_ok() -> None:
         devices=[{"name": "nvr", "kind": "nvr", "added_via": "p2p", "address": "198.18.0.10"}]
     )
     obs = vlan.Observed(untagged_answers={"198.18.0.10": ["02:00:5e:00:53:10"]})
-    obs.feed(eth(lldpdu(pvid(1)), lan.ETH_P_LLDP), None, OWN)
+    obs.feed(eth(lldpdu(pvid(1)), net_l2.ETH_P_LLDP), None, OWN)
     out = vlan.vlan_facts(site, laptop(), obs, 2.0)
     f = {(x.key, x.target): x.value for x in out}
     assert f[("vlan.tags_seen", "")] == []
@@ -284,7 +288,7 @@ def test_bpf_filter_keeps_tagged_lldp_and_arp_and_drops_the_rest() -> None:
     assert run_bpf(ipv4, tag_present=True) > 0  # the kernel took a tag off it
     assert run_bpf(arp(1, CAM, "198.18.0.21", "198.18.0.1", vid=20), False) > 0
     assert run_bpf(arp(2, CAM, "198.18.0.21", "198.18.0.100"), False) > 0
-    assert run_bpf(eth(lldpdu(), lan.ETH_P_LLDP), False) > 0
+    assert run_bpf(eth(lldpdu(), net_l2.ETH_P_LLDP), False) > 0
     assert run_bpf(eth(b"", 0x88A8), False) > 0
     assert run_bpf(eth(b"", 0x86DD), False) == 0
     assert run_bpf(b"\x00" * 6, False) == 0

@@ -33,6 +33,8 @@ from foreign_os import recorded as rec
 # and Babel's locale data would otherwise be looked up under the other OS's names on this one.
 sysconfig.get_config_vars()
 msg("{n} s", n=1.5).render("pl")
+# filelock picks its OS's lock at import (msvcrt on Windows): the Linux one is what runs here.
+importlib.import_module("filelock")
 
 
 @dataclass

@@ -172,3 +172,36 @@ def test_world_is_the_only_way_in(foreign_os: ForeignOS) -> None:
     world = World()
     assert world.net is foreign_os.backend
     assert Thresholds() is not None
+
+
+async def test_mtu_skips_without_linux_socket_options(foreign_os: ForeignOS) -> None:
+    from diag.checks.mtu import MtuCheck
+
+    site = make_site(servers=(P2PServer(LOOPBACK, 9, "udp", "hello"),))
+    out = await MtuCheck().run(context(site, "mtu"))
+    assert out.status == "skip"
+    assert facts(out)["mtu.skipped"] == foreign_os.name
+    assert foreign_os.backend.title in out.summary.render("en")
+    assert out.summary.render("pl") != out.summary.render("en")
+
+
+async def test_heartbeat_arp_through_send_arp(windows: ForeignOS) -> None:
+    """Windows has no raw Ethernet: the configured devices' MACs come from SendARP, one per
+    address, so no conflict can be seen (no device.ip_conflict fact is made)."""
+    from diag.net.ifaces import local_interfaces
+
+    iface = next(i for i in local_interfaces() if i.name == "Ethernet")
+    scan = await heartbeat.os_arp(windows.backend, iface, ["198.18.0.1", "198.18.0.77"])
+    assert scan.by_ip() == {"198.18.0.1": ["00:50:56:9a:0b:01"]}
+    assert scan.sent == 2
+    assert windows.iphlpapi is not None
+    assert "SendARP 198.18.0.77" in windows.iphlpapi.calls
+
+
+async def test_ipv6(foreign_os: ForeignOS) -> None:
+    from diag.checks.ipv6 import Ipv6Check
+
+    # The recorded adapters have no global IPv6 address: IPv4 only, whatever the OS.
+    out = await Ipv6Check().run(context(make_site(), "ipv6"))
+    assert out.status == "ok"
+    assert facts(out)["ipv6.global_address"] is False

@@ -11,15 +11,17 @@ import pytest
 from test_app import wait_until
 from tui_screen import screen_text
 
-from diag.checks import lan
 from diag.checks.base import registry_from
 from diag.devices import discover as disc
 from diag.devices.discover import Discovery, Found
 from diag.model import Site
+from diag.net import ifaces
 from diag.tui.app import DiagApp
 from diag.tui.screens.discover import DiscoverScreen, not_in_site
 
-IFACE = lan.LocalInterface("lo", 1, "02:00:5e:00:53:64", (ipaddress.IPv4Interface("127.0.0.1/8"),))
+IFACE = ifaces.LocalInterface(
+    "lo", 1, "02:00:5e:00:53:64", (ipaddress.IPv4Interface("127.0.0.1/8"),)
+)
 
 
 def result(site: Site) -> Discovery:
@@ -59,11 +61,11 @@ async def test_f_key_lists_what_the_site_file_lacks(
     )
     asked: list[Any] = []
 
-    async def fake_discover(iface: lan.LocalInterface, **kw: Any) -> Discovery:
+    async def fake_discover(iface: ifaces.LocalInterface, **kw: Any) -> Discovery:
         asked.append((iface.name, kw))
         return result(site)
 
-    monkeypatch.setattr(lan, "local_interfaces", lambda: [IFACE])
+    monkeypatch.setattr(ifaces, "local_interfaces", lambda: [IFACE])
     monkeypatch.setattr(disc, "discover", fake_discover)
     app = DiagApp(site, registry=registry_from(), autorun=False, lang=lang)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -86,7 +88,7 @@ async def test_no_site_facing_interface_is_said_and_nothing_is_swept(
     async def must_not_run(*a: Any, **k: Any) -> Discovery:
         raise AssertionError("discovery without a site-facing interface")
 
-    monkeypatch.setattr(lan, "local_interfaces", lambda: [])
+    monkeypatch.setattr(ifaces, "local_interfaces", lambda: [])
     monkeypatch.setattr(disc, "discover", must_not_run)
     app = DiagApp(site, registry=registry_from(), autorun=False)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -77,10 +77,10 @@ class DiscoverScreen(ModalScreen[None]):
         self.run_worker(self._discover(), name="discover", exclusive=True)
 
     async def _discover(self) -> None:
-        from diag.checks import lan
         from diag.devices import discover as disc
+        from diag.net.ifaces import local_interfaces, pick_interface
 
-        iface = lan.pick_interface(self.site, lan.local_interfaces())
+        iface = pick_interface(self.site, local_interfaces())
         if iface is None:
             # Never the default route's LAN: the site file must say which LAN is the site's.
             self._say(t(N_("no interface faces the site: set network.interface"), self.lang))
