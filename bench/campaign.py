@@ -497,6 +497,7 @@ def run_case(case: Case, deep: bool, heartbeat: int) -> dict[str, Any]:
 
     t0 = time.monotonic()
     out: dict[str, Any] = {"seed": case.seed, "case": case.name, "age": case.age, "runs": {}}
+    out["started"] = time.time()
     try:
         state = runtime.up("healthy")
     except Exception as exc:  # a lab that does not come up is no verdict on the diagnosis
@@ -530,6 +531,7 @@ def run_case(case: Case, deep: bool, heartbeat: int) -> dict[str, Any]:
     finally:
         runtime.down(lab)
     out["wall_s"] = round(time.monotonic() - t0, 1)
+    out["ended"] = time.time()
     return out
 
 
@@ -730,12 +732,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", help="write every case's result here")
     ap.add_argument("--md", help="write the report (Markdown) here")
     ap.add_argument("--list", action="store_true", help="print the cases and exit")
+    ap.add_argument(
+        "--jsonl", help="append every finished case here as it ends (a long run can be cut short)"
+    )
+    ap.add_argument(
+        "--report-from", metavar="JSONL", help="print the report of a (partial) --jsonl file"
+    )
     args = ap.parse_args(argv)
     seeds = (
         [int(s) for s in args.seeds.split(",")]
         if args.seeds
         else list(range(args.seed, args.seed + args.cases))
     )
+    if args.report_from:
+        done = [json.loads(x) for x in Path(args.report_from).read_text().splitlines() if x]
+        done.sort(key=lambda r: r["seed"])
+        by_seed = {r["seed"]: make_case(r["seed"]) for r in done}
+        modes = ["quick"] + (["deep"] if any("deep" in r.get("runs", {}) for r in done) else [])
+        wall = max((r.get("ended", 0) for r in done), default=0) - min(
+            (r.get("started", 0) for r in done), default=0
+        )
+        print(report(done, by_seed, modes, wall))
+        return 0
     cases = {s: make_case(s) for s in seeds}
     if args.list:
         for s, c in cases.items():
@@ -748,6 +766,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for fut in cf.as_completed(futs):
             r = fut.result()
             results.append(r)
+            if args.jsonl:
+                with open(args.jsonl, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(r) + "\n")
             marks = []
             for mode, run in r.get("runs", {}).items():
                 if "error" in run:

@@ -285,3 +285,28 @@ def test_no_grey_offline_or_degraded_device_is_ever_left_without_a_why(
     devs, _ = run(over, site=site)
     silent = [v.device for v in devs.values() if _silent_grey(v)]
     assert not silent, {n: (devs[n].state, devs[n].causes) for n in silent}
+
+
+def test_the_unexplained_verdict_reaches_json_html_and_the_monitor_status_line() -> None:
+    import datetime as dt
+
+    from diag.model import Run
+    from diag.monitor.command import _status
+    from diag.reports import html
+    from diag.reports import json as rjson
+
+    site = make_site()
+    facts = healthy(site)
+    facts[("device.platform_online", "Cam-P2P")] = (False, "")
+    checks = tuple(results(facts))
+    verdicts, site_causes = diagnose(site, checks)
+    run_ = Run("Test site", dt.datetime.now(dt.UTC), 1.0, checks, verdicts, site_causes)
+    data = rjson.run_to_dict(run_)
+    assert rjson.validate(data) == []
+    dev = next(d for d in data["devices"] if d["name"] == "Cam-P2P")
+    assert dev["causes"][0]["id"] == "unexplained"
+    page = html.render(run_)
+    assert "Not explained" in page and "Reboot the device" in page
+    line, _ = _status(run_, "en", [])
+    assert "Cam-P2P" in line and "Not explained" in line
+    assert "Niewyjaśnione" in _status(run_, "pl", [])[0]
