@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,12 @@ COLLAPSE_LOSS_PCT = 10.0
 # Loss whose interval's low end is above this (%) loses whole probe series (every platform
 # server silent).
 SILENCING_LOSS_PCT = 50.0
+# The TCP throughput loss allows (Mathis et al., "The macroscopic behavior of the TCP congestion
+# avoidance algorithm", 1997): MSS / RTT * C / sqrt(p). MSS of a 1500-byte Ethernet path, bytes;
+# C = sqrt(3/2) for Reno with delayed ACKs off. CUBIC and BBR do better, so the ceiling is used
+# only as an upper bound taken at the loss interval's low end and the lowest RTT seen.
+MATHIS_MSS_BYTES = 1448
+MATHIS_C = math.sqrt(1.5)
 # Bufferbloat without loss, latency or jitter at idle: a note (advice), not a verdict.
 BLOAT_ONLY = 0.45
 # What latency or jitter alone accounts for (no packet is lost).
@@ -1588,7 +1595,7 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
     low = rate_interval_pct(loss or 0.0, n)[0]
     if not lossy:
         predicts: tuple[str, ...] | None = LATENCY_ONLY_PREDICTS  # delay loses nothing
-    elif low < COLLAPSE_LOSS_PCT:
+    elif low < COLLAPSE_LOSS_PCT and not _loss_caps_upload(env, low):
         predicts = _all_but("upload.very-slow", "platform.silent")
     elif low < SILENCING_LOSS_PCT:
         predicts = _all_but("platform.silent")  # TCP collapses; some probes still pass
@@ -1602,6 +1609,30 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
         shows=shows,
         predicts=predicts,
     )
+
+
+def tcp_ceiling_mbps(loss_pct: float, rtt_ms: float) -> float | None:
+    """The most TCP gets through a path losing ``loss_pct`` % at ``rtt_ms`` ms RTT, Mbit/s."""
+    if loss_pct <= 0 or rtt_ms <= 0:
+        return None
+    bits_per_s = MATHIS_MSS_BYTES * 8 / (rtt_ms / 1000.0) * MATHIS_C / math.sqrt(loss_pct / 100.0)
+    return bits_per_s / 1e6
+
+
+def _loss_caps_upload(env: Env, loss_low_pct: float) -> bool:
+    """True when the loss alone keeps TCP below a quarter of the streams' need.
+
+    Then a very slow upload is what the loss predicts (a link losing 5 % at 55 ms RTT carries
+    about 1.2 Mbit/s of TCP whatever its rate), not a second cause beside it.
+    """
+    need = _needed_upload(env)
+    rtts = [
+        r for k in ("bw.idle_rtt_ms", "wan.rtt_ms") if (r := env.facts.num(k)) is not None and r > 0
+    ]
+    if need is None or need <= 0 or not rtts:
+        return False
+    ceiling = tcp_ceiling_mbps(loss_low_pct, min(rtts))
+    return ceiling is not None and ceiling < need * VERY_SLOW_SHARE
 
 
 def _all_but(*symptoms: str) -> tuple[str, ...]:

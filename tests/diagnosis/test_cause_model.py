@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rules import NAME, REMOVE, TCP, UDP, conf, healthy, make_site, results, run, strong
@@ -15,7 +16,7 @@ from test_rules import NAME, REMOVE, TCP, UDP, conf, healthy, make_site, results
 from diag.diagnosis import diagnose
 from diag.diagnosis.catalog import CATALOG, SYMPTOMS
 from diag.diagnosis.engine import STRONG, load_rules
-from diag.diagnosis.rules import RULES, Hit, Rule
+from diag.diagnosis.rules import RULES, Hit, Rule, tcp_ceiling_mbps
 from diag.diagnosis.stats import rate_interval_pct, wilson
 from diag.i18n import msg, render
 from diag.model import Verdict
@@ -98,6 +99,30 @@ def test_a_very_slow_upload_is_not_explained_by_moderate_loss() -> None:
     # loss this heavy collapses TCP: it accounts for any upload figure
     _, site = run(LOSSY_LINK | {("bw.upload_mbps", ""): 1.0})
     assert conf(site, "low-bandwidth") < STRONG <= conf(site, "wan-loss-latency")
+
+
+def test_loss_that_caps_tcp_below_a_quarter_of_the_need_explains_a_very_slow_upload() -> None:
+    # The lab's wan-loss-latency row as CI saw it: 9 % of 100 probes lost at 55 ms idle RTT; TCP
+    # cannot carry more than about 1.2 Mbit/s there (Mathis), so 2.3 Mbit/s is the loss's doing.
+    lossy = {
+        ("wan.loss_pct", ""): 9.0,
+        ("wan.loss_probes", ""): (100, ""),
+        ("bw.idle_rtt_ms", ""): 54.8,
+        ("wan.rtt_ms", ""): 143.0,
+        ("bw.needed_upload_mbps", ""): 12.8,
+        ("bw.upload_mbps", ""): 2.3,
+    }
+    _, site = run(lossy)
+    assert conf(site, "low-bandwidth") < STRONG <= conf(site, "wan-loss-latency")
+    # the same loss on a 5 ms path leaves TCP room for 16 Mbit/s: the slow upload is its own cause
+    _, site = run(lossy | {("bw.idle_rtt_ms", ""): 5.0, ("wan.rtt_ms", ""): 5.0})
+    assert conf(site, "low-bandwidth") >= STRONG and conf(site, "wan-loss-latency") >= STRONG
+
+
+def test_tcp_ceiling() -> None:
+    # 1448-byte segments, 100 ms, 1 % loss: 11.584 kbit per RTT * sqrt(1.5) / 0.1 = 1.42 Mbit/s
+    assert tcp_ceiling_mbps(1.0, 100.0) == pytest.approx(1.4187, rel=1e-3)
+    assert tcp_ceiling_mbps(0.0, 100.0) is None
 
 
 def test_jitter_alone_does_not_explain_dns_timeouts_and_laptop_jitter_is_not_the_links() -> None:
