@@ -139,8 +139,9 @@ def locate(
     no witness: when it is the next hop, the probe died there if it was ``refused`` (its
     rejection lost to the budget, certain=False: a later look may settle it) and is unknown if
     not; when it is the last hop that answered this probe and the probe was refused, that hop is
-    the one rejecting. A refusal after the operator's first hop, with no router at the next TTL,
-    is the destination refusing, its ICMP errors rate-limited.
+    the one rejecting (certain=False too: its budget may have gone on other traffic). A refusal after the operator's first hop, with no router at the next TTL,
+    is the destination refusing, its ICMP errors rate-limited (certain=False: the last hop may
+    be rejecting with its budget spent on earlier probes).
     """
     gw = gateway_at or 1
     routers = hop_numbers([hops, *others, reference])
@@ -170,13 +171,15 @@ def locate(
         return ttl not in seen and any(t > ttl for t in seen)
 
     if refused and reached >= 1 and muted(reached):
-        return Location(False, reached, where(reached), "refused by a hop short of ICMP")
+        return Location(False, reached, where(reached), "refused by a hop short of ICMP", False)
     if muted(nxt):
         if refused:
             return Location(False, nxt, where(nxt), "refused by a hop out of ICMP", False)
         return Location(False, None, "unknown", "the next hop answers no walk", False)
     if refused and reached > gw and nxt not in routers.values():
-        return Location(False, reached, "beyond", "refused beyond the operator's first hop")
+        # Or the last hop rejects with its ICMP spent on the earlier checks' probes: a later
+        # look gets the rejection from whichever sends it.
+        return Location(False, reached, "beyond", "refused beyond the operator's first hop", False)
     if last is None:
         if any(h.ttl == 1 and h.kind == "time-exceeded" for h in reference):
             # The first hop answers the reference: this probe dies there before its TTL
