@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.binding import Binding
 from textual.pilot import Pilot
 from tui_fakes import FakeCheck, fake_registry, reachability, site_facts
 from tui_screen import region_text, screen_text
@@ -477,3 +478,18 @@ async def test_diagnosis_recomputed_as_each_check_finishes(
     assert calls[0] == ["wan"]
     assert calls[1] == ["heartbeat", "wan"]
     assert calls[-1] == ["heartbeat", "wan"] and len(calls) == 3
+
+
+def test_every_key_binding_is_on_the_help_screen() -> None:
+    """A key the dashboard or the app answers to and the help does not list is a hidden feature
+    (``f``, the found-on-the-LAN screen, was one)."""
+    from diag.tui.screens.help import KEY_HELP
+
+    listed = {k.strip() for keys, _ in KEY_HELP for k in keys.split(",")}
+    names = {"question_mark": "?", "ctrl+c": "q"}  # ctrl+c quits like q, listed with it
+    bound = {
+        names.get(b.key, b.key)
+        for b in (*Dashboard.BINDINGS, *DiagApp.BINDINGS)
+        if isinstance(b, Binding)
+    }
+    assert bound <= listed, sorted(bound - listed)
