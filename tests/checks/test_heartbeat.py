@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from device_emulator import PASSWORD, Emulator, free_port
+from device_emulator import PASSWORD, free_port
 from fakes import FakeDNS, HttpsServer, answer, make_ca, make_cert, make_site
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -342,20 +342,6 @@ def test_http_port_by_name_then_by_number() -> None:
 
 
 # --- the whole check on loopback --------------------------------------------------------------
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Any]:
-    started: list[Emulator] = []
-
-    def start(**cfg: Any) -> Emulator:
-        e = Emulator(tmp_path, **cfg)
-        started.append(e)
-        return e
-
-    yield start
-    for e in started:
-        e.stop()
 
 
 @pytest.fixture
