@@ -31,6 +31,13 @@ guard.install()
 from labkit import *  # noqa: E402, F403  (lab fixtures: tests/labkit.py)
 
 
+@pytest.fixture(autouse=True)
+def _device_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test learns device MACs into a file of its own (diag.devices.learnt), never into the
+    user's state dir; lab runs inherit it through the environment."""
+    monkeypatch.setenv("DIAG_DEVICE_STATE", str(tmp_path / "device-state.json"))
+
+
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Any]:
     """``start(**cfg) -> Emulator``: lab device emulators on loopback (tests/device_emulator.py),

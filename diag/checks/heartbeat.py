@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import httpx
 
 from diag.checks.base import NEED_ROOT, Check, Context
-from diag.devices import DeviceReport, Target, isapi, read_device
+from diag.devices import DeviceReport, Target, isapi, learnt, read_device
 from diag.devices import http as devhttp
 from diag.i18n import N_, Message, msg
 from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site
@@ -444,6 +444,12 @@ class HeartbeatCheck(Check):
             remaining=ctx.remaining,
         )
         facts: list[Fact] = []
+        # The MACs earlier runs learnt for this site's devices (device-address-changed).
+        store_path = learnt.state_path()
+        store, note = await ctx.run_blocking(learnt.load, store_path)
+        if note is not None:
+            facts.append(Fact("lan.learnt_macs_error", note))
+        was_learnt = store.get(site.name, {})
         if any(d.address and not _is_loopback(d.address) for d in devices):
             icmp = icmp_available(root, net)
             facts.append(Fact("lan.icmp", icmp or "unavailable"))
@@ -554,6 +560,7 @@ class HeartbeatCheck(Check):
             facts.extend(fs)
 
         arp_s: float | None = None
+        found: dict[str, list[str]] = {}
         if dev_task is not None and sweep_task is not None:
             dev_scan, sweep_scan = await dev_task, await sweep_task
             arp_s = round(max(dev_scan.duration_s, sweep_scan.duration_s), 3)
@@ -568,7 +575,14 @@ class HeartbeatCheck(Check):
             ]
             facts.append(Fact("lan.unknown_hosts", unknown))  # type: ignore[arg-type]
             facts.append(Fact("lan.hosts_found", len(found)))
-            facts.extend(moved_devices(devices, found))
+            facts.extend(moved_devices(devices, found, was_learnt))
+        seen = {m.lower() for macs in found.values() for m in macs}
+        now = learnt.update(was_learnt, observed_macs(devices, facts), seen, ctx.world.now().date())
+        if now != was_learnt:
+            store[site.name] = now
+            note = await ctx.run_blocking(learnt.save, store_path, store)
+            if note is not None:
+                facts.append(Fact("lan.learnt_macs_error", note))
         return summarize(devices, facts, arp_s, site)
 
 
@@ -585,14 +599,26 @@ async def os_arp(net: Backend, iface: LocalInterface, ips: Sequence[str]) -> Arp
     return ArpScan([a for a in got if a is not None], len(ips), time.monotonic() - t0)
 
 
-def moved_devices(devices: Sequence[Device], found: Mapping[str, Sequence[str]]) -> list[Fact]:
-    """``device.seen_at``: a device whose MAC the site file names answers ARP at another address
-    and not at its own (DHCP moved it). Pure."""
+def moved_devices(
+    devices: Sequence[Device],
+    found: Mapping[str, Sequence[str]],
+    known: Mapping[str, learnt.Learnt] | None = None,
+) -> list[Fact]:
+    """``device.seen_at``: a device whose MAC (the site file's, else the one an earlier run learnt
+    at its address: ``device.mac_learnt``) answers ARP at another address and not at its own
+    (DHCP moved it). Pure."""
     out: list[Fact] = []
     for d in devices:
-        if not d.mac or not d.address:
+        entry = (known or {}).get(d.name)
+        if not d.address or not (d.mac or entry):
             continue
-        mac = d.mac.lower()
+        if d.mac:
+            mac = d.mac.lower()
+        else:
+            assert entry is not None
+            mac = entry.mac
+            evidence: dict[str, JSONValue] = {"mac": mac, "learnt": entry.learnt}
+            out.append(Fact("device.mac_learnt", evidence, target=d.name))
         if mac in (m.lower() for m in found.get(d.address, ())):
             continue
         elsewhere = sorted(
@@ -600,6 +626,32 @@ def moved_devices(devices: Sequence[Device], found: Mapping[str, Sequence[str]])
         )
         if elsewhere:
             out.append(Fact("device.seen_at", elsewhere[0], target=d.name))
+    return out
+
+
+def observed_macs(devices: Sequence[Device], facts: Sequence[Fact]) -> dict[str, tuple[str, str]]:
+    """Device -> (MAC, address) that answered at its configured address this run (pure): the one
+    MAC ARP heard there (two: an IP conflict, nothing is learnt), else, when this run had no ARP
+    for it, the MAC the device's own API reports (it answered at that address)."""
+    arp: dict[str, list[str]] = {}
+    api: dict[str, str] = {}
+    for f in facts:
+        if f.key == "device.arp_macs" and isinstance(f.value, list):
+            arp[f.target] = [m for m in f.value if isinstance(m, str)]
+        elif f.key == "device.info" and isinstance(f.value, dict):
+            mac = f.value.get("mac")
+            if isinstance(mac, str) and mac:
+                api[f.target] = mac
+    out: dict[str, tuple[str, str]] = {}
+    for d in devices:
+        if not d.address:
+            continue
+        macs = arp.get(d.name)
+        if macs is not None:
+            if len(macs) == 1:
+                out[d.name] = (macs[0], d.address)
+        elif d.name in api:
+            out[d.name] = (api[d.name], d.address)
     return out
 
 

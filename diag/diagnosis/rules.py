@@ -506,18 +506,31 @@ def _clock_wrong(env: Env, d: Device | None) -> Hit | None:
 
 
 def _address_changed(env: Env, d: Device | None) -> Hit | None:
-    """The device's MAC answers at another address and not at its own: DHCP moved it."""
+    """The device's MAC (the site file's, or the one an earlier run learnt at its address) answers
+    at another address and not at its own: DHCP moved it."""
     assert d is not None
     seen = env.facts.text("device.seen_at", d.name)
     if not seen or seen == d.address:
         return None
-    detail = msg(
-        "{device}'s network card ({mac}) now answers at {new}, not at {old}",
-        device=d.name,
-        mac=d.mac or "?",
-        new=seen,
-        old=d.address or "?",
-    )
+    was = env.facts.mapping("device.mac_learnt", d.name)
+    learnt_mac, learnt_on = was.get("mac"), was.get("learnt")
+    if not d.mac and isinstance(learnt_mac, str) and isinstance(learnt_on, str):
+        detail = msg(
+            "{device}'s network card ({mac}, learnt on {date} at {old}) now answers at {new}",
+            device=d.name,
+            mac=learnt_mac,
+            date=learnt_on,
+            new=seen,
+            old=d.address or "?",
+        )
+    else:
+        detail = msg(
+            "{device}'s network card ({mac}) now answers at {new}, not at {old}",
+            device=d.name,
+            mac=d.mac or "?",
+            new=seen,
+            old=d.address or "?",
+        )
     if d.added_via == "ip":
         return Hit(0.9, detail=detail, effect="offline")
     # The app finds P2P devices by serial, wherever they are: only the site file is out of date.
@@ -1677,7 +1690,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "device-address-changed",
         _address_changed,
-        ("device.seen_at", "device.reachable", "device.arp_macs"),
+        ("device.seen_at", "device.mac_learnt", "device.reachable", "device.arp_macs"),
         0.9,
         shows=("device.moved", "device.silent"),
     ),

@@ -78,3 +78,22 @@ def test_no_seen_at_no_address_cause() -> None:
     devs, _ = run(dead("Cam-IP"))
     assert conf(devs["Cam-IP"].causes, "device-address-changed") == 0.0
     assert top(devs["Cam-IP"]) == "device-no-power"
+
+
+def test_a_device_without_a_site_file_mac_moved_by_its_learnt_mac() -> None:
+    import dataclasses
+
+    from test_rules import DEVICES, make_site
+
+    site = make_site(*(dataclasses.replace(d, mac=None) for d in DEVICES))
+    over = {
+        **moved("Cam-IP", "198.18.0.121"),
+        ("device.mac_learnt", "Cam-IP"): {"mac": "02:00:00:00:00:21", "learnt": "2026-11-30"},
+    }
+    devs, _ = run(over, site=site)
+    v = devs["Cam-IP"]
+    assert top(v) == "device-address-changed" and v.icon == "grey"
+    detail = v.causes[0].detail
+    assert detail is not None
+    assert "learnt on 2026-11-30" in detail.render("en") and "198.18.0.121" in detail.render("en")
+    assert "poznana 2026-11-30" in detail.render("pl")
