@@ -261,7 +261,8 @@ async def test_l_switches_language_live(site: Site) -> None:
         assert app.lang == "pl" and dash(app).lang == "pl"
         text = screen_text(app)
         assert "English" in text  # the key now offers the way back
-        yard = next(ln for ln in text.splitlines() if "Yard camera" in ln[:30])
+        # The row by its name's start: at 80 columns the Polish state words leave it 9 cells.
+        yard = next(ln for ln in text.splitlines() if "Yard cam" in ln[:30])
         assert render(STATE_WORD["offline"], "pl") in yard  # its state, in Polish
         assert "offline" not in yard
         assert "Urządzenia" in text and "Testy" in text
@@ -493,3 +494,26 @@ def test_every_key_binding_is_on_the_help_screen() -> None:
         if isinstance(b, Binding)
     }
     assert bound <= listed, sorted(bound - listed)
+
+
+@pytest.mark.parametrize("lang", ["en", "pl"])
+async def test_device_list_marks_each_state_with_a_glyph_not_only_a_colour(
+    site: Site, lang: str
+) -> None:
+    from tui_frozen import frozen_run, frozen_world
+
+    from diag import vocab
+
+    run = frozen_run(site)
+    app = DiagApp(site, frozen=run, world=frozen_world(), autorun=False, lang=lang)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        devices = dash(app).devices
+        for v in run.devices:
+            cell = devices.get_cell(v.device, "state")
+            # Read without colour: the mark, then the state's word in this language.
+            assert cell.plain.split(" ", 1) == [
+                vocab.STATE_GLYPH[v.state],
+                render(vocab.STATE_TAG[v.state], lang),
+            ]
+    assert {v.state for v in run.devices} == set(vocab.STATES)

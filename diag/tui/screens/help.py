@@ -15,6 +15,7 @@ from diag.i18n import N_
 from diag.model import ADDED_VIA
 from diag.tui.present import (
     GREY,
+    GREY_MEANING,
     ICON_GLYPH,
     STATUS_GLYPH,
     STATUS_WORD,
@@ -54,7 +55,7 @@ def help_text(lang: str) -> Text:
         out.append(f"{t(VIA_TAG[via], lang):<6} ", style=VIA_COLOUR[via])
         out.append(t(VIA_MEANING[via], lang) + "\n")
     out.append(f"  {ICON_GLYPH['grey']} ", style=f"bold {GREY}")
-    out.append(t(N_("grey: the app has no connection to the device"), lang) + "\n")
+    out.append(t(GREY_MEANING, lang) + "\n")
     out.append(f"  {ICON_GLYPH['unknown']} ", style="dim")
     out.append(t(N_("not diagnosed yet"), lang) + "\n")
     out.append("  G ", style="bold reverse")
