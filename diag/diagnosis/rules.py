@@ -30,6 +30,7 @@ from typing import Any
 from diag.diagnosis.catalog import (
     CATALOG,
     IP_VIA,
+    LOST_SERIES,
     P2P_VIA,
     PHONE_CHECKLIST,
     PHONE_MEASURED_FIX,
@@ -71,17 +72,6 @@ SERIES_TRIES = 3
 # three-try series 47 % of the time and every one of three platform servers' 10 % of the time;
 # 10 % loss (up to 30 %) loses a series 2.7 % of the time.
 SERIES_CHANCE = 0.05
-# What lost series look like: ports that seem blocked, no UDP answer, a NAT mapping that seems
-# to expire (its keepalives lost).
-SERIES_SYMPTOMS = (
-    "ports.blocked-router",
-    "ports.blocked-router-udp",
-    "ports.blocked-isp",
-    "ports.blocked-isp-udp",
-    "ports.blocked-unknown",
-    "udp.blocked",
-    "nat.short-lifetime",
-)
 # The TCP throughput loss allows (Mathis et al., "The macroscopic behavior of the TCP congestion
 # avoidance algorithm", 1997): MSS / RTT * C / sqrt(p). MSS of a 1500-byte Ethernet path, bytes;
 # C = sqrt(3/2) for Reno with delayed ACKs off. CUBIC and BBR do better, so the ceiling is used
@@ -1719,7 +1709,7 @@ def _loss_predicts(env: Env, low: float, high: float) -> tuple[str, ...] | None:
     if low < COLLAPSE_LOSS_PCT and not _loss_caps_upload(env, low):
         out.append("upload.very-slow")
     if series < SERIES_CHANCE:
-        out += SERIES_SYMPTOMS
+        out += LOST_SERIES
     if series**servers < SERIES_CHANCE:
         out.append("platform.silent")
     return _all_but(*out) if out else None
