@@ -27,7 +27,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from diag.checks import tcpinfo
+from diag.net import tcpinfo
 from diag.checks.base import Check, Context, profile_need
 from diag.i18n import msg
 from diag.model import Fact, Outcome, Site

@@ -38,7 +38,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from diag.checks import tcpinfo
+from diag.net import tcpinfo
 from diag.lab.emulators import fmt_addr, log, run
 
 COMPONENT = "ndt7"
