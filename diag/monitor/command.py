@@ -38,10 +38,12 @@ STATE_EXIT = {"online": OK, "degraded": WARNING, "unknown": WARNING, "offline": 
 LABEL = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 # Keep one year of 5-minute samples by default: the report's availability timeline covers a year.
 DEFAULT_RETENTION_DAYS = 400
-# Checks a cron run leaves out unless asked (--only or --all-checks): a speed test every 5 minutes
-# would move gigabytes a day over the site's (often metered LTE) link and disturb the cameras'
-# own uploads; the dashboard and `diag run` measure bandwidth when an installer is there.
-CRON_EXCLUDED = ("bandwidth",)
+# Checks a cron run leaves out unless asked (--only or --all-checks). bandwidth: a speed test
+# every 5 minutes would move gigabytes a day over the site's (often metered LTE) link and disturb
+# the cameras' own uploads; the dashboard and `diag run` measure it when an installer is there.
+# phone: it reads what a phone's page posted to `diag phone` in the same process, which a cron run
+# never has, so it would be listed as skipped on every run.
+CRON_EXCLUDED = ("bandwidth", "phone")
 # With --wait and no value, wait this long for an earlier run to finish, s: longer than any run's
 # deadline, shorter than the usual 5-minute cron period.
 DEFAULT_WAIT_S = 120.0
@@ -164,7 +166,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--all-checks",
         action="store_true",
-        help=f"also run {', '.join(CRON_EXCLUDED)} (moves data over the site's link every run)",
+        help=f"also run {', '.join(CRON_EXCLUDED)} (the speed test moves data over the link)",
     )
     p.add_argument(
         "-t",
@@ -257,25 +259,15 @@ def _monitor(args: argparse.Namespace) -> tuple[str, int]:
 
 def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tuple[str, int]:
     from diag.checks.base import load_checks
-    from diag.i18n import msg
+    from diag.i18n import Message, msg
     from diag.monitor import alerts, exporters
     from diag.monitor.history import StoreHistory
     from diag.runner import DEFAULT_DEADLINE_S, execute
 
     registry = load_checks()
-    if args.only is not None:
-        only: list[str] | None = [c.strip() for c in args.only.split(",") if c.strip()]
-        if not only:
-            return _line(UNKNOWN, msg("--only names no check").render(lang)), UNKNOWN
-        unknown = [c for c in only if c not in registry]
-        if unknown:
-            # A typo in a service definition must not stay green forever.
-            text = msg("unknown check {id} in --only; see `diag checks`", id=unknown[0])
-            return _line(UNKNOWN, text.render(lang)), UNKNOWN
-    elif args.all_checks:
-        only = None
-    else:
-        only = [c for c in registry.ids if c not in CRON_EXCLUDED]
+    only = select_checks(registry.ids, args.only, args.all_checks)
+    if isinstance(only, Message):
+        return _line(UNKNOWN, only.render(lang)), UNKNOWN
     run = asyncio.run(
         execute(
             site,
@@ -347,6 +339,30 @@ def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tu
     if oldest is not None and oldest < cutoff:
         store.prune(cutoff)
     return _status(run, lang, notes)
+
+
+def select_checks(
+    ids: Sequence[str], only: str | None, all_checks: bool
+) -> list[str] | Message | None:
+    """The checks a monitor run runs (None: all), or why it cannot run (a usage problem).
+
+    ``--only`` picks exactly (an excluded check too); ``--all-checks`` runs every one; otherwise
+    every installed check but ``CRON_EXCLUDED``.
+    """
+    from diag.i18n import msg
+
+    if only is not None:
+        picked = [c.strip() for c in only.split(",") if c.strip()]
+        if not picked:
+            return msg("--only names no check")
+        unknown = [c for c in picked if c not in ids]
+        if unknown:
+            # A typo in a service definition must not stay green forever.
+            return msg("unknown check {id} in --only; see `diag checks`", id=unknown[0])
+        return picked
+    if all_checks:
+        return None
+    return [c for c in ids if c not in CRON_EXCLUDED]
 
 
 def _no_check_ran(run: Run) -> Message:
