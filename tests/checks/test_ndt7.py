@@ -22,8 +22,8 @@ import itertools
 from netfakes_bpw import LOOPBACK, context, make_site
 
 from diag.checks import bandwidth, ndt7
-from diag.net import tcpinfo
 from diag.lab.emulators import ndt7 as server
+from diag.net import tcpinfo
 
 
 @contextlib.asynccontextmanager
