@@ -27,10 +27,10 @@ import struct
 import time
 from dataclasses import dataclass
 
-from diag.checks import tcpinfo
 from diag.checks.base import Check, Context, profile_need
 from diag.i18n import msg
 from diag.model import Fact, Outcome, Site
+from diag.net import tcpinfo
 from diag.net.backend import CAP_RECVERR, Backend
 from diag.net.icmp import open_icmp_socket
 from diag.net.resolve import ResolveError, resolve, site_resolver

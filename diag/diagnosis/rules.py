@@ -464,16 +464,27 @@ def _ip_conflict(env: Env, d: Device | None) -> Hit | None:
 
 def _clock_wrong(env: Env, d: Device | None) -> Hit | None:
     """The device's clock is off by more than ``thresholds.clock_skew_s``, or it keeps no time
-    by NTP and its clock could not be compared (an API that gives local time only)."""
+    by NTP (off, no server, or no server it names answers SNTP) and its clock could not be
+    compared (an API that gives local time only)."""
     assert d is not None
     f = env.facts
     offset = f.num("device.clock_offset_s", d.name)
     clock = f.mapping("device.clock", d.name)
     servers = [s for s in clock.get("ntp_servers") or [] if isinstance(s, str)]
     ntp = f.flag("device.ntp_enabled", d.name)
-    ntp_off = ntp is False or (ntp is True and not servers)
+    # NTP on, but none of its servers gave the laptop a synchronized time: the clock drifts.
+    ntp_dead = ntp is True and bool(servers) and f.flag("device.ntp_reachable", d.name) is False
+    ntp_off = ntp is False or (ntp is True and not servers) or ntp_dead
     online = f.flag("device.platform_online", d.name)
-    ntp_word = msg("off") if ntp_off else msg("on") if ntp is True else msg("unknown")
+    ntp_word = (
+        msg("on, but its server does not answer")
+        if ntp_dead
+        else msg("off")
+        if ntp_off
+        else msg("on")
+        if ntp is True
+        else msg("unknown")
+    )
     if offset is not None and abs(offset) > env.site.thresholds.clock_skew_s:
         minutes = round(abs(offset) / 60)
         detail = (
@@ -495,6 +506,16 @@ def _clock_wrong(env: Env, d: Device | None) -> Hit | None:
             # The cloud takes it anyway (this platform does not check): a note, not the cause.
             return Hit(0.45, detail=detail, effect="none")
         return Hit(0.9 if online is False or d.added_via == "ip" else 0.75, detail=detail)
+    if offset is None and ntp_dead and online is not True:
+        return Hit(
+            0.4,
+            detail=msg(
+                "{device} sets its clock by NTP from {servers}, which does not answer, and its "
+                "clock could not be compared",
+                device=d.name,
+                servers=", ".join(servers),
+            ),
+        )
     if offset is None and ntp_off and online is not True:
         return Hit(
             0.4,
@@ -1683,7 +1704,13 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "device-clock-wrong",
         _clock_wrong,
-        ("device.clock_offset_s", "device.ntp_enabled", "device.clock", "device.platform_online"),
+        (
+            "device.clock_offset_s",
+            "device.ntp_enabled",
+            "device.ntp_reachable",
+            "device.clock",
+            "device.platform_online",
+        ),
         0.9,
         shows=("device.clock-off",),
     ),

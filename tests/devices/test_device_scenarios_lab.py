@@ -87,6 +87,45 @@ def test_a_mac_learnt_by_one_run_names_the_move_in_the_next(tmp_path: Path) -> N
     assert new in said and "learnt on " + entries["ipc1"]["learnt"] in said
 
 
+def test_the_devices_ntp_server_is_asked_and_a_silent_one_explains_a_drifted_clock() -> None:
+    """Every lab device names the router's NTP server (diag.lab.emulators.ntp): the laptop's SNTP
+    request gets a synchronized time from it. Then ipc2 is pointed at an address where nothing
+    answers and its clock drifts an hour: the quick run names device-clock-wrong and says why."""
+    from diag.lab import runtime
+
+    lab = start_lab("healthy")
+    try:
+        first = lab.diag_run(only=["heartbeat"])
+        facts = {
+            (f["key"], f["target"]): f["value"]
+            for c in first["checks"]
+            if c["id"] == "heartbeat"
+            for f in c["facts"]
+        }
+        silent = str(ipaddress.ip_address(lab.status["gateway"]) + 198)
+        runtime.reload_device(
+            lab.name,
+            "ipc2",
+            root=lab.state_dir.parent,
+            clock_offset_s=-3600.0,
+            ntp={"enabled": True, "servers": [silent]},
+        )
+        v = verdicts(lab)
+    finally:
+        lab.down()
+    for d in lab.status["devices"]:
+        name = d["name"]
+        assert facts[("device.ntp_reachable", name)] is True, name
+        (probe,) = facts[("device.ntp_probe", name)]
+        assert probe["server"] == lab.status["gateway"] and probe["status"] == "ok"
+        assert abs(probe["offset_s"]) < 1.0  # the router's clock is the laptop's: one host
+    ipc2 = v["ipc2"]
+    assert ipc2["causes"] and ipc2["causes"][0]["id"] == "device-clock-wrong", ipc2
+    assert "its server does not answer" in str(ipc2["causes"][0])
+    for name in ("nvr", "ipc1", "ipc3"):
+        assert all(c["id"] != "device-clock-wrong" for c in v[name]["causes"]), v[name]
+
+
 def test_mixed_apis_each_device_is_read_through_the_api_it_has() -> None:
     lab = start_lab("mixed-apis")
     try:
