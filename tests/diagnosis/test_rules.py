@@ -1147,6 +1147,7 @@ def test_dead_site_resolver_is_not_the_devices_own_setting() -> None:
 
 # ------------------------------------------------- a check that ran out of time under load
 
+
 def _without(prefix: str) -> dict[tuple[str, str], Any]:
     """Overrides that drop every fact of one check (it ran out of time and said nothing)."""
     return {k: REMOVE for k in healthy(make_site()) if k[0].startswith(prefix)}
