@@ -55,7 +55,12 @@ VIA_MEANING: Mapping[AddedVia, str] = {
 GREY_MEANING = N_("grey: the app has no connection to the device")
 # Filled for an icon the app shows in colour, hollow for a grey one, dotted when not diagnosed.
 ICON_GLYPH: Mapping[str, str] = {"colour": "●", "grey": "○", "unknown": "◌"}
-ICON_WORD: Mapping[str, str] = {"colour": N_("colour"), "grey": N_("grey")}
+# The app icon in words ("app icon: grey"), in every view.
+ICON_WORD: Mapping[str, str] = {"colour": N_("in colour"), "grey": N_("grey")}
+
+
+def icon_word(icon: str) -> str:
+    return ICON_WORD.get(icon, icon)
 
 
 def icon_colour(added_via: str, grey: bool) -> str:
@@ -87,6 +92,13 @@ STATE_WORD: Mapping[str, str] = {
     "offline": N_("offline"),
     "unknown": N_("state unknown"),
 }
+# The state in a narrow column (the dashboard's device list), next to its mark: "?" already says
+# it is the state that is unknown, and the column stays narrow enough for the names at 80 columns.
+STATE_TAG: Mapping[str, str] = {**STATE_WORD, "unknown": N_("unknown")}
+# A mark per state that reads without colour (colour-blind users, a monochrome terminal, print):
+# the dashboard's device list and the report's icon badge show it next to the colour. "?" for
+# unknown: the state could not be measured.
+STATE_GLYPH: Mapping[str, str] = {"online": "✓", "degraded": "!", "offline": "✗", "unknown": "?"}
 # Worst first: the order of the report's "needs attention" table and of every sort by state.
 STATE_ORDER: Mapping[str, int] = {s: i for i, s in enumerate(STATES)}
 # Rich styles of the dashboard and the terminal; the report's CSS has a class per state.
@@ -100,6 +112,11 @@ STATE_STYLE: Mapping[str, str] = {
 
 def state_word(state: str) -> str:
     return STATE_WORD.get(state, state)
+
+
+def state_glyph(state: str) -> str:
+    """The state's mark; a state this version does not know reads as unknown ("?")."""
+    return STATE_GLYPH.get(state, STATE_GLYPH["unknown"])
 
 
 def state_rank(state: str) -> int:
@@ -155,6 +172,20 @@ _LEVEL_RANK: Mapping[Level, int] = {"unknown": 0, "ok": 1, "warn": 2, "bad": 3}
 def worse(a: Level, b: Level) -> Level:
     """The worse of two levels (a measured problem beats "not measured")."""
     return a if _LEVEL_RANK[a] >= _LEVEL_RANK[b] else b
+
+
+# -- whether a probe got through: a port, UDP from the phone -------------------------------------
+
+PASS_WORD: Mapping[str, str] = {
+    "open": N_("open"),
+    "works": N_("works"),
+    "blocked": N_("blocked"),
+}
+
+
+def port_word(is_open: object) -> str:
+    """A probed port's word: "open" only when it was seen open."""
+    return PASS_WORD["open"] if is_open is True else PASS_WORD["blocked"]
 
 
 # -- where a blocked port is blocked (``port.blocked_at``) -----------------------------------------

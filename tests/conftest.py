@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,31 @@ import guard  # noqa: E402
 guard.install()
 
 from labkit import *  # noqa: E402, F403  (lab fixtures: tests/labkit.py)
+
+
+@pytest.fixture(autouse=True)
+def _device_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test learns device MACs into a file of its own (diag.devices.learnt), never into the
+    user's state dir; lab runs inherit it through the environment."""
+    monkeypatch.setenv("DIAG_DEVICE_STATE", str(tmp_path / "device-state.json"))
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Any]:
+    """``start(**cfg) -> Emulator``: lab device emulators on loopback (tests/device_emulator.py),
+    as many as the test starts, all stopped when it ends."""
+    from device_emulator import Emulator
+
+    started: list[Emulator] = []
+
+    def start(**cfg: Any) -> Emulator:
+        e = Emulator(tmp_path, **cfg)
+        started.append(e)
+        return e
+
+    yield start
+    for e in started:
+        e.stop()
 
 
 def is_root() -> bool:

@@ -62,3 +62,30 @@ def test_terminal_table_uses_the_vocabulary_words() -> None:
     text = summary_table(run, "pl")
     for v in run.devices:
         assert render(vocab.state_word(v.state), "pl") in text
+
+
+def test_monitor_report_and_dashboard_word_states_icons_and_ports_alike() -> None:
+    from diag.monitor import alerts
+
+    # The monitor's status line and alerts word a state as every other view does.
+    assert alerts.STATE_WORD is vocab.STATE_TAG
+    run = sample_run(8)
+    for lang in LANGS:
+        ctx = html.context(run, lang)
+        # "blocked" / "open" of a probed port: the vocabulary's words.
+        rows = ctx["network"]["ports"]
+        assert rows and all(r["state"] == render(vocab.port_word(r["open"]), lang) for r in rows)
+        # The legend's grey is the dashboard help's grey.
+        assert ctx["legend"][-1]["label"] == render(vocab.GREY_MEANING, lang)
+        for d in ctx["devices"]:
+            assert d["state_glyph"] == vocab.STATE_GLYPH[d["state"]]
+        text = summary_table(run, lang)
+        for v in run.devices:
+            assert render(vocab.icon_word(v.icon), lang) in text
+
+
+def test_every_state_has_a_mark_that_reads_without_colour() -> None:
+    glyphs = [vocab.state_glyph(s) for s in vocab.STATES]
+    assert len(set(glyphs)) == len(glyphs)
+    assert vocab.state_glyph("unknown") == "?"
+    assert vocab.state_glyph("a-state-from-a-newer-version") == "?"

@@ -30,10 +30,11 @@ from typing import Any, ClassVar
 import httpx
 
 from diag.checks.base import NEED_ROOT, Check, Context
-from diag.devices import DeviceReport, Target, isapi, read_device
+from diag.devices import DeviceReport, Target, isapi, learnt, read_device
 from diag.devices import http as devhttp
 from diag.i18n import N_, Message, msg
 from diag.model import Device, Fact, JSONValue, Metric, Outcome, Site
+from diag.net import sntp
 from diag.net.addr import is_ip, join_host_port
 from diag.net.arp import (
     DEVICE_ARP_PASSES,
@@ -50,6 +51,7 @@ from diag.net.icmp import L2Path, PingStats, icmp_available, ping
 from diag.net.ifaces import LocalInterface, local_interfaces, pick_interface, sweep_targets
 from diag.net.resolve import Resolver
 from diag.net.route import default_route
+from diag.net.sntp import SntpAnswer, sntp_query
 from diag.net.target import Bounded, NotingTransport, bounded
 from diag.net.tcp import tcp_connect
 
@@ -85,6 +87,11 @@ DEVICE_BOUND_S = 15.0
 # A DNS server the device names must answer within 1.5 s (resolvers retry after 1-2 s).
 DNS_TIMEOUT_S = 1.5
 DNS_PORT = 53
+# An NTP server a device names must answer an SNTP request within 1.5 s, three tries 0.5 s apart:
+# a LAN or ISP server answers in milliseconds, the tries cover a lossy link.
+NTP_TIMEOUT_S = 1.5
+NTP_TRIES = 3
+NTP_PORT = sntp.NTP_PORT
 # Replies from devices and the platform are small XML/JSON documents; anything bigger is hostile.
 MAX_BODY = devhttp.MAX_BODY
 IDENTITY = devhttp.IDENTITY
@@ -184,6 +191,8 @@ class Env:
     # system CA store), which for 50 devices was most of the check's time.
     http: httpx.AsyncClient | None = None
     dns_cache: dict[str, asyncio.Task[bool]] = field(default_factory=dict)
+    # One SNTP exchange per NTP server, however many devices name it.
+    ntp_cache: dict[str, asyncio.Future[SntpAnswer]] = field(default_factory=dict)
     # Seconds left before the check's deadline (the context's clock); caps the per-target bounds.
     remaining: Callable[[], float] = field(default=lambda: math.inf)
 
@@ -251,6 +260,7 @@ async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fa
         facts.append(Fact("device.auth_error", _auth_reason(read, report), target=name))
     if report.auth != "ok":
         return facts
+    facts.extend(await ntp_facts(name, report.clock, env, site))
     net = report.network
     p2p = report.p2p
     if net is None and p2p is None:
@@ -282,6 +292,50 @@ async def http_probe(device: Device, port: int, env: Env, site: Site) -> list[Fa
             facts.append(Fact("device.dns_not_asked", list[JSONValue](dns_list), target=name))
         facts.append(Fact("device.gateway_ok", gw_ok and dns_ok is not False, target=name))
     return facts
+
+
+async def ntp_facts(
+    name: str, clock: Mapping[str, JSONValue] | None, env: Env, site: Site
+) -> list[Fact]:
+    """Whether the NTP servers a device sets its clock from answer (SNTP from the laptop).
+
+    Only servers the site may probe are asked (``may_query``: named by the site or on its
+    subnets, SPEC section 7), by IP; a name or an outside address is reported as not asked.
+    ``device.ntp_reachable``: some asked server gave a synchronized time (a kiss-o'-death or an
+    unsynchronized server is no time source).
+    """
+    if not clock or clock.get("ntp") is not True:
+        return []
+    raw = clock.get("ntp_servers")
+    servers = (
+        list(dict.fromkeys(s for s in raw if isinstance(s, str))) if isinstance(raw, list) else []
+    )
+    asked = [s for s in servers if is_ip(s) and may_query(s, site, env)]
+    out: list[Fact] = []
+    not_asked = [s for s in servers if s not in asked]
+    if not_asked:
+        out.append(Fact("device.ntp_not_asked", list[JSONValue](not_asked), target=name))
+    if not asked:
+        return out
+    for server in asked:
+        if server not in env.ntp_cache:
+            env.ntp_cache[server] = asyncio.ensure_future(
+                sntp_query(server, NTP_PORT, NTP_TIMEOUT_S, NTP_TRIES)
+            )
+    answers = [await env.ntp_cache[s] for s in asked]
+    probes: list[JSONValue] = [
+        {
+            "server": s,
+            "status": a.status,
+            "offset_s": a.offset_s,
+            "stratum": a.stratum,
+            "rtt_ms": a.rtt_ms,
+        }
+        for s, a in zip(asked, answers, strict=True)
+    ]
+    out.append(Fact("device.ntp_probe", probes, target=name))
+    out.append(Fact("device.ntp_reachable", any(a.ok for a in answers), target=name))
+    return out
 
 
 def _auth_reason(read: Bounded[DeviceReport], report: DeviceReport) -> str:
@@ -444,6 +498,12 @@ class HeartbeatCheck(Check):
             remaining=ctx.remaining,
         )
         facts: list[Fact] = []
+        # The MACs earlier runs learnt for this site's devices (device-address-changed).
+        store_path = learnt.state_path()
+        store, note = await ctx.run_blocking(learnt.load, store_path)
+        if note is not None:
+            facts.append(Fact("lan.learnt_macs_error", note))
+        was_learnt = store.get(site.name, {})
         if any(d.address and not _is_loopback(d.address) for d in devices):
             icmp = icmp_available(root, net)
             facts.append(Fact("lan.icmp", icmp or "unavailable"))
@@ -554,6 +614,7 @@ class HeartbeatCheck(Check):
             facts.extend(fs)
 
         arp_s: float | None = None
+        found: dict[str, list[str]] = {}
         if dev_task is not None and sweep_task is not None:
             dev_scan, sweep_scan = await dev_task, await sweep_task
             arp_s = round(max(dev_scan.duration_s, sweep_scan.duration_s), 3)
@@ -568,7 +629,14 @@ class HeartbeatCheck(Check):
             ]
             facts.append(Fact("lan.unknown_hosts", unknown))  # type: ignore[arg-type]
             facts.append(Fact("lan.hosts_found", len(found)))
-            facts.extend(moved_devices(devices, found))
+            facts.extend(moved_devices(devices, found, was_learnt))
+        seen = {m.lower() for macs in found.values() for m in macs}
+        now = learnt.update(was_learnt, observed_macs(devices, facts), seen, ctx.world.now().date())
+        if now != was_learnt:
+            store[site.name] = now
+            note = await ctx.run_blocking(learnt.save, store_path, store)
+            if note is not None:
+                facts.append(Fact("lan.learnt_macs_error", note))
         return summarize(devices, facts, arp_s, site)
 
 
@@ -585,14 +653,26 @@ async def os_arp(net: Backend, iface: LocalInterface, ips: Sequence[str]) -> Arp
     return ArpScan([a for a in got if a is not None], len(ips), time.monotonic() - t0)
 
 
-def moved_devices(devices: Sequence[Device], found: Mapping[str, Sequence[str]]) -> list[Fact]:
-    """``device.seen_at``: a device whose MAC the site file names answers ARP at another address
-    and not at its own (DHCP moved it). Pure."""
+def moved_devices(
+    devices: Sequence[Device],
+    found: Mapping[str, Sequence[str]],
+    known: Mapping[str, learnt.Learnt] | None = None,
+) -> list[Fact]:
+    """``device.seen_at``: a device whose MAC (the site file's, else the one an earlier run learnt
+    at its address: ``device.mac_learnt``) answers ARP at another address and not at its own
+    (DHCP moved it). Pure."""
     out: list[Fact] = []
     for d in devices:
-        if not d.mac or not d.address:
+        entry = (known or {}).get(d.name)
+        if not d.address or not (d.mac or entry):
             continue
-        mac = d.mac.lower()
+        if d.mac:
+            mac = d.mac.lower()
+        else:
+            assert entry is not None
+            mac = entry.mac
+            evidence: dict[str, JSONValue] = {"mac": mac, "learnt": entry.learnt}
+            out.append(Fact("device.mac_learnt", evidence, target=d.name))
         if mac in (m.lower() for m in found.get(d.address, ())):
             continue
         elsewhere = sorted(
@@ -600,6 +680,32 @@ def moved_devices(devices: Sequence[Device], found: Mapping[str, Sequence[str]])
         )
         if elsewhere:
             out.append(Fact("device.seen_at", elsewhere[0], target=d.name))
+    return out
+
+
+def observed_macs(devices: Sequence[Device], facts: Sequence[Fact]) -> dict[str, tuple[str, str]]:
+    """Device -> (MAC, address) that answered at its configured address this run (pure): the one
+    MAC ARP heard there (two: an IP conflict, nothing is learnt), else, when this run had no ARP
+    for it, the MAC the device's own API reports (it answered at that address)."""
+    arp: dict[str, list[str]] = {}
+    api: dict[str, str] = {}
+    for f in facts:
+        if f.key == "device.arp_macs" and isinstance(f.value, list):
+            arp[f.target] = [m for m in f.value if isinstance(m, str)]
+        elif f.key == "device.info" and isinstance(f.value, dict):
+            mac = f.value.get("mac")
+            if isinstance(mac, str) and mac:
+                api[f.target] = mac
+    out: dict[str, tuple[str, str]] = {}
+    for d in devices:
+        if not d.address:
+            continue
+        macs = arp.get(d.name)
+        if macs is not None:
+            if len(macs) == 1:
+                out[d.name] = (macs[0], d.address)
+        elif d.name in api:
+            out[d.name] = (api[d.name], d.address)
     return out
 
 

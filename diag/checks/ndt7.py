@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from diag import __version__
-from diag.checks import tcpinfo
+from diag.net import tcpinfo
 
 SUBPROTOCOL = "net.measurementlab.ndt.v7"
 DOWNLOAD_PATH, UPLOAD_PATH = "/ndt/v7/download", "/ndt/v7/upload"

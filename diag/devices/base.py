@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from diag.model import Fact, JSONValue
+from diag.net.addr import join_host_port
 
 if TYPE_CHECKING:
     import httpx
@@ -36,8 +37,7 @@ class Target:
 
     @property
     def base(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{join_host_port(self.host, self.port)}"
 
 
 @dataclass

@@ -15,9 +15,8 @@ from typing import ClassVar
 import httpx
 
 from diag.devices.base import Adapter, DeviceReport, Stopwatch, Target
-from diag.devices.http import Reply, get_capped
+from diag.devices.http import Reply, digest_login, get_capped
 from diag.model import JSONValue
-from diag.net.digest import DigestAuth
 
 SYSTEM_INFO = "/cgi-bin/magicBox.cgi?action=getSystemInfo"
 SOFTWARE = "/cgi-bin/magicBox.cgi?action=getSoftwareVersion"
@@ -76,19 +75,11 @@ class DahuaAdapter(Adapter):
 
     async def read(self, target: Target) -> DeviceReport:
         sw = Stopwatch()
-        auth = DigestAuth(target.username, target.password)
         client, base = target.client, target.base
-        try:
-            r = await get_capped(client, base + SYSTEM_INFO, auth)
-        except httpx.HTTPError:
-            return DeviceReport(self.name, "error", errors={"getSystemInfo": "http"})
-        challenge = r.headers.get("www-authenticate", "").lower()
-        if r.status_code == 401:
-            if r.headers.get("x-lockout") == "1":
-                return DeviceReport(self.name, "rejected", locked=True)
-            return DeviceReport(self.name, "rejected" if "digest" in challenge else "unsupported")
-        if r.status_code == 403:
-            return DeviceReport(self.name, "rejected")
+        r, decided, auth = await digest_login(self.name, target, SYSTEM_INFO, "getSystemInfo")
+        if r is None:
+            assert decided is not None
+            return decided
         info = parse_kv(r.content) if r.status_code == 200 and not r.truncated else None
         if r.status_code in (404, 405, 501) or (r.status_code == 200 and info is None):
             return DeviceReport(self.name, "unsupported")

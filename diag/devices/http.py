@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from diag.devices.base import DeviceReport, Target
+from diag.net.digest import DigestAuth
 from diag.net.http import client as http_client
 from diag.net.http import read_capped
 
@@ -119,5 +121,29 @@ def device_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.As
     return http_client(timeout=HTTP_TIMEOUT_S, headers=IDENTITY, transport=transport)
 
 
-def host_part(ip: str) -> str:
-    return f"[{ip}]" if ":" in ip else ip
+async def digest_login(
+    adapter: str, target: Target, path: str, op: str
+) -> tuple[Reply | None, DeviceReport | None, httpx.Auth]:
+    """The one login of a Digest HTTP API (ISAPI, Dahua): GET ``path`` with the credentials.
+
+    Returns (reply, None, auth) when the device answered past the login (the caller reads the
+    reply's status: 200, 404...), or (None, report, auth) when the login decided the run: the
+    device refused the credentials (``rejected``, ``locked`` when it says it locked us out),
+    asked for a scheme we do not speak (``unsupported``) or did not answer HTTP (``error``
+    under ``op``). One request: devices lock out after a few failures.
+    """
+    auth = DigestAuth(target.username, target.password)
+    try:
+        r = await get_capped(target.client, target.base + path, auth)
+    except httpx.HTTPError:
+        return None, DeviceReport(adapter, "error", errors={op: "http"}), auth
+    if r.status_code == 401:
+        # A Digest challenge after our answer means the password is wrong; anything else
+        # (Basic only, no challenge) is a login scheme we do not speak.
+        if r.headers.get("x-lockout") == "1":
+            return None, DeviceReport(adapter, "rejected", locked=True), auth
+        digest = "digest" in r.headers.get("www-authenticate", "").lower()
+        return None, DeviceReport(adapter, "rejected" if digest else "unsupported"), auth
+    if r.status_code == 403:
+        return None, DeviceReport(adapter, "rejected"), auth
+    return r, None, auth

@@ -13,9 +13,17 @@ from typing import Any, ClassVar
 import httpx
 
 from diag.devices.base import Adapter, DeviceReport, Stopwatch, Target, clock_facts
-from diag.devices.http import Reply, child, children, get_capped, local, parse_xml, xml_find
+from diag.devices.http import (
+    Reply,
+    child,
+    children,
+    digest_login,
+    get_capped,
+    local,
+    parse_xml,
+    xml_find,
+)
 from diag.model import JSONValue
-from diag.net.digest import DigestAuth
 
 DEVICE_INFO = "/ISAPI/System/deviceInfo"
 NET_INTERFACE = "/ISAPI/System/Network/interfaces/1"
@@ -119,21 +127,11 @@ class IsapiAdapter(Adapter):
 
     async def read(self, target: Target) -> DeviceReport:
         sw = Stopwatch()
-        auth = DigestAuth(target.username, target.password)
         client, base = target.client, target.base
-        try:
-            r = await get_capped(client, base + DEVICE_INFO, auth)
-        except httpx.HTTPError:
-            return DeviceReport(self.name, "error", errors={"deviceInfo": "http"})
-        challenge = r.headers.get("www-authenticate", "").lower()
-        if r.status_code == 401:
-            # A Digest challenge after our answer means the password is wrong; anything else
-            # (Basic only, no challenge) is a login scheme we do not speak.
-            if r.headers.get("x-lockout") == "1":
-                return DeviceReport(self.name, "rejected", locked=True)
-            return DeviceReport(self.name, "rejected" if "digest" in challenge else "unsupported")
-        if r.status_code == 403:
-            return DeviceReport(self.name, "rejected")
+        r, decided, auth = await digest_login(self.name, target, DEVICE_INFO, "deviceInfo")
+        if r is None:
+            assert decided is not None
+            return decided
         if r.status_code in (404, 405, 501):
             return DeviceReport(self.name, "unsupported")
         if r.status_code != 200:

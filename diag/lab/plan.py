@@ -61,6 +61,8 @@ STUN_PORT, STUN_B_PORT = 3478, 3480
 # The IP-added camera is published on the router's WAN at this port (forward to its HTTP port 80).
 FORWARD_PORT = 8080
 UPNP_PORT = 5000
+# SNTP on the router (diag.lab.emulators.ntp), the NTP server every lab device names.
+NTP_PORT = 123
 # Devices report to the platform this often (s). Short so that a test sees a heartbeat, a lost
 # mapping or a relogin within seconds; a real platform's is around 30 s.
 HEARTBEAT_INTERVAL_S = 10
@@ -615,6 +617,10 @@ def build(
     ds.append(Daemon("miniupnpd", "router", (
         "miniupnpd", "-f", str(state / "miniupnpd.conf"), "-d", "-P", str(run / "miniupnpd.pid"),
     ), (("tcp", gateway, UPNP_PORT),)))  # fmt: skip
+    # The NTP server every lab device names: the router, as on most small sites' LANs.
+    ds.append(Daemon("ntp", "router",
+                    (*py, "diag.lab.emulators.ntp", "--bind", gateway, "--port", str(NTP_PORT)),
+                    (("udp", gateway, NTP_PORT),)))  # fmt: skip
     ds.append(Daemon("lldpd", "switch", (
         "lldpd", "-d", "-k", "-u", str(run / "lldpd.socket"), "-I", "p-*",
         "-S", "diag lab switch", "-P", "lab-switch",

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from diag import vocab
 from diag.diagnosis.catalog import title_of
 from diag.i18n import N_, msg, render
 from diag.model import DeviceState, Run
@@ -116,12 +117,9 @@ def revert(store: Store, changes: Sequence[Change]) -> None:
 _EARNED = 1_000_000
 
 
-STATE_WORD = {
-    "online": N_("online"),
-    "degraded": N_("degraded"),
-    "unknown": N_("unknown"),
-    "offline": N_("offline"),
-}
+# The one vocabulary's short state words (the monitor's one line and the alerts: "cam1 unknown:
+# not measured ...", "online → unknown"), as the dashboard's device list words them.
+STATE_WORD = vocab.STATE_TAG
 
 
 def describe(change: Change, lang: str) -> str:

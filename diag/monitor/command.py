@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
+from diag.i18n import N_
+
 if TYPE_CHECKING:
     from diag.i18n import Message
     from diag.model import Run, Site
@@ -38,22 +40,24 @@ STATE_EXIT = {"online": OK, "degraded": WARNING, "unknown": WARNING, "offline": 
 LABEL = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 # Keep one year of 5-minute samples by default: the report's availability timeline covers a year.
 DEFAULT_RETENTION_DAYS = 400
-# Checks a cron run leaves out unless asked (--only or --all-checks): a speed test every 5 minutes
-# would move gigabytes a day over the site's (often metered LTE) link and disturb the cameras'
-# own uploads; the dashboard and `diag run` measure bandwidth when an installer is there.
-CRON_EXCLUDED = ("bandwidth",)
+# Checks a cron run leaves out unless asked (--only or --all-checks). bandwidth: a speed test
+# every 5 minutes would move gigabytes a day over the site's (often metered LTE) link and disturb
+# the cameras' own uploads; the dashboard and `diag run` measure it when an installer is there.
+# phone: it reads what a phone's page posted to `diag phone` in the same process, which a cron run
+# never has, so it would be listed as skipped on every run.
+CRON_EXCLUDED = ("bandwidth", "phone")
 # With --wait and no value, wait this long for an earlier run to finish, s: longer than any run's
 # deadline, shorter than the usual 5-minute cron period.
 DEFAULT_WAIT_S = 120.0
 
 
-EPILOG = """exit codes (monitoring-plugin conventions):
+EPILOG = N_("""exit codes (monitoring-plugin conventions):
   0 OK        every device online
   1 WARNING   some device degraded
   2 CRITICAL  some device offline (grey in the app)
   3 UNKNOWN   the run itself failed: a usage error, an unknown check in --only, no check ran,
               a bad site file, another run holds the lock, the history cannot be written
-"""
+""")
 
 
 class PluginParser(argparse.ArgumentParser):
@@ -121,31 +125,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--print-rules",
         action=PrintRules,
-        help="print the Prometheus alert and recording rules (docs/metrics.md) and exit",
+        help=N_("print the Prometheus alert and recording rules (docs/metrics.md) and exit"),
     )
-    p.add_argument("--site", required=True, metavar="FILE", help="site config (TOML)")
-    p.add_argument("--db", metavar="FILE", help="history database (default: the user data dir)")
-    p.add_argument("--prometheus", metavar="FILE", help="write a textfile-collector .prom file")
-    p.add_argument("--pushgateway", metavar="URL", help="push the metrics to this Pushgateway")
+    p.add_argument("--site", required=True, metavar="FILE", help=N_("site config (TOML)"))
+    p.add_argument("--db", metavar="FILE", help=N_("history database (default: the user data dir)"))
+    p.add_argument("--prometheus", metavar="FILE", help=N_("write a textfile-collector .prom file"))
+    p.add_argument("--pushgateway", metavar="URL", help=N_("push the metrics to this Pushgateway"))
     p.add_argument(
         "--webhook",
         metavar="URL",
         action="append",
         default=[],
-        help="POST state changes here (repeatable)",
+        help=N_("POST state changes here (repeatable)"),
     )
     p.add_argument(
         "--webhook-format",
         choices=("auto", "generic", "ntfy", "slack"),
         default="auto",
-        help="payload format (auto: by the URL)",
+        help=N_("payload format (auto: by the URL)"),
     )
     p.add_argument(
         "--confirm-after",
         type=at_least(1, int),
         default=2,
         metavar="N",
-        help="runs that must agree before a state change is alerted",
+        help=N_("runs that must agree before a state change is alerted"),
     )
     # At least 1: a retention of 0 or less would delete the whole history, this run included.
     p.add_argument(
@@ -158,13 +162,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         const=DEFAULT_WAIT_S,
         default=None,
         metavar="S",
-        help="wait for a running monitor instead of exiting UNKNOWN",
+        help=N_("wait for a running monitor instead of exiting UNKNOWN"),
     )
-    p.add_argument("--only", metavar="ID,..", help="run only these checks")
+    p.add_argument("--only", metavar="ID,..", help=N_("run only these checks"))
     p.add_argument(
         "--all-checks",
         action="store_true",
-        help=f"also run {', '.join(CRON_EXCLUDED)} (moves data over the site's link every run)",
+        # The CRON_EXCLUDED checks by name (a test keeps the two alike).
+        help=N_("also run bandwidth and phone (the speed test moves data over the link)"),
     )
     p.add_argument(
         "-t",
@@ -174,13 +179,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=at_least(0.1, float),
         default=None,
         metavar="S",
-        help="whole-run deadline, s (-t as the plugin guidelines name it)",
+        help=N_("whole-run deadline, s (-t as the plugin guidelines name it)"),
     )
-    p.add_argument("--json", metavar="FILE", help="also write the run as JSON")
+    p.add_argument("--json", metavar="FILE", help=N_("also write the run as JSON"))
     p.add_argument(
-        "--html", metavar="FILE", help="also write the HTML report with the history section"
+        "--html", metavar="FILE", help=N_("also write the HTML report with the history section")
     )
-    p.add_argument("--lang", choices=("en", "pl"), help="language of the status line")
+    p.add_argument("--lang", choices=("en", "pl"), help=N_("language of the status line"))
 
 
 def at_least(low: float, kind: type[T]) -> Callable[[str], T]:
@@ -257,25 +262,15 @@ def _monitor(args: argparse.Namespace) -> tuple[str, int]:
 
 def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tuple[str, int]:
     from diag.checks.base import load_checks
-    from diag.i18n import msg
+    from diag.i18n import Message, msg
     from diag.monitor import alerts, exporters
     from diag.monitor.history import StoreHistory
     from diag.runner import DEFAULT_DEADLINE_S, execute
 
     registry = load_checks()
-    if args.only is not None:
-        only: list[str] | None = [c.strip() for c in args.only.split(",") if c.strip()]
-        if not only:
-            return _line(UNKNOWN, msg("--only names no check").render(lang)), UNKNOWN
-        unknown = [c for c in only if c not in registry]
-        if unknown:
-            # A typo in a service definition must not stay green forever.
-            text = msg("unknown check {id} in --only; see `diag checks`", id=unknown[0])
-            return _line(UNKNOWN, text.render(lang)), UNKNOWN
-    elif args.all_checks:
-        only = None
-    else:
-        only = [c for c in registry.ids if c not in CRON_EXCLUDED]
+    only = select_checks(registry.ids, args.only, args.all_checks)
+    if isinstance(only, Message):
+        return _line(UNKNOWN, only.render(lang)), UNKNOWN
     run = asyncio.run(
         execute(
             site,
@@ -347,6 +342,30 @@ def _locked(args: argparse.Namespace, site: Site, store: Store, lang: str) -> tu
     if oldest is not None and oldest < cutoff:
         store.prune(cutoff)
     return _status(run, lang, notes)
+
+
+def select_checks(
+    ids: Sequence[str], only: str | None, all_checks: bool
+) -> list[str] | Message | None:
+    """The checks a monitor run runs (None: all), or why it cannot run (a usage problem).
+
+    ``--only`` picks exactly (an excluded check too); ``--all-checks`` runs every one; otherwise
+    every installed check but ``CRON_EXCLUDED``.
+    """
+    from diag.i18n import msg
+
+    if only is not None:
+        picked = [c.strip() for c in only.split(",") if c.strip()]
+        if not picked:
+            return msg("--only names no check")
+        unknown = [c for c in picked if c not in ids]
+        if unknown:
+            # A typo in a service definition must not stay green forever.
+            return msg("unknown check {id} in --only; see `diag checks`", id=unknown[0])
+        return picked
+    if all_checks:
+        return None
+    return [c for c in ids if c not in CRON_EXCLUDED]
 
 
 def _no_check_ran(run: Run) -> Message:

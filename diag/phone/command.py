@@ -19,6 +19,7 @@ from typing import Any
 
 from diag.i18n import msg, render
 from diag.model import Site
+from diag.net.addr import join_host_port
 from diag.phone.server import PageConfig
 
 # 5 is "unknown" (a device state not measured), as for `diag run`.
@@ -77,8 +78,7 @@ def endpoints_of(site: Site) -> list[str]:
     out: list[str] = []
     for s in site.profile.p2p_servers:
         if s.protocol == "https":
-            host = f"[{s.host}]" if ":" in s.host else s.host
-            out.append(f"https://{host}:{s.port}/")
+            out.append(f"https://{join_host_port(s.host, s.port)}/")
     url = site.profile.status_api_url
     if url and url.startswith("https://"):
         out.append(url)

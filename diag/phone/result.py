@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from diag.net.addr import join_host_port
+
 # The largest body the endpoint accepts, bytes. A full result from the page is about 1-2 KiB
 # (two STUN servers, a few endpoints); 16 KiB leaves room and bounds what a hostile client costs.
 MAX_BODY_BYTES = 16 * 1024
@@ -186,7 +188,7 @@ def _hostport(value: Any, where: str) -> str:
         ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         raise ResultError(where, "must be an address:port") from None
-    return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
+    return join_host_port(str(ip), int(port))
 
 
 def _reject_constant(name: str) -> float:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diag.net.addr import join_host_port
 from diag.phone import result as presult
 from diag.phone.result import PhoneResult, ResultError
 
@@ -91,8 +92,7 @@ class PhoneServer:
     @property
     def url(self) -> str:
         scheme = "https" if self.tls else "http"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}/{self.token}/"
+        return f"{scheme}://{join_host_port(self.host, self.port)}/{self.token}/"
 
     @property
     def result(self) -> PhoneResult | None:

@@ -137,6 +137,7 @@ def _device_view(v: Verdict, lang: str, t: Callable[..., str]) -> dict[str, Any]
         "via_label": t(vocab.via_label(v.added_via)),
         "state": v.state,
         "state_label": t(vocab.state_word(v.state)),
+        "state_glyph": vocab.state_glyph(v.state),
         "icon": v.icon,
         "colour": vocab.icon_colour(v.added_via, v.icon == "grey"),
         "causes": strong,
@@ -224,7 +225,7 @@ def _network_view(run: Run, facts: Facts, lang: str, t: Callable[..., str]) -> d
             {
                 "target": f.target,
                 "open": f.value is True,
-                "state": t(N_("open")) if f.value is True else t(N_("blocked")),
+                "state": t(vocab.port_word(f.value)),
                 "rtt": fv(_first(facts, "port.rtt_ms", f.target), "ms"),
                 "where": t(vocab.where_blocked(at)) if f.value is not True else "",
                 "hop": fv(_first(facts, "port.blocked_hop", f.target))
@@ -431,7 +432,7 @@ def _legend(t: Callable[..., str]) -> list[dict[str, str]]:
         {"colour": vocab.ICON_COLOURS[via], "label": t(vocab.VIA_LABEL[via])}
         for via in vocab.ADDED_VIA_ORDER
     ]
-    out.append({"colour": vocab.ICON_GREY, "label": t(N_("grey: no connection"))})
+    out.append({"colour": vocab.ICON_GREY, "label": t(vocab.GREY_MEANING)})
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from diag import vocab
 from diag.diagnosis.facts import Facts
 from diag.i18n import N_
 from diag.model import Run
@@ -70,7 +71,7 @@ def phone_view(
     rows.append(
         (
             t(N_("UDP from the phone (STUN)")),
-            yes_no(v("phone.udp_blocked"), N_("blocked"), N_("works")),
+            yes_no(v("phone.udp_blocked"), vocab.PASS_WORD["blocked"], vocab.PASS_WORD["works"]),
         )
     )
     mapping = {

@@ -49,7 +49,7 @@ def summary_table(run: Run, lang: str = "en") -> str:
             if v.state == "unknown" and v.unmeasured:
                 # "?": not measured; the gaps name the check that failed and why.
                 why = "? " + "; ".join(m.render(lang) for m in v.unmeasured)
-            state, icon = t(vocab.state_word(v.state)), t(vocab.ICON_WORD.get(v.icon, v.icon))
+            state, icon = t(vocab.state_word(v.state)), t(vocab.icon_word(v.icon))
             lines.append(f"{text.pad(v.device, w)}  {state:<{ws}} {icon:<{wi}} {why}")
     else:
         lines.append(t(NO_DEVICES))

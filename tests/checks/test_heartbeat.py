@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from device_emulator import PASSWORD, Emulator, free_port
+from device_emulator import PASSWORD, free_port
 from fakes import FakeDNS, HttpsServer, answer, make_ca, make_cert, make_site
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -342,20 +342,6 @@ def test_http_port_by_name_then_by_number() -> None:
 
 
 # --- the whole check on loopback --------------------------------------------------------------
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Any]:
-    started: list[Emulator] = []
-
-    def start(**cfg: Any) -> Emulator:
-        e = Emulator(tmp_path, **cfg)
-        started.append(e)
-        return e
-
-    yield start
-    for e in started:
-        e.stop()
 
 
 @pytest.fixture
@@ -702,3 +688,43 @@ def test_device_resolvers_are_asked_only_when_the_site_names_them_or_they_are_lo
     assert hb.may_query("198.18.5.9", site, env)  # a configured subnet
     assert not hb.may_query("203.0.113.77", site, env)  # anything else: not probed
     assert not hb.may_query("not-an-ip", site, env)
+
+
+@pytest.mark.parametrize(("mode", "reachable"), [("ok", True), ("silent", False), ("kiss", False)])
+async def test_the_ntp_server_a_device_names_is_asked_by_sntp(
+    emulator: Any,
+    dns_fake: FakeDNS,
+    monkeypatch: pytest.MonkeyPatch,
+    no_icmp: None,
+    mode: str,
+    reachable: bool,
+) -> None:
+    """The device reports NTP on with a server (the loopback NTP fake in ``mode``): the laptop
+    asks that server and records whether it gave a synchronized time, and its offset."""
+    import asyncio
+
+    from diag.lab.emulators.ntp import NtpServer
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: NtpServer(mode, 120.0), local_addr=("127.0.0.1", 0)
+    )
+    monkeypatch.setattr(hb, "NTP_PORT", transport.get_extra_info("sockname")[1])
+    monkeypatch.setattr(hb, "NTP_TIMEOUT_S", 0.6)
+    monkeypatch.setenv("DIAG_TEST_CAM_PW", PASSWORD)
+    try:
+        dev = emulator(ntp={"enabled": True, "servers": ["127.0.0.1", "pool.ntp.example"]})
+        site = make_site(devices=[device_entry(dev.port)], network={"gateway": "127.0.0.254"})
+        f = facts(await run_heartbeat(site))
+    finally:
+        transport.close()
+    assert f[("device.ntp_reachable", "cam")] is reachable
+    (probe,) = f[("device.ntp_probe", "cam")]
+    assert probe["server"] == "127.0.0.1"
+    if reachable:
+        assert probe["status"] == "ok" and abs(probe["offset_s"] - 120.0) < 1.0
+    else:
+        assert probe["status"] == {"silent": "timeout", "kiss": "kiss"}[mode]
+        assert probe["offset_s"] is None
+    # A name is not resolved and asked: the tool probes what the site names and its subnets.
+    assert f[("device.ntp_not_asked", "cam")] == ["pool.ntp.example"]

@@ -9,11 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from device_emulator import PASSWORD, Emulator, free_port
+from device_emulator import PASSWORD, free_port
 from fakes import FakeDNS, answer, make_site
 
 from diag.checks import heartbeat as hb
@@ -24,20 +23,6 @@ from diag.model import CheckResult, Run
 from diag.reports import json as rjson
 from diag.reports.terminal import summary_table
 from diag.runner import Runner, plan
-
-
-@pytest.fixture
-def devices(tmp_path: Path) -> Iterator[Any]:
-    started: list[Emulator] = []
-
-    def start(**cfg: Any) -> Emulator:
-        e = Emulator(tmp_path, **cfg)
-        started.append(e)
-        return e
-
-    yield start
-    for e in started:
-        e.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -94,13 +79,13 @@ REASON = {
 
 @pytest.mark.parametrize("mode", sorted(REASON))
 async def test_one_hostile_device_is_its_own_error_and_unknown(
-    mode: str, devices: Any, monkeypatch: pytest.MonkeyPatch
+    mode: str, emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DIAG_TEST_CAM_PW", PASSWORD)
     # A short whole-request bound keeps the trickle cases quick; the mechanism is the same.
     monkeypatch.setattr(hb, "DEVICE_API_BOUND_S", 1.5)
-    good = devices()
-    odd = devices(hostile=mode)
+    good = emulator()
+    odd = emulator(hostile=mode)
     site = site_of(entry("good", good.port), entry("odd", odd.port))
     res = await run_heartbeat(site)
     f = {(x.key, x.target): x.value for x in res.facts}
@@ -127,10 +112,10 @@ async def test_one_hostile_device_is_its_own_error_and_unknown(
 
 @pytest.mark.parametrize("mode", ["malformed-xml", "control-chars"])
 async def test_bad_xml_and_control_characters_are_data_not_a_crash(
-    mode: str, devices: Any, monkeypatch: pytest.MonkeyPatch
+    mode: str, emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DIAG_TEST_CAM_PW", PASSWORD)
-    odd = devices(hostile=mode)
+    odd = emulator(hostile=mode)
     site = site_of(entry("odd", odd.port))
     res = await run_heartbeat(site)
     f = {(x.key, x.target): x.value for x in res.facts}

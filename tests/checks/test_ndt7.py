@@ -21,8 +21,9 @@ import itertools
 
 from netfakes_bpw import LOOPBACK, context, make_site
 
-from diag.checks import bandwidth, ndt7, tcpinfo
+from diag.checks import bandwidth, ndt7
 from diag.lab.emulators import ndt7 as server
+from diag.net import tcpinfo
 
 
 @contextlib.asynccontextmanager

@@ -7,14 +7,13 @@ import asyncio
 import datetime as dt
 import tomllib
 import types
-from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from device_emulator import PASSWORD, Emulator
+from device_emulator import PASSWORD
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,20 +32,6 @@ from diag.lab.emulators import device, device_apis
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTED = {"ip": "127.0.0.1", "mask": "255.0.0.0", "gateway": "127.0.0.254", "dns": ["127.0.0.1"]}
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Any]:
-    started: list[Emulator] = []
-
-    def start(**cfg: Any) -> Emulator:
-        e = Emulator(tmp_path, **cfg)
-        started.append(e)
-        return e
-
-    yield start
-    for e in started:
-        e.stop()
 
 
 async def read(port: int, api: str, password: str = PASSWORD) -> Any:

@@ -10,7 +10,7 @@ import pytest
 
 from diag.checks.base import World
 from diag.net import backend as net_backend
-from diag.net import icmp, resolve
+from diag.net import icmp, resolve, tcpinfo
 from diag.net.backend import CAP_ICMP, CAP_PACKET, CAP_RAW_IP, CAP_RECVERR, Route
 from diag.net.darwin import parse_route_get
 from diag.net.ifaces import local_interfaces
@@ -117,6 +117,14 @@ def test_capabilities(foreign_os: ForeignOS) -> None:
     reason = be.missing(CAP_PACKET)
     assert be.title in reason.render("en") and be.title in ("Windows", "macOS")
     assert "Linuksa" in reason.render("pl")
+
+
+def test_tcp_info_is_unknown_off_linux(foreign_os: ForeignOS) -> None:
+    # The kernel's TCP counters are Linux's: elsewhere the reading is None (the speed test then
+    # counts the server's messages), never an exception from a getsockopt the OS lacks.
+    with socket.socket() as s:
+        assert tcpinfo.read(s) is None
+        assert tcpinfo.read_bbr(s) is None
 
 
 def test_windows_send_arp(windows: ForeignOS) -> None:

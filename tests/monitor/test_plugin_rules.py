@@ -15,6 +15,9 @@ from pathlib import Path
 from conftest_helpers import plugin_env  # type: ignore[import-not-found]
 
 from diag import __version__
+from diag.checks.base import load_checks
+from diag.i18n import Message
+from diag.monitor.command import select_checks
 from diag.monitor.store import Store
 
 
@@ -129,3 +132,19 @@ def test_version_prints_one_line_and_exits_ok(site: Path) -> None:
 def test_timeout_is_the_deadline(site: Path) -> None:
     line = one_unknown_line(*monitor(site, *db_args(site), "-t", "nan"))
     assert "-t/--timeout/--deadline" in line
+
+
+def test_cron_run_leaves_out_the_interactive_and_the_heavy_checks() -> None:
+    # The installed checks as the monitor finds them: the phone check only reads what a phone
+    # posted to `diag phone` in the same process, which a cron run never has.
+    ids = load_checks().ids
+    assert {"phone", "bandwidth", "heartbeat"} <= set(ids)
+    picked = select_checks(ids, None, all_checks=False)
+    assert isinstance(picked, list)
+    assert "phone" not in picked and "bandwidth" not in picked
+    assert set(picked) == set(ids) - {"phone", "bandwidth"}
+    # Asked for, they run: --all-checks runs everything, --only picks exactly.
+    assert select_checks(ids, None, all_checks=True) is None
+    assert select_checks(ids, "phone, heartbeat", all_checks=False) == ["phone", "heartbeat"]
+    bad = select_checks(ids, "phnoe", all_checks=False)
+    assert isinstance(bad, Message) and "phnoe" in bad.render("en")

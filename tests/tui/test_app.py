@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.binding import Binding
 from textual.pilot import Pilot
 from tui_fakes import FakeCheck, fake_registry, reachability, site_facts
 from tui_screen import region_text, screen_text
@@ -260,7 +261,8 @@ async def test_l_switches_language_live(site: Site) -> None:
         assert app.lang == "pl" and dash(app).lang == "pl"
         text = screen_text(app)
         assert "English" in text  # the key now offers the way back
-        yard = next(ln for ln in text.splitlines() if "Yard camera" in ln[:30])
+        # The row by its name's start: at 80 columns the Polish state words leave it 9 cells.
+        yard = next(ln for ln in text.splitlines() if "Yard cam" in ln[:30])
         assert render(STATE_WORD["offline"], "pl") in yard  # its state, in Polish
         assert "offline" not in yard
         assert "Urządzenia" in text and "Testy" in text
@@ -477,3 +479,41 @@ async def test_diagnosis_recomputed_as_each_check_finishes(
     assert calls[0] == ["wan"]
     assert calls[1] == ["heartbeat", "wan"]
     assert calls[-1] == ["heartbeat", "wan"] and len(calls) == 3
+
+
+def test_every_key_binding_is_on_the_help_screen() -> None:
+    """A key the dashboard or the app answers to and the help does not list is a hidden feature
+    (``f``, the found-on-the-LAN screen, was one)."""
+    from diag.tui.screens.help import KEY_HELP
+
+    listed = {k.strip() for keys, _ in KEY_HELP for k in keys.split(",")}
+    names = {"question_mark": "?", "ctrl+c": "q"}  # ctrl+c quits like q, listed with it
+    bound = {
+        names.get(b.key, b.key)
+        for b in (*Dashboard.BINDINGS, *DiagApp.BINDINGS)
+        if isinstance(b, Binding)
+    }
+    assert bound <= listed, sorted(bound - listed)
+
+
+@pytest.mark.parametrize("lang", ["en", "pl"])
+async def test_device_list_marks_each_state_with_a_glyph_not_only_a_colour(
+    site: Site, lang: str
+) -> None:
+    from tui_frozen import frozen_run, frozen_world
+
+    from diag import vocab
+
+    run = frozen_run(site)
+    app = DiagApp(site, frozen=run, world=frozen_world(), autorun=False, lang=lang)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        devices = dash(app).devices
+        for v in run.devices:
+            cell = devices.get_cell(v.device, "state")
+            # Read without colour: the mark, then the state's word in this language.
+            assert cell.plain.split(" ", 1) == [
+                vocab.STATE_GLYPH[v.state],
+                render(vocab.STATE_TAG[v.state], lang),
+            ]
+    assert {v.state for v in run.devices} == set(vocab.STATES)

@@ -37,3 +37,9 @@ def test_80x24_help(site: Site, snap_compare: Any) -> None:
 
 def test_80x24_path(site: Site, snap_compare: Any) -> None:
     assert snap_compare(frozen_app(site), press=["w"], terminal_size=(80, 24))
+
+
+def test_80x24_unknown_device_selected(site: Site, snap_compare: Any) -> None:
+    # The "?" mark in the list and what was not measured in the details, in Polish.
+    app = frozen_app(site, lang="pl")
+    assert snap_compare(app, press=["down", "down", "down"], terminal_size=(80, 24))

@@ -93,7 +93,22 @@ def frozen_run(site: Site) -> Run:
         Verdict("NVR office", "nvr", "p2p-account", "degraded", "colour", (upload,)),
         Verdict("Gate camera", "ipc", "ip", "online", "colour"),
         Verdict(yard, "ipc", "p2p", "offline", "grey", (no_power,)),
-        Verdict("Neighbour's camera", "ipc", "shared", "online", "colour"),
+        # Unknown: the dashboard marks it "?" (not by colour alone) and says what was not measured.
+        Verdict(
+            "Neighbour's camera",
+            "ipc",
+            "shared",
+            "unknown",
+            "colour",
+            unmeasured=(
+                msg(
+                    "the {check} login to {device} failed: {reason}",
+                    check="heartbeat",
+                    device="Neighbour's camera",
+                    reason=msg("malformed Digest challenge"),
+                ),
+            ),
+        ),
     )
     return Run(
         site=site.name,

@@ -38,8 +38,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from diag.checks import tcpinfo
 from diag.lab.emulators import fmt_addr, log, run
+from diag.net import tcpinfo
 
 COMPONENT = "ndt7"
 SUBPROTOCOL = "net.measurementlab.ndt.v7"

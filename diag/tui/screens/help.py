@@ -15,6 +15,7 @@ from diag.i18n import N_
 from diag.model import ADDED_VIA
 from diag.tui.present import (
     GREY,
+    GREY_MEANING,
     ICON_GLYPH,
     STATUS_GLYPH,
     STATUS_WORD,
@@ -31,10 +32,11 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("e", N_("export the run as HTML and JSON (the paths are shown)")),
     ("l", N_("switch language: English / polski")),
     ("g", N_("mark / unmark: the app shows the selected device grey")),
-    ("w", N_("where the problem is: the path from this laptop to the platform")),
+    ("w", N_("where the problem is: the path to the platform")),
     ("d", N_("deep re-run (a suspect link): the selected check, or all, with slow measurements")),
     ("c", N_("write the grey devices' fix steps as a checklist (the path is shown)")),
     ("p", N_("the customer's phone: a QR code for its page, then the phone check")),
+    ("f", N_("devices found on the LAN, not in the site file")),
     ("tab", N_("move between devices, checks and details (arrows scroll)")),
     ("?", N_("this help")),
     ("q", N_("quit (stops the checks)")),
@@ -53,7 +55,7 @@ def help_text(lang: str) -> Text:
         out.append(f"{t(VIA_TAG[via], lang):<6} ", style=VIA_COLOUR[via])
         out.append(t(VIA_MEANING[via], lang) + "\n")
     out.append(f"  {ICON_GLYPH['grey']} ", style=f"bold {GREY}")
-    out.append(t(N_("grey: the app has no connection to the device"), lang) + "\n")
+    out.append(t(GREY_MEANING, lang) + "\n")
     out.append(f"  {ICON_GLYPH['unknown']} ", style="dim")
     out.append(t(N_("not diagnosed yet"), lang) + "\n")
     out.append("  G ", style="bold reverse")

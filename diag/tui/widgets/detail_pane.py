@@ -15,6 +15,7 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from diag import vocab
 from diag.diagnosis.catalog import CATALOG, title_of
 from diag.i18n import N_, msg
 from diag.model import Cause, CheckResult, Device, Verdict
@@ -24,7 +25,7 @@ from diag.tui.present import (
     ICON_GLYPH,
     PHASE_WORD,
     STATE_STYLE,
-    STATE_WORD,
+    STATE_TAG,
     STATUS_STYLE,
     STATUS_WORD,
     VIA_COLOUR,
@@ -92,8 +93,9 @@ class DetailPane(VerticalScroll):
             out.append(t(word, lang) + "\n", style="dim")
         else:
             out.append(f"{t(N_('State'), lang)}: ")
-            out.append(t(STATE_WORD[verdict.state], lang), style=STATE_STYLE[verdict.state])
-            icon_word = N_("grey") if verdict.icon == "grey" else N_("in colour")
+            # After "State:" the column word ("State: unknown", not "State: state unknown").
+            out.append(t(STATE_TAG[verdict.state], lang), style=STATE_STYLE[verdict.state])
+            icon_word = vocab.icon_word(verdict.icon)
             out.append(f"  {t(N_('app icon'), lang)}: {t(icon_word, lang)}\n")
             for gap in verdict.unmeasured:
                 # Why the state is unknown: what could not be measured, naming the check.

@@ -2,7 +2,9 @@
 
 The icon is coloured by ``added_via`` like the app's, grey when the app has no connection; on a
 monochrome terminal the filled / hollow glyph and the tag (IP, P2P, ACCT, SHARED) carry the same
-meaning. A device the installer marked "the app shows this grey" carries a ``G`` mark.
+meaning. The state comes with its mark from the vocabulary (``?`` for a device whose state could
+not be measured, ``✗`` offline), so it does not rest on its colour either. A device the installer
+marked "the app shows this grey" carries a ``G`` mark.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from diag.reports.terminal import printable
 from diag.tui.present import (
     GREY,
     ICON_GLYPH,
+    STATE_GLYPH,
     STATE_STYLE,
-    STATE_WORD,
+    STATE_TAG,
     VIA_COLOUR,
     VIA_TAG,
     t,
@@ -57,15 +60,18 @@ class DeviceList(DataTable[Text]):
         longest = max((len(d.name) for d in self.devices), default=8)
         # The tag column is as wide as the longest tag in this language (at most 6 cells).
         via_w = max(len(t(tag, self.lang)) for tag in VIA_TAG.values())
-        # The other columns take 22 cells plus the tags with their padding, plus 1 for the
-        # scrollbar.
-        room = self.size.width - 23 - via_w if self.size.width else 15
+        # The state column: its mark, a space and the longest state word in this language.
+        words = (*STATE_TAG.values(), N_("checking…"), N_("not checked"))
+        state_w = 2 + max(len(t(w, self.lang)) for w in words)
+        # The other columns take 10 cells plus the tags and the states with their padding, plus 1
+        # for the scrollbar.
+        room = self.size.width - 11 - via_w - state_w if self.size.width else 15
         # Icon and the installer's mark ("G": the app shows it grey) share the first column.
         self.add_column(" ", key="icon", width=2)
         # Longer names are cut to the room there is; the detail pane shows them whole.
         self.add_column(t(N_("Device"), self.lang), key="name", width=max(6, min(longest, room)))
         self.add_column(t(N_("Added"), self.lang), key="via", width=via_w)
-        self.add_column(t(N_("State"), self.lang), key="state", width=12)
+        self.add_column(t(N_("State"), self.lang), key="state", width=state_w)
         for d in self.devices:
             self.add_row(*self._cells(d), key=d.name)
         if self.row_count:
@@ -76,12 +82,16 @@ class DeviceList(DataTable[Text]):
         colour = VIA_COLOUR[d.added_via]
         if v is None:
             icon = Text(ICON_GLYPH["unknown"], style=colour)
-            state = Text(t(N_("checking…") if self.checking else N_("unknown"), self.lang))
-            state.stylize("dim")
+            # Not diagnosed yet: no mark (the dotted icon says so), aligned with the marked rows.
+            word = N_("checking…") if self.checking else N_("not checked")
+            state = Text("  " + t(word, self.lang), style="dim")
         else:
             grey = v.icon == "grey"
             icon = Text(ICON_GLYPH[v.icon], style=f"bold {GREY if grey else colour}")
-            state = Text(t(STATE_WORD[v.state], self.lang), style=STATE_STYLE[v.state])
+            state = Text(
+                f"{STATE_GLYPH[v.state]} {t(STATE_TAG[v.state], self.lang)}",
+                style=STATE_STYLE[v.state],
+            )
         name = Text(
             printable(d.name), style="bold" if v is not None and v.state != "online" else ""
         )
