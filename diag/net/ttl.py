@@ -139,9 +139,10 @@ def locate(
     no witness: when it is the next hop, the probe died there if it was ``refused`` (its
     rejection lost to the budget, certain=False: a later look may settle it) and is unknown if
     not; when it is the last hop that answered this probe and the probe was refused, that hop is
-    the one rejecting (certain=False too: its budget may have gone on other traffic). A refusal after the operator's first hop, with no router at the next TTL,
-    is the destination refusing, its ICMP errors rate-limited (certain=False: the last hop may
-    be rejecting with its budget spent on earlier probes).
+    the one rejecting (certain=False too: its budget may have gone on other traffic). A refusal
+    after the operator's first hop, with no router at the next TTL, is the destination refusing,
+    its ICMP errors rate-limited (certain=False: the last hop may be rejecting with its budget
+    spent on earlier probes).
     """
     gw = gateway_at or 1
     routers = hop_numbers([hops, *others, reference])
