@@ -500,6 +500,44 @@ async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.Monke
     assert "w sieci operatora" in out.summary.render("pl")
 
 
+async def test_unplaced_port_gets_a_second_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator rejects the port but has spent its ICMP on the devices' heartbeats: the
+    first walk hears nothing from it, not even on the reference. The check looks again at the
+    two TTLs past the router, once, and the operator's rejection places the port."""
+    calls: list[list[ttl.WalkTarget]] = []
+    monkeypatch.setattr(ports, "SECOND_LOOK_PAUSE_S", 0.05)
+
+    def fake_walk(targets, max_ttl, timeout_s):  # type: ignore[no-untyped-def]
+        calls.append(list(targets))
+        out = {}
+        for t in targets:
+            if t.port != blocked_port:
+                out[t.key] = walk((TE, GW), SILENT, ("reply", LOOPBACK), ("reply", LOOPBACK))
+            elif len(calls) == 1:
+                out[t.key] = walk((TE, GW), SILENT, SILENT, SILENT)
+            else:
+                out[t.key] = [Hop(2, TE, ISP), Hop(3, "rejected", ISP, 3, 63)]
+        return out
+
+    blocked_port = free_port(socket.SOCK_DGRAM)  # closed: the plain probe is refused
+    async with udp_server(HelloServer()) as ok_port:
+        site = make_site(
+            servers=(
+                P2PServer(LOOPBACK, blocked_port, "udp", "hello", "login"),
+                P2PServer(LOOPBACK, ok_port, "udp", "hello", "login2"),
+            ),
+            gateway=GW,
+        )
+        out = await ports.PortsCheck(scapy_walk=fake_walk).run(context(site, "ports", root=True))
+    key = f"{LOOPBACK}:{blocked_port}/udp"
+    assert facts(out, "port.result")[key] == "refused"
+    assert len(calls) == 2  # settled by the second look: no third
+    assert [(t.key, t.ttls) for t in calls[1]] == [(key, (2, 3))]
+    assert facts(out, "port.blocked_at") == {key: "isp"}
+    assert facts(out, "port.blocked_hop") == {key: 2}
+    assert facts(out, "port.path")[key] == [GW, ISP, ISP]  # time-exceeded, then its reject
+
+
 # --- hostile input: parsers never raise ------------------------------------------------------
 
 from hypothesis import given  # noqa: E402
