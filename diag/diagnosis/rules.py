@@ -241,7 +241,37 @@ def _internet_up(env: Env) -> bool | None:
     if env.facts.flag("wan.captive_portal") or env.facts.flag("wan.only_dns_passes"):
         # A walled garden answers some probes; that is not "the internet works".
         return False
-    return inet
+    return _beyond_answers(env) if inet is None else inet
+
+
+# The other checks' facts that say whether anything beyond the operator answered.
+BEYOND_KEYS = ("p2p.reachable", "port.open", "nat.mapped_address", "dns.independent.rcode")
+
+
+def _beyond_answers(env: Env) -> bool | None:
+    """Whether the internet answers, from the other checks when the wan check said nothing.
+
+    A wan check that ran out of time on a loaded laptop leaves no ``wan.internet_reachable``;
+    a platform server, a port, the STUN server or the independent resolver that answered says
+    the internet works; all of the platform's servers and the STUN server silent (and the
+    independent resolver, when it was asked) says it does not. Anything less: unknown.
+    """
+    f = env.facts
+    if (
+        any(x.value is True for x in (*f.all("p2p.reachable"), *f.all("port.open")))
+        or f.text("nat.mapped_address")
+        or any(x.value == RCODE_OK for x in f.all("dns.independent.rcode"))
+    ):
+        return True
+    p2p = [x.value for x in f.all("p2p.reachable")]
+    indep = [x.value for x in f.all("dns.independent.rcode")]
+    silent = (
+        bool(p2p)
+        and not any(p2p)
+        and f.flag("nat.udp_blocked") is True
+        and all(isinstance(v, str) and _dns_symptom(v) == "dns.site-timeout" for v in indep)
+    )
+    return False if silent else None
 
 
 def _exceeds(value: float | None, limit: float) -> bool:
@@ -1019,6 +1049,15 @@ def _link_outage(env: Env, _d: Device | None) -> Hit | None:
     f = env.facts
     inet = f.flag("wan.internet_reachable")
     walled = f.flag("wan.captive_portal") is True or f.flag("wan.only_dns_passes") is True
+    if inet is None and _beyond_answers(env) is False:
+        # The wan check said nothing (out of time under load); every other probe beyond the
+        # operator went unanswered.
+        return Hit(
+            0.7,
+            f.pick(BEYOND_KEYS, None),
+            msg("No internet host answers"),
+            shows=("internet.down",),
+        )
     gw = f.flag("wan.gateway_reachable")
     gateway = _site_gateway(env) or "?"
     if inet is False and not walled:
@@ -1087,7 +1126,13 @@ def _data_plan(env: Env, _d: Device | None) -> Hit | None:
 
 def _server_unavailable(env: Env, _d: Device | None) -> Hit | None:
     f = env.facts
-    servers = [x for x in f.all("p2p.reachable") if isinstance(x.value, bool)]
+    # A server whose name did not resolve was never probed: that is the resolver's silence (the
+    # dns rule's), not the platform's.
+    servers = [
+        x
+        for x in f.all("p2p.reachable")
+        if isinstance(x.value, bool) and f.text("p2p.error", x.target) != "dns"
+    ]
     if not servers:
         return None
     down = [x.target for x in servers if x.value is False]
@@ -1305,7 +1350,30 @@ def _slower_than_independent(env: Env, name: str) -> bool:
 
 
 def _dns_failure(env: Env, _d: Device | None) -> Hit | None:
-    return _dns_hit(env)
+    return _dns_hit(env) or _platform_names_unresolved(env)
+
+
+def _platform_names_unresolved(env: Env) -> Hit | None:
+    """No dns check facts (it ran out of time), but every platform server's name failed to
+    resolve through the site's resolver in the p2p check while the internet answers."""
+    f = env.facts
+    if f.all("dns.site.rcode"):
+        return None
+    servers = f.all("p2p.reachable")
+    if not servers or any(f.text("p2p.error", x.target) != "dns" for x in servers):
+        return None
+    if _internet_up(env) is not True:
+        return None
+    return Hit(
+        0.6,
+        f.pick(("p2p.reachable", "p2p.error", *BEYOND_KEYS), None),
+        msg(
+            "None of the platform's names resolved through the site's resolver {resolver}; "
+            "other internet hosts answer",
+            resolver=f.text("dns.resolver.site") or env.site.network.site_resolver or "?",
+        ),
+        shows=("dns.site-timeout",),
+    )
 
 
 def _digits(value: float | None) -> str:

@@ -1143,3 +1143,52 @@ def test_dead_site_resolver_is_not_the_devices_own_setting() -> None:
         }
     )
     assert 0.0 < conf(devs["Cam-P2P"].causes, "device-net-config") < 0.5
+
+
+# ------------------------------------------------- a check that ran out of time under load
+
+
+def _without(prefix: str) -> dict[tuple[str, str], Any]:
+    """Overrides that drop every fact of one check (it ran out of time and said nothing)."""
+    return {k: REMOVE for k in healthy(make_site()) if k[0].startswith(prefix)}
+
+
+_NO_WAN = _without("wan.")
+_NO_DNS = _without("dns.")
+
+
+def test_link_outage_from_the_other_checks_when_the_wan_check_said_nothing() -> None:
+    over = _NO_WAN | {
+        ("p2p.reachable", "P2P login"): False,
+        ("p2p.error", "P2P login"): "dns",
+        ("p2p.reachable", "P2P relay"): False,
+        ("p2p.error", "P2P relay"): "dns",
+        ("port.open", UDP): REMOVE,
+        ("port.open", TCP): REMOVE,
+        ("nat.udp_blocked", ""): True,
+        ("nat.mapped_address", ""): REMOVE,
+        ("dns.independent.rcode", NAME): "TIMEOUT",
+    }
+    _, site = run(over)
+    assert_site_top(site, "link-outage")
+    assert conf(site, "p2p-server-unavailable") == 0.0
+    # The STUN server answered: the internet works, whatever the wan check could not say.
+    _, site = run(over | {("nat.udp_blocked", ""): False, ("nat.mapped_address", ""): "x:1"})
+    assert conf(site, "link-outage") == 0.0
+
+
+def test_dead_resolver_from_the_p2p_check_when_the_dns_check_said_nothing() -> None:
+    over = (
+        _NO_WAN
+        | _NO_DNS
+        | {
+            ("p2p.reachable", "P2P login"): False,
+            ("p2p.error", "P2P login"): "dns",
+            ("p2p.reachable", "P2P relay"): False,
+            ("p2p.error", "P2P relay"): "dns",
+        }
+    )
+    _, site = run(over)
+    assert_site_top(site, "dns-failure")
+    # Names that did not resolve are no evidence of a silent platform.
+    assert conf(site, "p2p-server-unavailable") == 0.0
