@@ -25,7 +25,7 @@ from diag.diagnosis.catalog import CATALOG, EFFECT_RANK, P2P_VIA, Effect
 from diag.diagnosis.facts import Facts
 from diag.diagnosis.history import SITE, History
 from diag.diagnosis.rules import RULES, Env, Hit, Rule
-from diag.diagnosis.unmeasured import unmeasured, with_gaps
+from diag.diagnosis.unmeasured import missing_evidence, unmeasured, with_gaps
 from diag.i18n import N_, Message, msg
 from diag.model import (
     STATE_RANK,
@@ -389,7 +389,9 @@ def diagnose(
                 state=state,
                 icon=icon,
                 causes=tuple(causes),
-                unmeasured=gaps if state == "unknown" else (),
+                # What was not measured: why the state is unknown, and for every state the
+                # evidence a device cause needs that is missing (never read as "all clear").
+                unmeasured=gaps + missing_evidence(d, env.facts),
             )
         )
     return tuple(verdicts), tuple(f.cause for f in site_ranked)
