@@ -10,17 +10,30 @@ internal error. Subsystems
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diag import __version__
 from diag.config import ConfigError
-from diag.i18n import DEFAULT_LANG, N_, Message, msg, normalize_lang, render
+from diag.i18n import (
+    DEFAULT_LANG,
+    N_,
+    Message,
+    gettext,
+    msg,
+    normalize_lang,
+    person_lang,
+    render,
+)
+
+if TYPE_CHECKING:
+    from diag.model import Site
 
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE, EXIT_OFFLINE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 # A device whose state could not be measured: never 0 (absence of evidence is not health), and not
@@ -46,28 +59,28 @@ SUBSYSTEMS = {
     "discover": "diag.devices.command",
 }
 HELP = {
-    "checks": "list the installed checks (built-in and third-party)",
-    "run": "run the checks on a site and print a summary",
-    "tui": "the installer's dashboard",
-    "monitor": "one monitoring run for cron (Nagios conventions, history, alerts, Prometheus)",
-    "history": "show the monitor's history",
-    "report": "render a saved run as HTML",
-    "lab": "the site lab in network namespaces (root)",
-    "demo": "bring the lab up, show the dashboard (or a report), take it down",
-    "profile": "platform profiles: list, show, check one (by name or file)",
-    "discover": "find the cameras and recorders on the LAN and draft the site file",
-    "phone": "a one-time page the customer's phone opens from a QR code; measures its side",
+    "checks": N_("list the installed checks (built-in and third-party)"),
+    "run": N_("run the checks on a site and print a summary"),
+    "tui": N_("the installer's dashboard"),
+    "monitor": N_("one monitoring run for cron (Nagios conventions, history, alerts, Prometheus)"),
+    "history": N_("show the monitor's history"),
+    "report": N_("render a saved run as HTML"),
+    "lab": N_("the site lab in network namespaces (root)"),
+    "demo": N_("bring the lab up, show the dashboard (or a report), take it down"),
+    "profile": N_("platform profiles: list, show, check one (by name or file)"),
+    "discover": N_("find the cameras and recorders on the LAN and draft the site file"),
+    "phone": N_("a one-time page the customer's phone opens from a QR code; measures its side"),
 }
 
 
 # What diag is, for `diag --help` (the module docstring above is for developers).
-ABOUT = (
+ABOUT = N_(
     "diag tells an installer or support why an IP camera or recorder shows grey (no connection) "
     "in the vendor's app: from a laptop on the site it checks the LAN, the router and its NAT, "
     "the internet link, DNS and the P2P platform, then names the likely cause and what to do, "
     "in English or Polish."
 )
-FIRST_STEPS = (
+FIRST_STEPS = N_(
     "first steps:\n"
     "  diag discover --write site.toml   find the cameras and recorders on this LAN, draft the "
     "site file\n"
@@ -81,35 +94,39 @@ FIRST_STEPS = (
 # declare its own ``EXAMPLES`` with the same shape; it wins over this table, so a new command
 # (diag profile, diag phone...) brings its examples with it.
 EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "checks": (("diag checks", "list the checks this installation has"),
-               ("diag checks --json", "the same, for scripts")),
-    "run": (("diag run --site site.toml", "run every check, print devices and causes"),
+    "checks": (("diag checks", N_("list the checks this installation has")),
+               ("diag checks --json", N_("the same, for scripts"))),
+    "run": (("diag run --site site.toml", N_("run every check, print devices and causes")),
             ("diag run --site site.toml --html report.html --lang pl",
-             "and write the report in Polish for the customer"),
+             N_("and write the report in Polish for the customer")),
             ("diag run --site site.toml --grey ipc2 --deep",
-             "the app shows ipc2 grey: slow measurements too")),
-    "tui": (("diag tui --site site.toml", "the dashboard; r re-runs, e exports, ? explains keys"),
-            ("diag tui --site site.toml --lang pl --deep", "in Polish, with deep measurements")),
+             N_("the app shows ipc2 grey: slow measurements too"))),
+    "tui": (("diag tui --site site.toml",
+             N_("the dashboard; r re-runs, e exports, ? explains keys")),
+            ("diag tui --site site.toml --lang pl --deep",
+             N_("in Polish, with deep measurements"))),
     "monitor": (("diag monitor --site site.toml --db history.sqlite",
-                 "one run for cron: one status line, exit 0/1/2/3"),),
-    "history": (("diag history --db history.sqlite --days 7", "the last week of device states"),),
+                 N_("one run for cron: one status line, exit 0/1/2/3")),),
+    "history": (("diag history --db history.sqlite --days 7",
+                 N_("the last week of device states")),),
     "report": (("diag report --from run.json --html report.html --lang pl",
-                "render a saved run as HTML, in Polish"),),
-    "lab": (("diag lab list", "the scenarios the lab can inject"),
-            ("diag lab up --scenario dns-failure", "build a site with a lying resolver (root)"),
-            ("diag lab status --json", "its namespaces, addresses and site file"),
+                N_("render a saved run as HTML, in Polish")),),
+    "lab": (("diag lab list", N_("the scenarios the lab can inject")),
+            ("diag lab up --scenario dns-failure", N_("build a site with a lying resolver (root)")),
+            ("diag lab status --json", N_("its namespaces, addresses and site file")),
             ("diag lab exec -- diag run --site /run/diag-lab/NAME/site.toml",
-             "run diag inside it"),
-            ("diag lab down --all", "remove every lab")),
-    "demo": (("diag demo", "a lab site with a fault, shown in the dashboard (root)"),
+             N_("run diag inside it")),
+            ("diag lab down --all", N_("remove every lab"))),
+    "demo": (("diag demo", N_("a lab site with a fault, shown in the dashboard (root)")),
              ("diag demo --scenario router-port-blocking --headless --lang pl",
-              "no terminal UI: write the report, in Polish")),
-    "discover": (("diag discover", "list the devices found on this LAN"),
-                 ("diag discover --write site.toml", "draft the site file from them")),
-    "phone": (("diag phone --site site.toml", "show a QR code; the customer's phone opens it"),),
-    "profile": (("diag profile list", "the platform profiles installed"),
-                ("diag profile show NAME", "what a profile names (servers, ports)"),
-                ("diag profile check my-platform.toml", "validate a profile file before use")),
+              N_("no terminal UI: write the report, in Polish"))),
+    "discover": (("diag discover", N_("list the devices found on this LAN")),
+                 ("diag discover --write site.toml", N_("draft the site file from them"))),
+    "phone": (("diag phone --site site.toml",
+               N_("show a QR code; the customer's phone opens it")),),
+    "profile": (("diag profile list", N_("the platform profiles installed")),
+                ("diag profile show NAME", N_("what a profile names (servers, ports)")),
+                ("diag profile check my-platform.toml", N_("validate a profile file before use"))),
 }  # fmt: skip
 
 
@@ -125,20 +142,81 @@ FIRST_CONTACT = N_(
 )
 
 
-def examples_epilog(name: str, module: object = None) -> str:
-    """The "examples:" block under a command's help (the module's own EXAMPLES first)."""
+def examples_epilog(name: str, module: object = None, lang: str = DEFAULT_LANG) -> str:
+    """The "examples:" block under a command's help (the module's own EXAMPLES first), in
+    ``lang``: the command lines stay as typed, what they do is translated."""
     own = getattr(module, "EXAMPLES", None) if module is not None else None
-    rows = tuple(own) if own else EXAMPLES.get(name, ())
+    rows = [(cmd, render(what, lang)) for cmd, what in (own or EXAMPLES.get(name, ()))]
     if not rows:
         return ""
+    head = render(N_("examples:"), lang)
     width = max(len(cmd) for cmd, _ in rows)
     if width + max(len(what) for _, what in rows) > 74:
         # Too wide for one line each: the command, then what it does under it.
-        return "examples:\n" + "\n".join(f"  {cmd}\n      {what}" for cmd, what in rows)
-    return "examples:\n" + "\n".join(f"  {cmd:<{width}}  {what}" for cmd, what in rows)
+        return head + "\n" + "\n".join(f"  {cmd}\n      {what}" for cmd, what in rows)
+    return head + "\n" + "\n".join(f"  {cmd:<{width}}  {what}" for cmd, what in rows)
 
 
-def _nested_examples(parser: argparse.ArgumentParser) -> None:
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help in the person's language: every help string, section heading, the usage
+    prefix and a description or epilog that is one message go through ``diag.i18n`` when the
+    help is shown (argparse's own words, "options", "show this help message and exit", too)."""
+
+    def __init__(self, prog: str, *, lang: str = DEFAULT_LANG, **kw: Any) -> None:
+        super().__init__(prog, **kw)
+        self._lang = lang
+
+    def _t(self, text: str | None) -> str | None:
+        return gettext(text, self._lang) if text else text
+
+    def start_section(self, heading: str | None) -> None:
+        super().start_section(self._t(heading))
+
+    def add_usage(
+        self,
+        usage: str | None,
+        actions: Any,
+        groups: Any,
+        prefix: str | None = None,
+    ) -> None:
+        super().add_usage(usage, actions, groups, self._t("usage: ") if prefix is None else prefix)
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(self._t(text) or "")
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return self._t(super()._get_help_string(action))
+
+
+class RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The same, keeping the description's and epilog's own line breaks (tables, examples)."""
+
+
+def localise(parser: argparse.ArgumentParser, lang: str) -> None:
+    """``parser`` and every subcommand under it show their help in ``lang`` (a raw description
+    stays raw)."""
+    raw = issubclass(parser.formatter_class, argparse.RawDescriptionHelpFormatter)  # type: ignore[arg-type]
+    parser.formatter_class = functools.partial(
+        RawHelpFormatter if raw else HelpFormatter, lang=lang
+    )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                localise(child, lang)
+
+
+def help_lang(argv: Sequence[str]) -> str:
+    """The language of ``--help`` and of usage errors: ``--lang`` anywhere on the command line
+    (``--help`` is answered before the other arguments are parsed), else ``person_lang()``."""
+    for i, a in enumerate(argv):
+        if a == "--lang" and i + 1 < len(argv):
+            return normalize_lang(argv[i + 1])
+        if a.startswith("--lang="):
+            return normalize_lang(a.partition("=")[2])
+    return person_lang()
+
+
+def _nested_examples(parser: argparse.ArgumentParser, lang: str) -> None:
     """Subcommands of a subcommand (``diag lab up``) get the examples that start with their
     own command line, from their parent's table."""
     for action in parser._actions:
@@ -151,9 +229,9 @@ def _nested_examples(parser: argparse.ArgumentParser) -> None:
                 rows = tuple(r for r in EXAMPLES.get(top, ()) if r[0].startswith(child.prog + " ")
                              or r[0] == child.prog)  # fmt: skip
                 if rows and len(words) > 2:
-                    child.epilog = examples_epilog("", _Rows(rows))
+                    child.epilog = examples_epilog("", _Rows(rows), lang)
                     child.formatter_class = argparse.RawDescriptionHelpFormatter
-            _nested_examples(child)
+            _nested_examples(child, lang)
 
 
 class _Rows:
@@ -173,14 +251,19 @@ def _deadline(text: str) -> float:
 
 
 def add_site_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--site", required=True, metavar="FILE", help="site config (TOML)")
-    p.add_argument("--lang", choices=("en", "pl"), help="language of the output")
+    p.add_argument("--site", required=True, metavar="FILE", help=N_("site config (TOML)"))
+    p.add_argument("--lang", choices=("en", "pl"), help=N_("language of the output"))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(lang: str = DEFAULT_LANG) -> argparse.ArgumentParser:
+    """The ``diag`` command line, its help in ``lang`` (``main`` passes ``help_lang(argv)``)."""
+    lang = normalize_lang(lang)
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="diag", description=textwrap.fill(ABOUT, 78), epilog=FIRST_STEPS, formatter_class=raw
+        prog="diag",
+        description=textwrap.fill(render(ABOUT, lang), 78),
+        epilog=render(FIRST_STEPS, lang),
+        formatter_class=raw,
     )
     parser.add_argument("--version", action="version", version=f"diag {__version__}")
     # Not required: `diag` alone says what to do first instead of an argparse error.
@@ -191,28 +274,30 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=HELP.get(name, ""),
             description=HELP.get(name, ""),
-            epilog=examples_epilog(name, module),
+            epilog=examples_epilog(name, module, lang),
             formatter_class=raw,
         )
 
     p = add("checks")
-    p.add_argument("--json", action="store_true", help="machine-readable list")
+    p.add_argument("--json", action="store_true", help=N_("machine-readable list"))
 
     p = add("run")
     add_site_args(p)
-    p.add_argument("--only", type=_ids, metavar="ID,..", help="run only these checks (and deps)")
-    p.add_argument("--json", metavar="FILE", help="write the run as JSON")
-    p.add_argument("--html", metavar="FILE", help="write the HTML report")
     p.add_argument(
-        "--deadline", type=_deadline, default=None, metavar="S", help="whole-run deadline"
+        "--only", type=_ids, metavar="ID,..", help=N_("run only these checks (and deps)")
     )
-    p.add_argument("--deep", action="store_true", help="slow measurements too (NAT lifetime)")
+    p.add_argument("--json", metavar="FILE", help=N_("write the run as JSON"))
+    p.add_argument("--html", metavar="FILE", help=N_("write the HTML report"))
+    p.add_argument(
+        "--deadline", type=_deadline, default=None, metavar="S", help=N_("whole-run deadline")
+    )
+    p.add_argument("--deep", action="store_true", help=N_("slow measurements too (NAT lifetime)"))
     p.add_argument(
         "--grey",
         type=_ids,
         default=[],
         metavar="NAME,..",
-        help="devices the app shows grey (the installer's observation)",
+        help=N_("devices the app shows grey (the installer's observation)"),
     )
 
     for name, module in SUBSYSTEMS.items():
@@ -226,15 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
             if mod is None:
                 raise ImportError(module)
             mod.add_arguments(p)
-            own = examples_epilog(name, mod)
+            own = examples_epilog(name, mod, lang)
             if own and own not in (p.epilog or ""):
-                # The module set its own epilog (the monitor's exit codes): examples after it.
-                p.epilog = f"{p.epilog}\n\n{own}" if p.epilog else own
+                # The module set its own epilog (the monitor's exit codes): examples after it,
+                # the module's text translated as the one message it is.
+                mine = render(p.epilog, lang) if p.epilog else ""
+                p.epilog = f"{mine}\n\n{own}" if mine else own
                 p.formatter_class = raw
         except ImportError:
             # A subsystem missing from this build must not break the other commands.
             p.set_defaults(subsystem_missing=module)
-    _nested_examples(parser)
+    _nested_examples(parser, lang)
+    localise(parser, lang)
     return parser
 
 
@@ -261,21 +349,29 @@ def cmd_checks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def load_site_seen_grey(path: str, grey: Sequence[str]) -> Site:
+    """The site file with the installer's ``--grey`` observation (the app shows these grey); a
+    name that is no device of the site is a config error naming ``--grey``."""
+    from diag.config import load_site, with_observations
+
+    site = load_site(path)
+    if grey:
+        unknown = [g for g in grey if site.device(g) is None]
+        if unknown:
+            raise ConfigError(site.path, "--grey", f"no device named {unknown[0]!r} in the site")
+        site = with_observations(site, {g: True for g in grey})
+    return site
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from diag.checks.base import load_checks
-    from diag.config import load_site, with_observations
-    from diag.reports import json as rjson
+    from diag.reports import save
     from diag.reports.terminal import summary_table
     from diag.runner import DEFAULT_DEADLINE_S, execute
 
-    site = load_site(args.site)
-    if args.grey:
-        unknown = [g for g in args.grey if site.device(g) is None]
-        if unknown:
-            raise ConfigError(site.path, "--grey", f"no device named {unknown[0]!r} in the site")
-        site = with_observations(site, {g: True for g in args.grey})
+    site = load_site_seen_grey(args.site, args.grey)
     reg = load_checks()
     lang = args.lang or site.lang
     for e in reg.errors:
@@ -298,14 +394,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     print(summary_table(run, lang))
     try:
-        if args.json:
-            rjson.write(run, args.json, lang)
-            print(render(msg("JSON written to {path}", path=args.json), lang))
-        if args.html:
-            from diag.reports.html import write as write_html
-
-            write_html(run, args.html, lang)
-            print(render(msg("HTML written to {path}", path=args.html), lang))
+        save(run, lang, args.json, args.html, print)
     except OSError as exc:
         _err(msg("cannot write {path}: {error}", path=exc.filename, error=exc.strerror), lang)
         return EXIT_USAGE
@@ -320,13 +409,13 @@ def _err(message: Message, lang: str | None = None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(help_lang(argv))
     args = parser.parse_args(argv)
     lang = getattr(args, "lang", None)
     if args.command is None:
         # `diag` alone: a newcomer's first contact. Say what diag is and what to type first.
-        first = normalize_lang(os.environ.get("DIAG_LANG") or os.environ.get("LANG"))
-        print(render(msg(FIRST_CONTACT), first))
+        print(render(msg(FIRST_CONTACT), person_lang()))
         return EXIT_USAGE
     try:
         if args.command == "checks":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import os
 import re
 import string
 from collections.abc import Mapping
@@ -316,3 +317,14 @@ def normalize_lang(lang: str | None) -> str:
         return DEFAULT_LANG
     base = lang.split(".")[0].split("_")[0].lower()
     return base if base in LANGS else DEFAULT_LANG
+
+
+def person_lang(environ: Mapping[str, str] | None = None) -> str:
+    """The language of the person at the terminal when no ``--lang`` says: ``DIAG_LANG``, then
+    the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``, in POSIX order: the first one set wins)."""
+    env = os.environ if environ is None else environ
+    for var in ("DIAG_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(var)
+        if value:
+            return normalize_lang(value)
+    return DEFAULT_LANG

@@ -59,3 +59,106 @@ def test_diag_alone_says_what_to_do_first(lang: str, word: str) -> None:
     assert res.returncode == cli.EXIT_USAGE
     assert word in res.stdout and "diag discover" in res.stdout and "diag demo" in res.stdout
     assert "error" not in res.stderr
+
+
+def _norm(text: str) -> str:
+    # argparse wraps help at spaces: compare with the line breaks folded.
+    return " ".join(text.split())
+
+
+def _pairs() -> list[tuple[argparse.ArgumentParser, argparse.ArgumentParser]]:
+    en, pl = all_parsers(cli.build_parser("en")), all_parsers(cli.build_parser("pl"))
+    assert [p.prog for p in en] == [p.prog for p in pl]
+    return [(cli.build_parser("en"), cli.build_parser("pl")), *zip(en, pl, strict=True)]
+
+
+def test_every_help_string_of_every_command_reads_in_polish() -> None:
+    from diag.i18n import gettext
+
+    untranslated = []
+    for en, pl in _pairs():
+        text_en, text_pl = _norm(en.format_help()), _norm(pl.format_help())
+        for action in en._actions:
+            help_en = action.help
+            if not help_en or help_en == argparse.SUPPRESS:
+                continue
+            help_pl = gettext(help_en, "pl")
+            if help_pl == help_en:
+                untranslated.append(f"{en.prog}: {help_en!r}")
+                continue
+            assert _norm(help_en) in text_en, (en.prog, help_en)
+            assert _norm(help_pl) in text_pl and _norm(help_en) not in text_pl, (pl.prog, help_en)
+        # argparse's own words and the examples' heading, too.
+        assert text_pl.startswith("użycie: ") and "opcje:" in text_pl, pl.prog
+        assert "options:" not in text_pl and "show this help" not in text_pl, pl.prog
+        if "przykłady:" not in text_pl:
+            assert "examples:" not in text_en, pl.prog
+    assert not untranslated, "help without Polish (diag/locale/pl/LC_MESSAGES/cli.po):\n" + (
+        "\n".join(untranslated)
+    )
+
+
+def test_descriptions_and_examples_read_in_polish() -> None:
+    top = cli.build_parser("pl").format_help()
+    assert "dlaczego kamera IP" in top and "pierwsze kroki:" in top
+    run = next(p for p in all_parsers(cli.build_parser("pl")) if p.prog == "diag run")
+    text = run.format_help()
+    assert "uruchom testy w obiekcie" in text  # the description
+    assert "i zapisz raport po polsku dla klienta" in text  # an example's words
+    assert "diag run --site site.toml --html report.html --lang pl" in text  # typed as is
+    monitor = next(p for p in all_parsers(cli.build_parser("pl")) if p.prog == "diag monitor")
+    assert "kody wyjścia" in monitor.format_help()  # the monitor's own epilog
+
+
+def test_monitor_help_names_the_checks_cron_leaves_out() -> None:
+    from diag.monitor.command import CRON_EXCLUDED
+
+    monitor = next(p for p in all_parsers(cli.build_parser()) if p.prog == "diag monitor")
+    (all_checks,) = (a for a in monitor._actions if "--all-checks" in a.option_strings)
+    assert all_checks.help is not None
+    assert all(c in all_checks.help for c in CRON_EXCLUDED)
+
+
+def _help(args: list[str], **env: str) -> str:
+    res = subprocess.run(
+        [sys.executable, "-m", "diag.cli", *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+        check=False,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "polish"),
+    [
+        (["run", "--help"], {}, False),
+        (["run", "--help"], {"DIAG_LANG": "pl"}, True),
+        (["run", "--help"], {"LANG": "pl_PL.UTF-8"}, True),
+        (["run", "--help"], {"LC_ALL": "pl_PL.UTF-8", "LANG": "en_US.UTF-8"}, True),
+        # --lang wins, even after --help (answered before the rest is parsed).
+        (["run", "--help", "--lang", "en"], {"DIAG_LANG": "pl"}, False),
+        (["run", "--lang=pl", "--help"], {}, True),
+        (["monitor", "--help"], {"DIAG_LANG": "pl"}, True),
+        (["--help"], {"LANG": "pl_PL.UTF-8"}, True),
+    ],
+)
+def test_help_follows_the_language_choice(
+    args: list[str], env: dict[str, str], polish: bool
+) -> None:
+    text = _help(args, **env)
+    assert text.startswith("użycie: " if polish else "usage: "), text[:80]
+    assert ("opcje:" in text) is polish and ("options:" in text) is not polish
+
+
+def test_person_lang_order() -> None:
+    from diag.i18n import person_lang
+
+    assert person_lang({}) == "en"
+    assert person_lang({"LANG": "pl_PL.UTF-8"}) == "pl"
+    assert person_lang({"LANG": "pl_PL.UTF-8", "LC_ALL": "C"}) == "en"
+    assert person_lang({"DIAG_LANG": "pl", "LC_ALL": "en_GB.UTF-8"}) == "pl"
+    assert person_lang({"DIAG_LANG": "xx"}) == "en"

@@ -68,7 +68,7 @@ def test_monitor_report_and_dashboard_word_states_icons_and_ports_alike() -> Non
     from diag.monitor import alerts
 
     # The monitor's status line and alerts word a state as every other view does.
-    assert alerts.STATE_WORD is vocab.STATE_WORD
+    assert alerts.STATE_WORD is vocab.STATE_TAG
     run = sample_run(8)
     for lang in LANGS:
         ctx = html.context(run, lang)

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 
 from diag.checks.base import Check, Context, profile_need
+from diag.diagnosis.stats import wilson
 from diag.i18n import msg
 from diag.model import Fact, Outcome, Site
 from diag.net import tcpinfo
@@ -51,6 +52,10 @@ TCP_BYTES = 32 * 1024
 TCP_WINDOW_S = 1.5
 # Acknowledged by then: a stall means not even ten full segments got through.
 TCP_STALLED_BYTES = 10 * 1448
+# A black hole is proven when the large probes' silence would be this unlikely (chance, 0..1) on a
+# path that loses as much as the small ones' 95 % interval allows: on a link losing half its
+# packets, large probes vanish like the small ones and no size limit is shown.
+BLACKHOLE_CHANCE = 0.05
 
 
 @dataclass
@@ -59,6 +64,25 @@ class EchoResult:
     smallest_lost: int | None = None
     icmp_error: bool = False
     error: str | None = None
+    # Probes of the sizes that were answered: how many were sent, how many of them got no answer
+    # (a retry of the same size answered later); and how many probes of the unanswered sizes were
+    # sent (all of them lost).
+    small_sent: int = 0
+    small_lost: int = 0
+    big_lost: int = 0
+
+    def silence_chance(self) -> float:
+        """How likely every large probe's loss is on a path losing what the small ones show.
+
+        The small probes' loss counts by the high end of its 95 % Wilson interval: 0 lost of 5
+        small probes bounds the loss below 43 %, and 8 large probes all lost would happen by
+        chance 0.1 % of the time (a black hole); 2 lost of 5 allow 77 % loss, under which 4 lost
+        large probes are a 35 % chance (loss, not size).
+        """
+        if self.big_lost <= 0:
+            return 1.0
+        high = wilson(self.small_lost, self.small_sent)[1]
+        return float(high**self.big_lost)
 
 
 def _checksum(data: bytes) -> int:
@@ -100,9 +124,10 @@ def echo_probe(
             return res
 
         def answered(size: int) -> bool:
+            sent = 0
             for _ in range(TRIES):
                 if time.monotonic() > deadline:
-                    return False
+                    break
                 seq[0] = (seq[0] + 1) & 0xFFFF
                 payload = os.urandom(size - ICMP_HEADERS)
                 head = struct.pack("!BBHHH", 8, 0, 0, ident, seq[0])
@@ -113,6 +138,7 @@ def echo_probe(
                     # EMSGSIZE: our own interface or a known PMTU refuses the size.
                     res.icmp_error = True
                     return False
+                sent += 1
                 end = min(deadline, time.monotonic() + PROBE_TIMEOUT_S)
                 while (left := end - time.monotonic()) > 0:
                     ready, _, err = select.select([sock], [], [sock], left)
@@ -131,11 +157,15 @@ def echo_probe(
                         continue
                     typ, _c, _s, rid, rseq = struct.unpack("!BBHHH", icmp[:8])
                     if typ == 0 and rseq == seq[0] and (rid == ident or not raw):
+                        res.small_sent += sent
+                        res.small_lost += sent - 1
                         return True
+            res.big_lost += sent
             return False
 
         if not answered(MIN_SIZE):
             res.error = "no-echo"  # nothing answers: not a size question
+            res.big_lost = 0
             return res
         lo, hi = MIN_SIZE, MAX_SIZE
         res.largest_ok = MIN_SIZE
@@ -244,9 +274,18 @@ class MtuCheck(Check):
         if echo.smallest_lost is not None:
             facts.append(Fact("mtu.smallest_lost", echo.smallest_lost, "B"))
         facts.append(Fact("mtu.icmp_error", echo.icmp_error))
-        silent = (
+        facts += [
+            Fact("mtu.small_probes", echo.small_sent),
+            Fact("mtu.small_lost", echo.small_lost),
+            Fact("mtu.large_lost", echo.big_lost),
+        ]
+        vanished = (
             echo.largest_ok is not None and echo.smallest_lost is not None and not echo.icmp_error
         )
+        # Large probes vanish beyond what the small ones' loss explains (a size limit), or as
+        # often as they do (a lossy path: no verdict on the size).
+        silent = vanished and echo.silence_chance() < BLACKHOLE_CHANCE
+        lossy = vanished and not silent
         stalled: bool | None = None
         if tcp is not None:
             if tcp.error:
@@ -257,10 +296,28 @@ class MtuCheck(Check):
                     stalled = tcp.acked < TCP_STALLED_BYTES
                     facts.append(Fact("mtu.tcp_stalled", stalled))
                 facts.append(Fact("mtu.tcp_echoed_bytes", tcp.echoed, "B"))
-        blackhole = silent or (stalled is True and echo.largest_ok is not None)
+        # A stalled transfer is a black hole only where the small echoes passed cleanly: a link
+        # that loses them stalls TCP too.
+        blackhole = silent or (
+            stalled is True and echo.largest_ok is not None and echo.small_lost == 0 and not lossy
+        )
         if echo.largest_ok is None and stalled is None:
             facts.append(Fact("mtu.blackhole", None))
             return Outcome("error", msg("path MTU not measured"), {}, tuple(facts))
+        if lossy and not blackhole:
+            # Not measured: the loss hides whether a size limit is there too (unknown, not "no").
+            facts.append(Fact("mtu.blackhole", None))
+            return Outcome(
+                "warn",
+                msg(
+                    "small and large probes are lost alike ({lost} of {n} small ones): packet "
+                    "loss, the path MTU not measured",
+                    lost=echo.small_lost,
+                    n=echo.small_sent,
+                ),
+                {},
+                tuple(facts),
+            )
         facts.append(Fact("mtu.blackhole", bool(blackhole)))
         if blackhole:
             return Outcome(

@@ -85,6 +85,17 @@ SYMPTOMS: Mapping[str, str] = {
     "not exist",
     "path.big-packets-lost": "large packets vanish without an ICMP error while small ones pass",
 }
+# What probe series lost whole look like: ports that seem blocked, no UDP answer, a NAT mapping
+# that seems to expire (its keepalives lost).
+LOST_SERIES = (
+    "ports.blocked-router",
+    "ports.blocked-router-udp",
+    "ports.blocked-isp",
+    "ports.blocked-isp-udp",
+    "ports.blocked-unknown",
+    "udp.blocked",
+    "nat.short-lifetime",
+)
 # What every cause of the internet link being unusable predicts (a dead or walled link).
 _DEAD_LINK: tuple[str, ...] = (
     "platform.silent",
@@ -423,6 +434,8 @@ CATALOG: dict[str, CauseInfo] = {
                 "dns.site-timeout",
                 "platform.partial",
                 "platform.silent",
+                # Lost probe series, when the loss makes them likely (the rule narrows).
+                *LOST_SERIES,
                 "device.no-heartbeat",
                 "device.dns-dead",
                 "device.no-path-out",

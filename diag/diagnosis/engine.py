@@ -25,7 +25,7 @@ from diag.diagnosis.catalog import CATALOG, EFFECT_RANK, P2P_VIA, Effect
 from diag.diagnosis.facts import Facts
 from diag.diagnosis.history import SITE, History
 from diag.diagnosis.rules import RULES, Env, Hit, Rule
-from diag.diagnosis.unmeasured import unmeasured, with_gaps
+from diag.diagnosis.unmeasured import missing_evidence, unmeasured, with_gaps
 from diag.i18n import N_, Message, msg
 from diag.model import (
     STATE_RANK,
@@ -43,9 +43,10 @@ ENTRY_POINT_GROUP = "diag.rules"
 # A cause at or above this confidence counts as "the" explanation: it sets the device's state,
 # and a healthy site must have none.
 STRONG = 0.5
-# An explained-away cause stays as a note at most this confident: over the fault campaign such
-# notes were right about one time in twenty (docs/diagnosis.md, reliability table).
-EXPLAINED_CAP = 0.1
+# An explained-away cause stays as a note at most this confident: over the fault campaign of
+# 2026-12-01 such notes were right 0 times in 132 (docs/diagnosis.md, reliability table), so
+# they belong in the lowest bin (0.0-0.1), not at 0.1 (the 0.1-0.2 bin: right 10-20 %).
+EXPLAINED_CAP = 0.05
 _ORDER = {cid: i for i, cid in enumerate(CATALOG)}
 _log = logging.getLogger(__name__)
 
@@ -388,7 +389,9 @@ def diagnose(
                 state=state,
                 icon=icon,
                 causes=tuple(causes),
-                unmeasured=gaps if state == "unknown" else (),
+                # What was not measured: why the state is unknown, and for every state the
+                # evidence a device cause needs that is missing (never read as "all clear").
+                unmeasured=gaps + missing_evidence(d, env.facts),
             )
         )
     return tuple(verdicts), tuple(f.cause for f in site_ranked)

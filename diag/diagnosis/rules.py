@@ -30,6 +30,7 @@ from typing import Any
 from diag.diagnosis.catalog import (
     CATALOG,
     IP_VIA,
+    LOST_SERIES,
     P2P_VIA,
     PHONE_CHECKLIST,
     PHONE_MEASURED_FIX,
@@ -38,7 +39,7 @@ from diag.diagnosis.catalog import (
 )
 from diag.diagnosis.facts import Facts, as_num
 from diag.diagnosis.history import SITE, History
-from diag.diagnosis.stats import rate_interval_pct, spread_low
+from diag.diagnosis.stats import median_low, rate_interval_pct, spread_low
 from diag.i18n import Message, msg
 from diag.model import ADDED_VIA, AddedVia, Cause, Device, Fact, Site
 
@@ -63,15 +64,28 @@ VERY_SLOW_SHARE = 0.25
 # Loss whose interval's low end is above this (%) collapses TCP (retransmission timeouts):
 # then it accounts for an upload of any speed, or a speed test that did not complete.
 COLLAPSE_LOSS_PCT = 10.0
-# Loss whose interval's low end is above this (%) loses whole probe series (every platform
-# server silent).
-SILENCING_LOSS_PCT = 50.0
+# A probe series (a platform server's hello with its retransmissions, a port probe, a DNS query
+# and its retry, a NAT keepalive) is lost whole when each of about this many tries is lost.
+SERIES_TRIES = 3
+# The loss accounts for a symptom of lost series when that is at least this likely (chance, 0..1)
+# at the high end of the loss's 95 % interval: 60 % loss of 20 probes (up to 78 %) loses a
+# three-try series 47 % of the time and every one of three platform servers' 10 % of the time;
+# 10 % loss (up to 30 %) loses a series 2.7 % of the time.
+SERIES_CHANCE = 0.05
 # The TCP throughput loss allows (Mathis et al., "The macroscopic behavior of the TCP congestion
 # avoidance algorithm", 1997): MSS / RTT * C / sqrt(p). MSS of a 1500-byte Ethernet path, bytes;
 # C = sqrt(3/2) for Reno with delayed ACKs off. CUBIC and BBR do better, so the ceiling is used
 # only as an upper bound taken at the loss interval's low end and the lowest RTT seen.
 MATHIS_MSS_BYTES = 1448
 MATHIS_C = math.sqrt(1.5)
+# A slow resolver is a cause when at least this many names were slow: one slow answer in a run is
+# one query that needed its retry (3 % DNS loss does that to one of three names now and then).
+SLOW_NAMES = 2
+SLOW_NOTE = 0.3
+# device-net-config when the device's settings are the site's own and only the resolver they name
+# did not answer the laptop: a note (the campaign's dead or slow operator resolvers gave it 0.85
+# on every device, wrong each time).
+SITE_SETTINGS_NOTE = 0.3
 # Bufferbloat without loss, latency or jitter at idle: a note (advice), not a verdict.
 BLOAT_ONLY = 0.45
 # What latency or jitter alone accounts for (no packet is lost).
@@ -227,7 +241,37 @@ def _internet_up(env: Env) -> bool | None:
     if env.facts.flag("wan.captive_portal") or env.facts.flag("wan.only_dns_passes"):
         # A walled garden answers some probes; that is not "the internet works".
         return False
-    return inet
+    return _beyond_answers(env) if inet is None else inet
+
+
+# The other checks' facts that say whether anything beyond the operator answered.
+BEYOND_KEYS = ("p2p.reachable", "port.open", "nat.mapped_address", "dns.independent.rcode")
+
+
+def _beyond_answers(env: Env) -> bool | None:
+    """Whether the internet answers, from the other checks when the wan check said nothing.
+
+    A wan check that ran out of time on a loaded laptop leaves no ``wan.internet_reachable``;
+    a platform server, a port, the STUN server or the independent resolver that answered says
+    the internet works; all of the platform's servers and the STUN server silent (and the
+    independent resolver, when it was asked) says it does not. Anything less: unknown.
+    """
+    f = env.facts
+    if (
+        any(x.value is True for x in (*f.all("p2p.reachable"), *f.all("port.open")))
+        or f.text("nat.mapped_address")
+        or any(x.value == RCODE_OK for x in f.all("dns.independent.rcode"))
+    ):
+        return True
+    p2p = [x.value for x in f.all("p2p.reachable")]
+    indep = [x.value for x in f.all("dns.independent.rcode")]
+    silent = (
+        bool(p2p)
+        and not any(p2p)
+        and f.flag("nat.udp_blocked") is True
+        and all(isinstance(v, str) and _dns_symptom(v) == "dns.site-timeout" for v in indep)
+    )
+    return False if silent else None
 
 
 def _exceeds(value: float | None, limit: float) -> bool:
@@ -640,11 +684,17 @@ def _net_config(env: Env, d: Device | None) -> Hit | None:
         # the site's dns-failure accounts for it; any other DNS server is its own setting.
         shared = {x for x in (site_gw, env.site.network.site_resolver) if x}
         shared.update(x for x in (env.facts.text("dns.resolver.site"),) if x)
-        shows = (
-            ("device.dns-dead", "device.no-path-out")
-            if set(dns) <= shared
-            else ("device.gateway-wrong",)
-        )
+        if set(dns) <= shared:
+            # Its settings are the site's own (right gateway, the site's resolver): what failed
+            # is the resolver the laptop asked for it, a site matter (or a query lost under
+            # load), not this device's configuration: a note.
+            return Hit(
+                SITE_SETTINGS_NOTE,
+                detail=detail,
+                effect="none",
+                shows=("device.dns-dead", "device.no-path-out"),
+            )
+        shows = ("device.gateway-wrong",)
     return Hit(0.85, detail=detail, shows=shows)
 
 
@@ -999,6 +1049,15 @@ def _link_outage(env: Env, _d: Device | None) -> Hit | None:
     f = env.facts
     inet = f.flag("wan.internet_reachable")
     walled = f.flag("wan.captive_portal") is True or f.flag("wan.only_dns_passes") is True
+    if inet is None and _beyond_answers(env) is False:
+        # The wan check said nothing (out of time under load); every other probe beyond the
+        # operator went unanswered.
+        return Hit(
+            0.7,
+            f.pick(BEYOND_KEYS, None),
+            msg("No internet host answers"),
+            shows=("internet.down",),
+        )
     gw = f.flag("wan.gateway_reachable")
     gateway = _site_gateway(env) or "?"
     if inet is False and not walled:
@@ -1067,7 +1126,13 @@ def _data_plan(env: Env, _d: Device | None) -> Hit | None:
 
 def _server_unavailable(env: Env, _d: Device | None) -> Hit | None:
     f = env.facts
-    servers = [x for x in f.all("p2p.reachable") if isinstance(x.value, bool)]
+    # A server whose name did not resolve was never probed: that is the resolver's silence (the
+    # dns rule's), not the platform's.
+    servers = [
+        x
+        for x in f.all("p2p.reachable")
+        if isinstance(x.value, bool) and f.text("p2p.error", x.target) != "dns"
+    ]
     if not servers:
         return None
     down = [x.target for x in servers if x.value is False]
@@ -1250,7 +1315,7 @@ def _dns_hit(env: Env) -> Hit | None:
         elif f.flag("dns.site.slow", name) is True and _slower_than_independent(env, name):
             better(
                 Hit(
-                    0.55,
+                    0.55 if _slow_names(env) >= SLOW_NAMES else SLOW_NOTE,
                     ev,
                     shows=("dns.site-slow",),
                     detail=msg(
@@ -1265,6 +1330,15 @@ def _dns_hit(env: Env) -> Hit | None:
     return best
 
 
+def _slow_names(env: Env) -> int:
+    """How many of the names asked the site's resolver answered slowly by itself."""
+    return sum(
+        1
+        for x in env.facts.all("dns.site.slow")
+        if x.value is True and _slower_than_independent(env, x.target)
+    )
+
+
 def _slower_than_independent(env: Env, name: str) -> bool:
     """The site resolver is slow by itself, not just because the path to any resolver is."""
     site_ms = env.facts.num("dns.site.time_ms", name)
@@ -1276,7 +1350,30 @@ def _slower_than_independent(env: Env, name: str) -> bool:
 
 
 def _dns_failure(env: Env, _d: Device | None) -> Hit | None:
-    return _dns_hit(env)
+    return _dns_hit(env) or _platform_names_unresolved(env)
+
+
+def _platform_names_unresolved(env: Env) -> Hit | None:
+    """No dns check facts (it ran out of time), but every platform server's name failed to
+    resolve through the site's resolver in the p2p check while the internet answers."""
+    f = env.facts
+    if f.all("dns.site.rcode"):
+        return None
+    servers = f.all("p2p.reachable")
+    if not servers or any(f.text("p2p.error", x.target) != "dns" for x in servers):
+        return None
+    if _internet_up(env) is not True:
+        return None
+    return Hit(
+        0.6,
+        f.pick(("p2p.reachable", "p2p.error", *BEYOND_KEYS), None),
+        msg(
+            "None of the platform's names resolved through the site's resolver {resolver}; "
+            "other internet hosts answer",
+            resolver=f.text("dns.resolver.site") or env.site.network.site_resolver or "?",
+        ),
+        shows=("dns.site-timeout",),
+    )
 
 
 def _digits(value: float | None) -> str:
@@ -1559,10 +1656,14 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
                 high=high,
             )
     rtt = f.num("wan.rtt_ms")
-    if rtt is not None and rtt > t.rtt_ms:
+    jitter = f.num("wan.jitter_ms")
+    # The median RTT counts by the low end of what its n probes can tell with the jitter seen
+    # (a loaded laptop's 146 ms jitter puts a 150 ms median anywhere from 79 ms).
+    rtt_low = median_low(rtt, jitter or 0.0, n) if rtt is not None else None
+    if rtt is not None and rtt_low is not None and rtt_low > t.rtt_ms:
         items.append(
             (
-                rtt / t.rtt_ms,
+                rtt_low / t.rtt_ms,
                 msg(
                     "Round-trip time to the internet is {value} ms (threshold {limit} ms)",
                     value=rtt,
@@ -1571,7 +1672,6 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
                 "wan.latency",
             )
         )
-    jitter = f.num("wan.jitter_ms")
     # Jitter counts by the low end of what its n probes can tell, and only beyond the jitter the
     # laptop sees on its own LAN: a loaded laptop's scheduling delays spread RTTs as much as a
     # congested link does, and then they spread the LAN's too.
@@ -1626,15 +1726,10 @@ def _wan_loss_latency(env: Env, _d: Device | None) -> Hit | None:
     conf = 0.6 + 0.3 * min(1.0, (ratio - 1.0) / 2.0)
     shows = tuple(dict.fromkeys(sym for _, _, sym in items))
     lossy = [low for low, _, sym in items if sym in ("wan.loss", "wan.heavy-loss")]
-    low = rate_interval_pct(loss or 0.0, n)[0]
-    if not lossy:
-        predicts: tuple[str, ...] | None = LATENCY_ONLY_PREDICTS  # delay loses nothing
-    elif low < COLLAPSE_LOSS_PCT and not _loss_caps_upload(env, low):
-        predicts = _all_but("upload.very-slow", "platform.silent")
-    elif low < SILENCING_LOSS_PCT:
-        predicts = _all_but("platform.silent")  # TCP collapses; some probes still pass
-    else:
-        predicts = None  # most probes lost: even every platform probe of a series
+    low, high = rate_interval_pct(loss or 0.0, n)
+    predicts: tuple[str, ...] | None = LATENCY_ONLY_PREDICTS  # delay loses nothing
+    if lossy:
+        predicts = _loss_predicts(env, low, high)
     return Hit(
         conf,
         evidence,
@@ -1667,6 +1762,25 @@ def _loss_caps_upload(env: Env, loss_low_pct: float) -> bool:
         return False
     ceiling = tcp_ceiling_mbps(loss_low_pct, min(rtts))
     return ceiling is not None and ceiling < need * VERY_SLOW_SHARE
+
+
+def _loss_predicts(env: Env, low: float, high: float) -> tuple[str, ...] | None:
+    """What a loss of ``low``..``high`` % (its 95 % interval) accounts for; None: everything.
+
+    TCP collapses (any upload speed) from the low end's ``COLLAPSE_LOSS_PCT`` or when Mathis'
+    ceiling is below a quarter of the need; whole probe series are lost when that is likely at
+    the high end (``SERIES_CHANCE``), every platform server silent when it is for all of them.
+    """
+    series = (high / 100.0) ** SERIES_TRIES
+    servers = max(1, len(env.facts.all("p2p.reachable")))
+    out: list[str] = []
+    if low < COLLAPSE_LOSS_PCT and not _loss_caps_upload(env, low):
+        out.append("upload.very-slow")
+    if series < SERIES_CHANCE:
+        out += LOST_SERIES
+    if series**servers < SERIES_CHANCE:
+        out.append("platform.silent")
+    return _all_but(*out) if out else None
 
 
 def _all_but(*symptoms: str) -> tuple[str, ...]:

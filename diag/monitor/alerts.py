@@ -117,8 +117,9 @@ def revert(store: Store, changes: Sequence[Change]) -> None:
 _EARNED = 1_000_000
 
 
-# The one vocabulary's state words (the monitor's line and alerts word states as every view does).
-STATE_WORD = vocab.STATE_WORD
+# The one vocabulary's short state words (the monitor's one line and the alerts: "cam1 unknown:
+# not measured ...", "online → unknown"), as the dashboard's device list words them.
+STATE_WORD = vocab.STATE_TAG
 
 
 def describe(change: Change, lang: str) -> str:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
+from diag.i18n import N_
+
 if TYPE_CHECKING:
     from diag.i18n import Message
     from diag.model import Run, Site
@@ -49,13 +51,13 @@ CRON_EXCLUDED = ("bandwidth", "phone")
 DEFAULT_WAIT_S = 120.0
 
 
-EPILOG = """exit codes (monitoring-plugin conventions):
+EPILOG = N_("""exit codes (monitoring-plugin conventions):
   0 OK        every device online
   1 WARNING   some device degraded
   2 CRITICAL  some device offline (grey in the app)
   3 UNKNOWN   the run itself failed: a usage error, an unknown check in --only, no check ran,
               a bad site file, another run holds the lock, the history cannot be written
-"""
+""")
 
 
 class PluginParser(argparse.ArgumentParser):
@@ -123,31 +125,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--print-rules",
         action=PrintRules,
-        help="print the Prometheus alert and recording rules (docs/metrics.md) and exit",
+        help=N_("print the Prometheus alert and recording rules (docs/metrics.md) and exit"),
     )
-    p.add_argument("--site", required=True, metavar="FILE", help="site config (TOML)")
-    p.add_argument("--db", metavar="FILE", help="history database (default: the user data dir)")
-    p.add_argument("--prometheus", metavar="FILE", help="write a textfile-collector .prom file")
-    p.add_argument("--pushgateway", metavar="URL", help="push the metrics to this Pushgateway")
+    p.add_argument("--site", required=True, metavar="FILE", help=N_("site config (TOML)"))
+    p.add_argument("--db", metavar="FILE", help=N_("history database (default: the user data dir)"))
+    p.add_argument("--prometheus", metavar="FILE", help=N_("write a textfile-collector .prom file"))
+    p.add_argument("--pushgateway", metavar="URL", help=N_("push the metrics to this Pushgateway"))
     p.add_argument(
         "--webhook",
         metavar="URL",
         action="append",
         default=[],
-        help="POST state changes here (repeatable)",
+        help=N_("POST state changes here (repeatable)"),
     )
     p.add_argument(
         "--webhook-format",
         choices=("auto", "generic", "ntfy", "slack"),
         default="auto",
-        help="payload format (auto: by the URL)",
+        help=N_("payload format (auto: by the URL)"),
     )
     p.add_argument(
         "--confirm-after",
         type=at_least(1, int),
         default=2,
         metavar="N",
-        help="runs that must agree before a state change is alerted",
+        help=N_("runs that must agree before a state change is alerted"),
     )
     # At least 1: a retention of 0 or less would delete the whole history, this run included.
     p.add_argument(
@@ -160,13 +162,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         const=DEFAULT_WAIT_S,
         default=None,
         metavar="S",
-        help="wait for a running monitor instead of exiting UNKNOWN",
+        help=N_("wait for a running monitor instead of exiting UNKNOWN"),
     )
-    p.add_argument("--only", metavar="ID,..", help="run only these checks")
+    p.add_argument("--only", metavar="ID,..", help=N_("run only these checks"))
     p.add_argument(
         "--all-checks",
         action="store_true",
-        help=f"also run {', '.join(CRON_EXCLUDED)} (the speed test moves data over the link)",
+        # The CRON_EXCLUDED checks by name (a test keeps the two alike).
+        help=N_("also run bandwidth and phone (the speed test moves data over the link)"),
     )
     p.add_argument(
         "-t",
@@ -176,13 +179,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=at_least(0.1, float),
         default=None,
         metavar="S",
-        help="whole-run deadline, s (-t as the plugin guidelines name it)",
+        help=N_("whole-run deadline, s (-t as the plugin guidelines name it)"),
     )
-    p.add_argument("--json", metavar="FILE", help="also write the run as JSON")
+    p.add_argument("--json", metavar="FILE", help=N_("also write the run as JSON"))
     p.add_argument(
-        "--html", metavar="FILE", help="also write the HTML report with the history section"
+        "--html", metavar="FILE", help=N_("also write the HTML report with the history section")
     )
-    p.add_argument("--lang", choices=("en", "pl"), help="language of the status line")
+    p.add_argument("--lang", choices=("en", "pl"), help=N_("language of the status line"))
 
 
 def at_least(low: float, kind: type[T]) -> Callable[[str], T]:

@@ -5,28 +5,30 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from diag.i18n import N_
+
 
 def _ids(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--site", required=True, metavar="FILE", help="site config (TOML)")
-    parser.add_argument("--lang", choices=("en", "pl"), help="language (l switches it live)")
+    parser.add_argument("--site", required=True, metavar="FILE", help=N_("site config (TOML)"))
+    parser.add_argument("--lang", choices=("en", "pl"), help=N_("language (l switches it live)"))
     parser.add_argument(
-        "--deadline", type=float, default=None, metavar="S", help="whole-run deadline, s"
+        "--deadline", type=float, default=None, metavar="S", help=N_("whole-run deadline, s")
     )
-    parser.add_argument("--only", type=_ids, metavar="ID,..", help="run only these checks")
-    parser.add_argument("--deep", action="store_true", help="slow measurements too")
+    parser.add_argument("--only", type=_ids, metavar="ID,..", help=N_("run only these checks"))
+    parser.add_argument("--deep", action="store_true", help=N_("slow measurements too"))
     parser.add_argument(
-        "--export-dir", type=Path, default=None, metavar="DIR", help="where e writes reports"
+        "--export-dir", type=Path, default=None, metavar="DIR", help=N_("where e writes reports")
     )
     parser.add_argument(
         "--grey",
         type=_ids,
         default=[],
         metavar="NAME,..",
-        help="devices the app shows grey (the installer's observation; g toggles it live)",
+        help=N_("devices the app shows grey (the installer's observation; g toggles it live)"),
     )
 
 
@@ -40,17 +42,12 @@ def has_terminal() -> bool:
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from diag.config import ConfigError, load_site, with_observations
+    from diag.cli import load_site_seen_grey
     from diag.i18n import msg, normalize_lang
     from diag.runner import DEFAULT_DEADLINE_S
     from diag.tui.app import DiagApp
 
-    site = load_site(args.site)
-    if args.grey:
-        unknown = [g for g in args.grey if site.device(g) is None]
-        if unknown:
-            raise ConfigError(site.path, "--grey", f"no device named {unknown[0]!r} in the site")
-        site = with_observations(site, {g: True for g in args.grey})
+    site = load_site_seen_grey(args.site, args.grey)
     if not has_terminal():
         # Without one the dashboard drew into a pipe and waited for keys that never came.
         lang = normalize_lang(args.lang or site.lang)
