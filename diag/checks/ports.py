@@ -26,7 +26,17 @@ from diag.net.backend import CAP_RAW_IP, CAP_RECVERR
 from diag.net.resolve import RESOLVE_TIMEOUT_S, ResolveError, resolve, site_resolver
 from diag.net.route import default_gateway
 from diag.net.tcp import tcp_connect
-from diag.net.ttl import Hop, WalkTarget, gateway_ttl, locate, socket_walk, ttl_walk
+from diag.net.ttl import (
+    Hop,
+    Location,
+    WalkTarget,
+    gateway_ttl,
+    locate,
+    merge,
+    second_look,
+    socket_walk,
+    ttl_walk,
+)
 from diag.net.udp import udp_exchange, udp_probe_for
 from diag.vocab import WHERE_BLOCKED
 
@@ -37,6 +47,11 @@ UDP_TRIES = 3
 # Time-exceeded answers come from routers a few ms away; 1 s waits for the slowest hop of a
 # loaded uplink. All TTLs are sent at once, so this is the whole walk's cost.
 WALK_TIMEOUT_S = 1.0
+# A port the first walk could not place is looked at again after a pause: Linux refills a hop's
+# ICMP budget for one destination at one error per second, so 1 s buys one answer; two looks
+# bound the cost of a hop that never answers to ~4 s.
+SECOND_LOOKS = 2
+SECOND_LOOK_PAUSE_S = 1.0
 # The operator is the hop right after the site gateway; 8 hops reach well past it and the walk
 # costs the same whatever the count (sent at once).
 WALK_MAX_TTL = 8
@@ -237,57 +252,51 @@ class PortsCheck(Check):
             for t in [*blocked, *([ref] if ref else [])]
         ]
         ctx.progress(0.6, msg("locating the hop that drops {n} ports", n=len(blocked)))
-        walks: dict[str, list[Hop]] | None = None
-        method = "scapy"
-        net = ctx.world.net
-        root = ctx.world.is_root()
-        if not net.has(CAP_RAW_IP, root) and not net.has(CAP_RECVERR, root):
-            # Windows and macOS: no crafted packets without a driver, no ICMP error reports on
-            # ordinary sockets. Where the block is stays unknown rather than guessed.
-            return unknown(f"unsupported: {net.name}")
-        if net.has(CAP_RAW_IP, root):
-            try:
-                if warm is not None:
-                    await warm
-                walks = await ctx.run_blocking(
-                    self.scapy_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
+        walked = await self._walk(ctx, walk_targets, warm)
+        if isinstance(walked, str):
+            return unknown(walked)
+        walks, walk = walked
+        facts.append(Fact("port.walk_method", "scapy" if walk is self.scapy_walk else "socket"))
+        gateway = ctx.site.network.gateway or default_gateway(ctx.world.net)
+        ref_walk = walks.get(ref.key) if ref is not None else None
+        locs = self._place(walks, blocked, ref, ref_walk, answers, address, gateway)
+        for _look in range(SECOND_LOOKS):
+            # A hop that answered nothing may have spent its ICMP budget (Linux: 6, then 1/s
+            # per destination); after a pause it answers again. Only unsettled ports, only the
+            # TTLs that can settle them.
+            again = [
+                WalkTarget(
+                    t.key,
+                    address[t.host],
+                    t.port,
+                    t.transport,
+                    _payload(t),
+                    second_look(walks.get(t.key, []), WALK_MAX_TTL),
                 )
-            except Exception:  # scapy raises a zoo of errors (no route, no interface, ...)
-                walks = None
-        if walks is None and not net.has(CAP_RECVERR, root):
-            return unknown(f"unsupported: {net.name}")
-        if walks is None:
-            # No root (or scapy failed): the kernel's IP_RECVERR reports, as tracepath uses them.
-            method = "socket"
+                for t in blocked
+                if not locs[t.key].certain
+            ]
+            if not again or ctx.remaining() < SECOND_LOOK_PAUSE_S + WALK_TIMEOUT_S + 0.5:
+                break
+            await asyncio.sleep(SECOND_LOOK_PAUSE_S)
             try:
-                walks = await ctx.run_blocking(
-                    self.kernel_walk, walk_targets, WALK_MAX_TTL, WALK_TIMEOUT_S
-                )
-            except OSError as exc:
-                return unknown(f"error: {type(exc).__name__}")
-        facts.append(Fact("port.walk_method", method))
-        gateway = ctx.site.network.gateway or default_gateway(net)
-        gw_at = None
-        ref_first = False
+                more = await ctx.run_blocking(walk, again, WALK_MAX_TTL, WALK_TIMEOUT_S)
+            except Exception:  # the first walk worked: a failing second look changes nothing
+                break
+            for k, hops in more.items():
+                walks[k] = merge(walks.get(k, []), hops)
+            locs = self._place(walks, blocked, ref, ref_walk, answers, address, gateway)
+        gw_at = _gateway_at(walks, ref, gateway)
         if ref is not None:
             ref_hops = walks.get(ref.key, [])
-            gw_at = gateway_ttl(ref_hops, gateway)
-            ref_first = bool(ref_hops) and ref_hops[0].kind == "time-exceeded"
             ref_loc = locate(ref_hops, address[ref.host], gw_at)
             facts.append(Fact("port.reference", ref.key))
             facts.append(Fact("port.reference_passes", ref_loc.passes, target=ref.key))
             facts.append(Fact("port.path", _path(ref_hops), target=ref.key))
-        if gw_at is None:
-            gw_at = next(
-                (g for w in walks.values() if (g := gateway_ttl(w, gateway)) is not None),
-                None,
-            )
         if gw_at is not None:
             facts.append(Fact("port.gateway_hop", gw_at))
         for t in blocked:
-            hops = walks.get(t.key, [])
-            refused = answers[t.key].status == "refused"
-            loc = locate(hops, address[t.host], gw_at, ref_first, refused)
+            loc = locs[t.key]
             at = loc.blocked_at or "unknown"
             if loc.passes:
                 # The walk got through where the plain probe did not: intermittent, not blocked.
@@ -295,9 +304,71 @@ class PortsCheck(Check):
                 facts.append(Fact("port.walk_error", "walk-passed", target=t.key))
             facts.append(Fact("port.blocked_hop", loc.blocked_hop, target=t.key))
             facts.append(Fact("port.blocked_at", at, target=t.key))
-            facts.append(Fact("port.path", _path(hops), target=t.key))
+            facts.append(Fact("port.path", _path(walks.get(t.key, [])), target=t.key))
             where[t.key] = at
         return where
+
+    async def _walk(
+        self, ctx: Context, targets: list[WalkTarget], warm: asyncio.Future[None] | None
+    ) -> tuple[dict[str, list[Hop]], Walk] | str:
+        """The walks of ``targets`` and the walker that made them, or why none could be made."""
+        net = ctx.world.net
+        root = ctx.world.is_root()
+        if not net.has(CAP_RAW_IP, root) and not net.has(CAP_RECVERR, root):
+            # Windows and macOS: no crafted packets without a driver, no ICMP error reports on
+            # ordinary sockets. Where the block is stays unknown rather than guessed.
+            return f"unsupported: {net.name}"
+        if net.has(CAP_RAW_IP, root):
+            try:
+                if warm is not None:
+                    await warm
+                walks = await ctx.run_blocking(
+                    self.scapy_walk, targets, WALK_MAX_TTL, WALK_TIMEOUT_S
+                )
+                return walks, self.scapy_walk
+            except Exception:  # scapy raises a zoo of errors (no route, no interface, ...)
+                pass
+        if not net.has(CAP_RECVERR, root):
+            return f"unsupported: {net.name}"
+        # No root (or scapy failed): the kernel's IP_RECVERR reports, as tracepath uses them.
+        try:
+            walks = await ctx.run_blocking(self.kernel_walk, targets, WALK_MAX_TTL, WALK_TIMEOUT_S)
+        except OSError as exc:
+            return f"error: {type(exc).__name__}"
+        return walks, self.kernel_walk
+
+    @staticmethod
+    def _place(
+        walks: dict[str, list[Hop]],
+        blocked: list[PortTarget],
+        ref: PortTarget | None,
+        reference: list[Hop] | None,
+        answers: dict[str, Answer],
+        address: dict[str, str],
+        gateway: str | None,
+    ) -> dict[str, Location]:
+        """Where each blocked port dies, from all the walks so far (pure). ``reference``: the
+        first walk of ``ref``, sent right after the blocked ports' probes at each TTL."""
+        gw_at = _gateway_at(walks, ref, gateway)
+        ref_hops = reference or []
+        out: dict[str, Location] = {}
+        for t in blocked:
+            refused = answers[t.key].status == "refused"
+            # The other walks cross the same hops: they name the routers that answered.
+            others = [w for k, w in walks.items() if k != t.key]
+            out[t.key] = locate(
+                walks.get(t.key, []), address[t.host], gw_at, refused, ref_hops, others
+            )
+        return out
+
+
+def _gateway_at(
+    walks: dict[str, list[Hop]], ref: PortTarget | None, gateway: str | None
+) -> int | None:
+    """The site gateway's TTL: from the reference walk, else from any walk."""
+    if ref is not None and (g := gateway_ttl(walks.get(ref.key, []), gateway)) is not None:
+        return g
+    return next((g for w in walks.values() if (g := gateway_ttl(w, gateway)) is not None), None)
 
 
 def _path(hops: Sequence[Hop]) -> list[JSONValue]:

@@ -35,6 +35,9 @@ WSD_GROUP, WSD_PORT = "239.255.255.250", 3702
 WSD_WAIT_S = 1.2
 # The probe goes out twice, 100 ms apart: multicast UDP on a busy LAN loses datagrams.
 WSD_REPEAT_S = 0.1
+# After the probes, how often the wait checks whether every host the ARP sweep found has answered
+# (then it ends early; on a site with PCs and phones, which never answer, it runs the full wait).
+WSD_POLL_S = 0.05
 MAX_DATAGRAM = 65535
 # Service ports worth knowing on a camera site: web, RTSP, and the vendors' SDK ports
 # (8000 ISAPI/Hik SDK, 37777 Dahua).
@@ -195,8 +198,15 @@ class _WsdProto(asyncio.DatagramProtocol):
             self.sink(addr[0], matches)
 
 
-async def ws_discover(local_ip: str, wait_s: float = WSD_WAIT_S) -> dict[str, list[ProbeMatch]]:
-    """Probe from ``local_ip`` (the site-facing interface's address); answers by source IP."""
+async def ws_discover(
+    local_ip: str,
+    wait_s: float = WSD_WAIT_S,
+    enough: Callable[[set[str]], bool] | None = None,
+) -> dict[str, list[ProbeMatch]]:
+    """Probe from ``local_ip`` (the site-facing interface's address); answers by source IP.
+
+    ``enough(answered source IPs)`` true ends the wait before ``wait_s`` (the caller knows who
+    should answer: every host its ARP sweep found)."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     found: dict[str, list[ProbeMatch]] = {}
@@ -227,7 +237,11 @@ async def ws_discover(local_ip: str, wait_s: float = WSD_WAIT_S) -> dict[str, li
                 with contextlib.suppress(OSError):
                     transport.sendto(p, (WSD_GROUP, WSD_PORT))
             await asyncio.sleep(WSD_REPEAT_S)
-        await asyncio.sleep(max(0.0, wait_s - 2 * WSD_REPEAT_S))
+        end = loop.time() + max(0.0, wait_s - 2 * WSD_REPEAT_S)
+        while (left := end - loop.time()) > 0:
+            if enough is not None and enough(set(found)):
+                break
+            await asyncio.sleep(min(WSD_POLL_S, left))
     finally:
         transport.close()
     return found
@@ -293,14 +307,24 @@ async def discover(
     arp_task: asyncio.Future[ArpScan] | None = None
     if can_arp:
         arp_task = loop.run_in_executor(None, lambda: arp_scan(iface, targets))
-    wsd = await ws_discover(local_ip)
+    skip = set(exclude) | iface.addresses
+    gw = default_route(net).ipv4_gateway
+
+    def everyone_answered(answered: set[str]) -> bool:
+        """The sweep is over and every host it found (but the laptop and the gateway, which is
+        no camera) has answered the Probe: nobody else is there to wait for."""
+        if arp_task is None or not arp_task.done() or arp_task.exception() is not None:
+            return False
+        expected = set(arp_task.result().by_ip()) - skip - {gw}
+        return bool(expected) and expected <= answered
+
+    wsd = await ws_discover(local_ip, enough=everyone_answered)
     arp: dict[str, list[str]] = {}
     if arp_task is not None:
         try:
             arp = (await arp_task).by_ip()
         except OSError:
             arp_state = "error"
-    skip = set(exclude) | iface.addresses
     hosts: dict[str, Found] = {}
     for ip, macs in arp.items():
         if ip not in skip:
@@ -329,7 +353,6 @@ async def discover(
 
     await asyncio.gather(*(probe(f) for f in hosts.values()))
     found = sorted(hosts.values(), key=lambda f: ipaddress.ip_address(f.address))
-    gw = default_route(net).ipv4_gateway
     return Discovery(
         iface.name,
         [str(n) for n in swept] or [str(n.network) for n in iface.networks],

@@ -234,28 +234,200 @@ def walk(*kinds: tuple[str, str | None]) -> list[Hop]:
 TE = "time-exceeded"
 SILENT = ("silent", None)
 
-CASES = {
-    "passes": (walk((TE, GW), (TE, ISP), ("reply", DEST), ("reply", DEST)), True, None, None),
-    "router drops in forward": (walk((TE, GW), SILENT, SILENT, SILENT), False, 1, "router"),
-    "operator drops": (walk((TE, GW), (TE, ISP), SILENT, SILENT), False, 2, "isp"),
-    "dies beyond": (walk((TE, GW), (TE, ISP), (TE, "198.51.100.1"), SILENT), False, 3, "beyond"),
-    "router forges RST": (
-        walk((TE, GW), ("rejected", DEST), ("rejected", DEST)),
+
+def rejected(by: str, arrived: int | None = None) -> Hop:
+    return Hop(0, "rejected", by, 3, arrived)  # the TTL is set by walk_at
+
+
+def walk_at(*hops: Hop | tuple[str, str | None]) -> list[Hop]:
+    out = []
+    for i, h in enumerate(hops):
+        if isinstance(h, Hop):
+            out.append(Hop(i + 1, h.kind, h.responder, h.icmp_code, h.reply_ttl))
+        else:
+            out.append(Hop(i + 1, h[0], h[1]))  # type: ignore[arg-type]
+    return out
+
+
+# A passing reference through the lab's router (1) and operator (2) to a server at 3.
+REF = walk((TE, GW), (TE, ISP), ("reply", "198.51.100.20"), ("reply", "198.51.100.20"))
+# The same path where the operator sends no ICMP at all (its budget spent on the site's devices).
+REF_MUTE_ISP = walk((TE, GW), SILENT, ("reply", "198.51.100.20"), ("reply", "198.51.100.20"))
+
+# name: (walk, reference walk, refused, passes, blocked hop, blocked at). What a TTL-limited probe
+# sees, derived from where Linux checks the TTL (before the forward filter) and who answers a
+# reject (nft `reject`: ICMP port unreachable from the rejecting hop's own address; `reject
+# with tcp reset`: an RST forged with the destination's address, sent with TTL 64 by that hop).
+CASES: dict[str, tuple[list[Hop], list[Hop], bool, bool, int | None, str | None]] = {
+    "passes": (REF, [], False, True, None, None),
+    "router drops in forward": (
+        walk((TE, GW), SILENT, SILENT, SILENT),
+        REF,
+        False,
         False,
         1,
         "router",
     ),
-    "closed at the server": (walk((TE, GW), (TE, ISP), ("rejected", DEST)), False, 2, "beyond"),
-    "operator says prohibited": (walk((TE, GW), (TE, ISP), ("rejected", ISP)), False, 2, "beyond"),
-    "nothing answers": (walk(SILENT, SILENT, SILENT), False, None, "unknown"),
+    "operator drops in forward": (
+        walk((TE, GW), (TE, ISP), SILENT, SILENT),
+        REF,
+        False,
+        False,
+        2,
+        "isp",
+    ),
+    "dies beyond": (
+        walk((TE, GW), (TE, ISP), (TE, "198.51.100.1"), SILENT),
+        [],
+        False,
+        False,
+        3,
+        "beyond",
+    ),
+    # reject at the router (forward chain): the TTL-2 probe meets it; ICMP from the gateway.
+    "router rejects, icmp": (
+        walk_at((TE, GW), rejected(GW, 64), rejected(GW, 64)),
+        REF,
+        True,
+        False,
+        1,
+        "router",
+    ),
+    "router rejects, icmp, its TTL-1 answer rate-limited": (
+        walk_at(SILENT, rejected(GW), rejected(GW)),
+        REF,
+        True,
+        False,
+        1,
+        "router",
+    ),
+    "router forges an RST": (
+        walk_at((TE, GW), rejected(DEST, 64), rejected(DEST, 64)),
+        REF,
+        True,
+        False,
+        1,
+        "router",
+    ),
+    "router forges an RST, no arrival TTL (socket walk)": (
+        walk_at((TE, GW), rejected(DEST), rejected(DEST)),
+        REF,
+        True,
+        False,
+        1,
+        "router",
+    ),
+    # reject at the operator (forward chain): time-exceeded from it at 2, its reject from 3 on.
+    "operator rejects, icmp": (
+        walk_at((TE, GW), (TE, ISP), rejected(ISP, 63)),
+        REF,
+        True,
+        False,
+        2,
+        "isp",
+    ),
+    "operator rejects, icmp, its time-exceeded rate-limited": (
+        walk_at((TE, GW), SILENT, rejected(ISP, 63)),
+        REF_MUTE_ISP,
+        True,
+        False,
+        2,
+        "isp",
+    ),
+    "operator rejects, icmp, no arrival TTL": (
+        walk_at((TE, GW), (TE, ISP), rejected(ISP)),
+        REF,
+        True,
+        False,
+        2,
+        "isp",
+    ),
+    "operator forges an RST": (
+        walk_at((TE, GW), (TE, ISP), rejected(DEST, 63)),
+        REF,
+        True,
+        False,
+        2,
+        "isp",
+    ),
+    # the server itself refuses (closed port, or its input chain rejects): it sent with TTL 64,
+    # two routers on the way.
+    "closed at the server": (
+        walk_at((TE, GW), (TE, ISP), rejected(DEST, 62)),
+        REF,
+        True,
+        False,
+        2,
+        "beyond",
+    ),
+    "closed at the server, no arrival TTL": (
+        walk_at((TE, GW), (TE, ISP), rejected(DEST)),
+        REF,
+        True,
+        False,
+        2,
+        "beyond",
+    ),
+    # the operator rejects and its ICMP budget is spent: it answers no walk at all, and the
+    # plain probe was refused. The router answered with ICMP to spare: not the one refusing.
+    "operator rejects, out of ICMP": (
+        walk((TE, GW), SILENT, SILENT, SILENT),
+        REF_MUTE_ISP,
+        True,
+        False,
+        2,
+        "isp",
+    ),
+    # the operator rejects: it answered this probe's TTL 2 but not the reference's (its budget
+    # is nearly spent), and nothing after it: the hop short of ICMP is the one refusing.
+    "operator rejects, short of ICMP": (
+        walk((TE, GW), (TE, ISP), SILENT, SILENT),
+        REF_MUTE_ISP,
+        True,
+        False,
+        2,
+        "isp",
+    ),
+    "silent after the router, next hop mute, not refused": (
+        walk((TE, GW), SILENT, SILENT, SILENT),
+        REF_MUTE_ISP,
+        False,
+        False,
+        None,
+        "unknown",
+    ),
+    # the router rejects and spent its ICMP on the earlier checks' probes: nothing from it.
+    "router rejects, out of ICMP": (
+        walk(SILENT, SILENT, SILENT, SILENT),
+        walk(SILENT, (TE, ISP), ("reply", "198.51.100.20")),
+        True,
+        False,
+        1,
+        "router",
+    ),
+    "nothing answers": (walk(SILENT, SILENT, SILENT), [], False, False, None, "unknown"),
 }
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_locate(name: str) -> None:
-    hops, passes, hop, at = CASES[name]
-    loc = locate(hops, DEST, gateway_at=1)
+    hops, reference, refused, passes, hop, at = CASES[name]
+    loc = locate(hops, DEST, 1, refused, reference, others=[reference])
     assert (loc.passes, loc.blocked_hop, loc.blocked_at) == (passes, hop, at)
+
+
+def test_sender_distance_from_the_arrival_ttl() -> None:
+    assert [ttl.sender_distance(x) for x in (64, 63, 62, 128, 250, 30)] == [1, 2, 3, 1, 6, 3]
+    assert ttl.sender_distance(None) is None and ttl.sender_distance(0) is None
+
+
+def test_walk_sends_ttl_by_ttl_and_the_first_hop_last() -> None:
+    a, b = ttl.WalkTarget("a", DEST, 1, "udp"), ttl.WalkTarget("b", DEST, 2, "tcp")
+    order = ttl.send_order([a, b], 4)
+    assert order == [(0, 2), (1, 2), (0, 3), (1, 3), (0, 4), (1, 4), (0, 1), (1, 1)]
+    # A second look sends only the TTLs asked for.
+    again = ttl.WalkTarget("b", DEST, 2, "tcp", ttls=(3, 2))
+    assert ttl.send_order([a, again], 3) == [(0, 2), (1, 2), (0, 3), (1, 3), (0, 1)]
 
 
 def test_locate_refused_port_whose_rejection_was_rate_limited() -> None:
@@ -264,14 +436,17 @@ def test_locate_refused_port_whose_rejection_was_rate_limited() -> None:
     hops = walk((TE, GW), (TE, ISP), SILENT, SILENT)
     loc = locate(hops, DEST, gateway_at=1, refused=True)
     assert (loc.blocked_hop, loc.blocked_at) == (2, "beyond")
+    assert locate(hops, DEST, 1, refused=True, reference=REF).blocked_at == "beyond"
     # A silent drop at the same place is the operator.
     assert locate(hops, DEST, gateway_at=1).blocked_at == "isp"
-    # Refused right after the router: the router rejects it.
-    assert locate(walk((TE, GW), SILENT), DEST, 1, refused=True).blocked_at == "router"
+    # Refused right after the router, the operator answering others: the router rejects it.
+    assert (
+        locate(walk((TE, GW), SILENT), DEST, 1, refused=True, others=[REF]).blocked_at == "router"
+    )
 
 
 def test_locate_silent_first_hop_with_reference_is_the_router() -> None:
-    loc = locate(walk(SILENT, SILENT), DEST, gateway_at=1, reference_first_hop=True)
+    loc = locate(walk(SILENT, SILENT), DEST, gateway_at=1, reference=REF)
     assert (loc.blocked_hop, loc.blocked_at) == (0, "router")
 
 
@@ -281,6 +456,9 @@ def test_locate_uses_the_gateway_position() -> None:
     assert ttl.gateway_ttl(hops, GW) == 2
     assert locate(hops, DEST, gateway_at=2).blocked_at == "isp"
     assert locate([*hops[:2], Hop(3, "silent")], DEST, gateway_at=2).blocked_at == "router"
+    # The site gateway rejects: its ICMP names it, whatever the TTL it showed at.
+    rej = walk_at((TE, "198.18.1.1"), (TE, GW), rejected(GW, 63))
+    assert locate(rej, DEST, gateway_at=2).blocked_at == "router"
 
 
 async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.MonkeyPatch) -> None:
