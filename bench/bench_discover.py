@@ -6,7 +6,8 @@ namespace, ``--rounds`` times, alternating which goes first:
   the discovery's own time (WS-Discovery probe + ARP sweep + port probes), devices listed with
   model and vendor;
 - WSDiscovery: ``ThreadedWSDiscovery().searchServices(timeout=T)`` as a fresh process with the
-  same 1.2 s answer window diag waits: wall time, devices found.
+  1.2 s answer window diag waits at most (diag ends early once every swept host answered): wall
+  time, devices found.
 Run as root (not pytest): ``.venv/bin/python bench/bench_discover.py [--rounds 3] [--md FILE]``.
 Traffic stays inside the lab's namespaces; the labs are removed at the end.
 """

@@ -17,7 +17,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diag import __version__
 from diag.config import ConfigError
@@ -31,6 +31,9 @@ from diag.i18n import (
     person_lang,
     render,
 )
+
+if TYPE_CHECKING:
+    from diag.model import Site
 
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE, EXIT_OFFLINE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 # A device whose state could not be measured: never 0 (absence of evidence is not health), and not
@@ -346,21 +349,29 @@ def cmd_checks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def load_site_seen_grey(path: str, grey: Sequence[str]) -> Site:
+    """The site file with the installer's ``--grey`` observation (the app shows these grey); a
+    name that is no device of the site is a config error naming ``--grey``."""
+    from diag.config import load_site, with_observations
+
+    site = load_site(path)
+    if grey:
+        unknown = [g for g in grey if site.device(g) is None]
+        if unknown:
+            raise ConfigError(site.path, "--grey", f"no device named {unknown[0]!r} in the site")
+        site = with_observations(site, {g: True for g in grey})
+    return site
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from diag.checks.base import load_checks
-    from diag.config import load_site, with_observations
-    from diag.reports import json as rjson
+    from diag.reports import save
     from diag.reports.terminal import summary_table
     from diag.runner import DEFAULT_DEADLINE_S, execute
 
-    site = load_site(args.site)
-    if args.grey:
-        unknown = [g for g in args.grey if site.device(g) is None]
-        if unknown:
-            raise ConfigError(site.path, "--grey", f"no device named {unknown[0]!r} in the site")
-        site = with_observations(site, {g: True for g in args.grey})
+    site = load_site_seen_grey(args.site, args.grey)
     reg = load_checks()
     lang = args.lang or site.lang
     for e in reg.errors:
@@ -383,14 +394,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     print(summary_table(run, lang))
     try:
-        if args.json:
-            rjson.write(run, args.json, lang)
-            print(render(msg("JSON written to {path}", path=args.json), lang))
-        if args.html:
-            from diag.reports.html import write as write_html
-
-            write_html(run, args.html, lang)
-            print(render(msg("HTML written to {path}", path=args.html), lang))
+        save(run, lang, args.json, args.html, print)
     except OSError as exc:
         _err(msg("cannot write {path}: {error}", path=exc.filename, error=exc.strerror), lang)
         return EXIT_USAGE

@@ -269,7 +269,8 @@ class Verdict:
     state: DeviceState
     icon: Icon
     causes: tuple[Cause, ...] = ()
-    # Why the state is "unknown": what could not be measured (empty for a measured state).
+    # What could not be measured: why the state is "unknown" (first), and for every state the
+    # evidence a device cause needs that is missing (diag.diagnosis.unmeasured).
     unmeasured: tuple[Message, ...] = ()
 
 

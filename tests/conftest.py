@@ -32,10 +32,14 @@ from labkit import *  # noqa: E402, F403  (lab fixtures: tests/labkit.py)
 
 
 @pytest.fixture(autouse=True)
-def _device_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _device_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each test learns device MACs into a file of its own (diag.devices.learnt), never into the
-    user's state dir; lab runs inherit it through the environment."""
-    monkeypatch.setenv("DIAG_DEVICE_STATE", str(tmp_path / "device-state.json"))
+    user's state dir; lab runs inherit it through the environment. Not in ``tmp_path``: a test
+    that lists its own directory sees only what it wrote."""
+    where = tmp_path_factory.mktemp("device-state") / "devices.json"
+    monkeypatch.setenv("DIAG_DEVICE_STATE", str(where))
 
 
 @pytest.fixture

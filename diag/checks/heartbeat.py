@@ -4,8 +4,10 @@ are its own network settings sane, does the platform see it, and what else is on
 Per device, concurrently (at most ``DEVICE_CONCURRENCY`` at a time): who answers ARP for its
 address (two MACs: an IP conflict), ICMP loss/RTT/jitter, its TCP service ports, HTTP Digest login
 with the site's credentials (one try only: devices lock out after five failures), its network
-settings (gateway, DNS, P2P switch) over ISAPI, and the platform status API's view of its
-heartbeat. One ARP sweep of the laptop's subnet lists hosts the site config does not know.
+settings (gateway, DNS, P2P switch, clock) over its API (``diag.devices``), whether the NTP
+servers it names answer an SNTP request, and the platform status API's view of its heartbeat.
+One ARP sweep of the laptop's subnet lists hosts the site config does not know and finds a device
+whose MAC (the site file's, or learnt by an earlier run: ``diag.devices.learnt``) moved.
 With root the devices are asked first (up to eight times), and the echo requests then go straight
 to the MAC that answered, so a lossy link shows its own loss, not the kernel's ARP giving up.
 

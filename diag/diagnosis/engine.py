@@ -20,13 +20,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from importlib.metadata import EntryPoint, entry_points
 
+from diag import vocab
 from diag.checks.base import LoadError
 from diag.diagnosis.catalog import CATALOG, EFFECT_RANK, P2P_VIA, Effect
 from diag.diagnosis.facts import Facts
 from diag.diagnosis.history import SITE, History
 from diag.diagnosis.rules import RULES, Env, Hit, Rule
-from diag.diagnosis.unmeasured import unmeasured, with_gaps
-from diag.i18n import N_, Message, msg
+from diag.diagnosis.unmeasured import missing_evidence, unmeasured, with_gaps
+from diag.i18n import Message, msg
 from diag.model import (
     STATE_RANK,
     Cause,
@@ -389,19 +390,15 @@ def diagnose(
                 state=state,
                 icon=icon,
                 causes=tuple(causes),
-                unmeasured=gaps if state == "unknown" else (),
+                # What was not measured: why the state is unknown, and for every state the
+                # evidence a device cause needs that is missing (never read as "all clear").
+                unmeasured=gaps + missing_evidence(d, env.facts),
             )
         )
     return tuple(verdicts), tuple(f.cause for f in site_ranked)
 
 
 UNEXPLAINED = "unexplained"
-_STATE_WORDS: dict[str, str] = {
-    "online": N_("online"),
-    "degraded": N_("degraded"),
-    "unknown": N_("unknown"),
-    "offline": N_("offline"),
-}
 _UNEXPLAINED_EVIDENCE = (
     "device.reachable",
     "device.auth",
@@ -452,7 +449,7 @@ def _unexplained(d: Device, env: Env, state: DeviceState, symptoms: frozenset[st
         "{device} is {state}: {lan}, {platform}. No measured cause accounts for it; ruled out: "
         "{ruled}.",
         device=d.name,
-        state=msg(_STATE_WORDS.get(state, state)),
+        state=msg(vocab.STATE_TAG.get(state, state)),
         lan=lan,
         platform=platform,
         ruled=", ".join(ruled) or "-",

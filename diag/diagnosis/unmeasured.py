@@ -10,12 +10,19 @@ messages here say what was missing, naming the check, so a person knows what to 
 The engine calls ``unmeasured()`` once per device and ``with_gaps()`` on the state it computed;
 nothing else in the engine knows about "unknown" (kept apart so an engine rewrite carries it over
 unchanged).
+
+A measured state can still lack the evidence a device cause needs: a camera that answers on the
+LAN but was never logged in to cannot be cleared of a changed password, a wrong gateway or a wrong
+clock. ``missing_evidence()`` lists those gaps (they go in the verdict's ``unmeasured`` too, for
+every state, but never turn a measured state into "unknown"), each naming what was not measured,
+why, and which causes it leaves open, so "no cause found" is not read as "all clear".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from diag.diagnosis.catalog import P2P_VIA
 from diag.diagnosis.facts import Facts
 from diag.i18n import N_, Message, msg
 from diag.model import CheckResult, Device, DeviceState
@@ -128,3 +135,86 @@ def with_gaps(state: DeviceState, gaps: Sequence[Message]) -> DeviceState:
     if not gaps or state == "offline":
         return state
     return "unknown"
+
+
+# Why no login was tried (``device.auth`` values that judge no password), in words.
+NO_LOGIN_REASON: Mapping[str, str] = {
+    "no-credentials": N_("no credentials in the site file"),
+    "unsupported": N_("no device API diag knows answered"),
+}
+# Why the platform could not say whether it hears a device (``device.platform_error``).
+PLATFORM_REASON: Mapping[str, str] = {
+    "timeout": N_("the platform's status API did not answer in time"),
+    "error": N_("the platform's status API could not be reached"),
+    "bad-reply": N_("the platform's status API gave an answer diag cannot read"),
+    "ca-file": N_("the platform's CA file cannot be read"),
+}
+
+
+def missing_evidence(device: Device, facts: Facts) -> tuple[Message, ...]:
+    """The evidence device causes need that was not measured for ``device``, which answered on
+    the LAN (for a silent device these causes are moot: nothing of it can be read).
+
+    Gaps already said by ``unmeasured()`` (a login that broke, unreadable credentials) are not
+    repeated; a login not tried is said once, covering the settings and the clock behind it.
+    """
+    name = device.name
+    if facts.flag("device.reachable", name) is not True:
+        return ()
+    gaps: list[Message] = []
+    auth = facts.value("device.auth", name)
+    if (
+        auth not in ("ok", "rejected", "error")
+        and facts.value("device.credentials_error", name) is None
+    ):
+        reason = NO_LOGIN_REASON.get(auth) if isinstance(auth, str) else None
+        gaps.append(
+            msg(
+                N_(
+                    "not measured: no login to {device} ({reason}), so a changed password, its own "
+                    "network settings and its clock cannot be checked"
+                ),
+                device=name,
+                reason=msg(reason or N_("no login was tried")),
+            )
+        )
+    elif auth == "ok":
+        if not (facts.has("device.settings", name) or facts.has("device.gateway_ok", name)):
+            gaps.append(
+                msg(
+                    N_(
+                        "not measured: the network settings of {device} (its API did not give "
+                        "them), so a wrong gateway or DNS on the device cannot be ruled out"
+                    ),
+                    device=name,
+                )
+            )
+        if not any(
+            facts.has(k, name)
+            for k in ("device.clock", "device.clock_offset_s", "device.ntp_enabled")
+        ):
+            gaps.append(
+                msg(
+                    N_(
+                        "not measured: the clock of {device} (its API did not give it), so a wrong "
+                        "device clock cannot be ruled out"
+                    ),
+                    device=name,
+                )
+            )
+    if device.added_via in P2P_VIA and not facts.has("device.platform_online", name):
+        err = facts.value("device.platform_error", name)
+        text = PLATFORM_REASON.get(err) if isinstance(err, str) else None
+        if text is None and isinstance(err, str) and err.startswith("http-"):
+            text = N_("the platform's status API answered with an HTTP error")
+        gaps.append(
+            msg(
+                N_(
+                    "not measured: whether the platform hears {device} ({reason}), so a P2P "
+                    "service turned off on the device cannot be ruled out"
+                ),
+                device=name,
+                reason=msg(text or N_("the platform was not asked")),
+            )
+        )
+    return tuple(gaps)

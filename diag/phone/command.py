@@ -211,7 +211,7 @@ def _show_only(site: Site, result: Any, lan: list[str], lang: str) -> int:
 def _run(args: argparse.Namespace, site: Site, lang: str, state_exit: dict[str, int]) -> int:
     from diag.checks.base import load_checks
     from diag.diagnosis.catalog import title_of
-    from diag.reports import json as rjson
+    from diag.reports import save
     from diag.reports.terminal import summary_table
     from diag.runner import DEFAULT_DEADLINE_S, execute
 
@@ -229,14 +229,7 @@ def _run(args: argparse.Namespace, site: Site, lang: str, state_exit: dict[str, 
             for step in cause.fix:
                 _say(f"  - {render(step, lang)}")
     try:
-        if args.json:
-            rjson.write(run, args.json, lang)
-            _say(render(msg("JSON written to {path}", path=args.json), lang))
-        if args.html:
-            from diag.reports.html import write as write_html
-
-            write_html(run, args.html, lang)
-            _say(render(msg("HTML written to {path}", path=args.html), lang))
+        save(run, lang, args.json, args.html, _say)
     except OSError as exc:
         print(f"diag: {exc}", file=sys.stderr)
         return 2

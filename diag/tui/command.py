@@ -42,17 +42,12 @@ def has_terminal() -> bool:
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from diag.config import ConfigError, load_site, with_observations
+    from diag.cli import load_site_seen_grey
     from diag.i18n import msg, normalize_lang
     from diag.runner import DEFAULT_DEADLINE_S
     from diag.tui.app import DiagApp
 
-    site = load_site(args.site)
-    if args.grey:
-        unknown = [g for g in args.grey if site.device(g) is None]
-        if unknown:
-            raise ConfigError(site.path, "--grey", f"no device named {unknown[0]!r} in the site")
-        site = with_observations(site, {g: True for g in args.grey})
+    site = load_site_seen_grey(args.site, args.grey)
     if not has_terminal():
         # Without one the dashboard drew into a pipe and waited for keys that never came.
         lang = normalize_lang(args.lang or site.lang)

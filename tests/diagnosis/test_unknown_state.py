@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diag.diagnosis import diagnose
-from diag.diagnosis.unmeasured import STATE_CHECK, unmeasured, with_gaps
+from diag.diagnosis.unmeasured import STATE_CHECK, missing_evidence, unmeasured, with_gaps
 from diag.i18n import msg
 from diag.model import (
     ADDED_VIA,
@@ -189,7 +189,14 @@ def test_measured_states_are_kept() -> None:
     verdicts, _ = diagnose(site_of([on, off]), [heartbeat("ok", facts, ("cam1", "cam2"))], now=NOW)
     states = {v.device: v.state for v in verdicts}
     assert states == {"cam1": "online", "cam2": "offline"}
-    assert all(v.unmeasured == () for v in verdicts)
+    by = {v.device: v for v in verdicts}
+    # Nothing is missing for the state; what is listed is the evidence a device cause needs that
+    # was not measured (no login was tried on cam1); the silent cam2 has none to give.
+    assert [m.render() for m in by["cam1"].unmeasured] == [
+        "not measured: no login to cam1 (no login was tried), so a changed password, its own "
+        "network settings and its clock cannot be checked"
+    ]
+    assert by["cam2"].unmeasured == ()
     # A device measured offline stays offline even when something else about it is missing.
     assert with_gaps("offline", [msg("gap")]) == "offline"
     assert with_gaps("degraded", [msg("gap")]) == "unknown"
@@ -286,3 +293,58 @@ def test_runner_result_shapes_are_recognised(status: str) -> None:
     d = device(3, "ip")
     (v,), _ = diagnose(site_of([d]), [heartbeat(status, [], (d.name,))], now=NOW)
     assert v.state == "unknown"
+
+
+def _words(d: Device, facts: list[Fact]) -> list[str]:
+    from diag.diagnosis.facts import Facts
+
+    return [m.render() for m in missing_evidence(d, Facts([heartbeat("ok", facts, (d.name,))]))]
+
+
+def test_missing_evidence_names_what_a_device_cause_needs_and_why() -> None:
+    p2p, ip = device(1), device(2, via="ip")
+    login = [Fact("device.auth", "ok", target=p2p.name)]
+    full = [
+        *measured(p2p),
+        *login,
+        Fact("device.settings", {"gateway": "198.18.0.1"}, target=p2p.name),
+        Fact("device.clock_offset_s", 0.4, "s", target=p2p.name),
+    ]
+    assert _words(p2p, full) == []
+    # No credentials: one gap for the login and what stands behind it.
+    words = _words(p2p, [*measured(p2p), Fact("device.auth", "no-credentials", target=p2p.name)])
+    assert words == [
+        "not measured: no login to cam1 (no credentials in the site file), so a changed "
+        "password, its own network settings and its clock cannot be checked"
+    ]
+    # Logged in, but the API gave neither settings nor clock.
+    words = _words(p2p, [*measured(p2p), *login])
+    assert len(words) == 2
+    assert "network settings of cam1" in words[0] and "clock of cam1" in words[1]
+    # The platform could not say whether it hears the device (P2P only).
+    facts = [f for f in full if f.key != "device.platform_online"]
+    facts.append(Fact("device.platform_error", "timeout", target=p2p.name))
+    assert _words(p2p, facts) == [
+        "not measured: whether the platform hears cam1 (the platform's status API did not answer "
+        "in time), so a P2P service turned off on the device cannot be ruled out"
+    ]
+    ip_full = [Fact("device.reachable", True, target=ip.name)] + [
+        dataclasses.replace(f, target=ip.name) for f in full[2:]
+    ]
+    assert _words(ip, ip_full) == []  # an IP-added device needs no platform
+    # A silent device: nothing of it can be read, the causes that need it are moot.
+    assert _words(p2p, measured(p2p, reachable=False)) == []
+    # Already a state gap (a login that broke, unreadable credentials): not said twice.
+    broken = [*measured(p2p), Fact("device.auth", "error", target=p2p.name)]
+    assert not any("login" in w for w in _words(p2p, broken))
+
+
+def test_missing_evidence_never_turns_a_measured_state_unknown_and_reads_in_polish() -> None:
+    d = device(1)
+    facts = [*measured(d), Fact("device.auth", "no-credentials", target=d.name)]
+    (v,), _ = diagnose(site_of([d]), [heartbeat("ok", facts, (d.name,))], now=NOW)
+    assert v.state == "online" and len(v.unmeasured) == 1
+    assert v.unmeasured[0].render("pl").startswith("niezmierzone: ")
+    data = rjson.run_to_dict(Run("s", NOW, 1.0, (), (v,)))
+    assert data["devices"][0]["unmeasured"] == [v.unmeasured[0].render()]
+    assert rjson.validate(data) == []

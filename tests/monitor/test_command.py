@@ -335,42 +335,14 @@ def test_reports_carry_the_history_section(site: Path) -> None:
     # the same section from a saved run and the database, in Polish
     out = site.parent / "report-pl.html"
     db = site.parent / "history.sqlite"
-    rr = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "diag.cli",
-            "report",
-            "--from",
-            str(site.parent / "run.json"),
-            "--html",
-            str(out),
-            "--lang",
-            "pl",
-            "--history",
-            str(db),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    saved = str(site.parent / "run.json")
+
+    def report(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "diag.cli", "report", "--from", saved, "--html", str(out)]
+        return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60)
+
+    rr = report("--lang", "pl", "--history", str(db))
     assert rr.returncode == 0, rr.stderr
     assert "Historia" in out.read_text()
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "diag.cli",
-            "report",
-            "--from",
-            str(site.parent / "run.json"),
-            "--html",
-            str(out),
-            "--history",
-            str(site.parent / "nope.sqlite"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    missing = report("--history", str(site.parent / "nope.sqlite"))
     assert missing.returncode == 2 and "no history database" in missing.stderr

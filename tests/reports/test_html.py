@@ -267,3 +267,31 @@ def test_healthy_devices_are_compact_tiles_problem_devices_full_cards() -> None:
     # grey with no cause found: says so, never "no problem"
     card = devices[devices.index('<article class="card') : devices.index('class="chip"')]
     assert "No cause found from the site" in card and "No problem found" not in card
+
+
+def test_missing_evidence_is_shown_for_measured_devices_without_hiding_their_cause() -> None:
+    from diag.model import Cause, Verdict
+
+    gap = msg(
+        "not measured: the clock of {device} (its API did not give it), so a wrong device clock "
+        "cannot be ruled out",
+        device="cam-quiet",
+    )
+    slow = Cause("low-bandwidth", 0.8)
+    run = dataclasses.replace(
+        sample_run(2),
+        devices=(
+            Verdict("cam-quiet", "ipc", "p2p", "online", "colour", unmeasured=(gap,)),
+            Verdict("cam-slow", "ipc", "p2p", "degraded", "colour", (slow,), unmeasured=(gap,)),
+        ),
+    )
+    for lang, words in (("en", "not measured: the clock of"), ("pl", "niezmierzone: zegar")):
+        page = html.render(run, lang)
+        # The quiet online tile and the degraded card both say what was not measured...
+        assert page.count(words) >= 2, lang
+        # ...and the summary's "why" of the degraded device is still its cause.
+        ctx = html.context(run, lang)
+        (row,) = [d for d in ctx["attention"] if d["name"] == "cam-slow"]
+        assert row["top"] is not None and row["unmeasured"]
+        summary = page.split('class="attention"', 1)[1].split("</table>", 1)[0]
+        assert row["top"]["title"] in summary and words not in summary

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual.binding import Binding
-from textual.pilot import Pilot
 from tui_fakes import FakeCheck, fake_registry, reachability, site_facts
-from tui_screen import region_text, screen_text
+from tui_screen import region_text, screen_text, wait_until
 
 from diag.checks.base import registry_from
 from diag.i18n import render
@@ -25,14 +23,6 @@ from diag.tui.screens.help import HelpScreen
 from diag.tui.widgets.checks_panel import ChecksPanel
 
 SIZE = (80, 24)
-
-
-async def wait_until(pilot: Pilot[int], cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out; screen:\n" + screen_text(pilot.app))
-        await pilot.pause(0.02)
 
 
 def dash(app: DiagApp) -> Dashboard:

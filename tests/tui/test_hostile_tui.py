@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from textual.notifications import Notification
-from textual.pilot import Pilot
 from textual.widgets._toast import Toast
 from tui_fakes import FakeCheck, reachability
-from tui_screen import screen_lines, screen_text
+from tui_screen import screen_lines, wait_until
 
 from diag.checks.base import registry_from
 from diag.i18n import msg
@@ -26,14 +23,6 @@ SIZE = (120, 40)
 MARKUP = "[bold red]x[/]"
 CLICK = "[@click=app.quit]q[/]"
 ESCAPES = "\x1b[2J\x1b]0;pwned\x07\u202e"
-
-
-async def wait_until(pilot: Pilot[int], cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out; screen:\n" + screen_text(pilot.app))
-        await pilot.pause(0.02)
 
 
 class Hostile(FakeCheck):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from textual.app import App
+from textual.pilot import Pilot
 from textual.widget import Widget
 
 
@@ -23,3 +27,12 @@ def region_text(app: App[object], widget: Widget) -> str:
     r = widget.content_region
     lines = screen_lines(app)[r.y : r.y + r.height]
     return " ".join(" ".join(line[r.x : r.x + r.width] for line in lines).split())
+
+
+async def wait_until(pilot: Pilot[int], cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Lets the app run until ``cond()`` holds; after ``timeout`` s fails showing the screen."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out; screen:\n" + screen_text(pilot.app))
+        await pilot.pause(0.02)

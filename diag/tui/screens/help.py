@@ -5,11 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from diag.i18n import N_
 from diag.model import ADDED_VIA
@@ -24,6 +20,7 @@ from diag.tui.present import (
     VIA_TAG,
     t,
 )
+from diag.tui.screens.text_modal import TextModal
 
 # Longer descriptions of the keys than the key bar has room for.
 KEY_HELP: tuple[tuple[str, str], ...] = (
@@ -67,28 +64,11 @@ def help_text(lang: str) -> Text:
     return out
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(TextModal):
     """Keys and legend, over the dashboard."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "dismiss", show=False),
-        Binding("question_mark", "dismiss", show=False),
-        Binding("q", "dismiss", show=False),
-        # A modal screen hides the app's keys; the language switch is kept, the help follows it.
-        Binding("l", "app.switch_language", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("question_mark", "dismiss", show=False)]
+    BOX = "help"
 
-    def __init__(self, lang: str) -> None:
-        super().__init__()
-        self.lang = lang
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help"):
-            yield Static(help_text(self.lang), id="help-body")
-
-    def on_mount(self) -> None:
-        self.watch(self.app, "lang", self._relang, init=False)
-
-    def _relang(self, lang: str) -> None:
-        self.lang = lang
-        self.query_one("#help-body", Static).update(help_text(lang))
+    def body(self, lang: str) -> Text:
+        return help_text(lang)

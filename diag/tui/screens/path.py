@@ -4,39 +4,24 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual.app import ComposeResult
+from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from diag.model import Run
 from diag.reports.path import path_model
+from diag.tui.screens.text_modal import TextModal
 from diag.tui.widgets.path_view import path_text
 
 
-class PathScreen(ModalScreen[None]):
+class PathScreen(TextModal):
     """The path picture of the run shown, over the dashboard; follows the language switch."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "dismiss", show=False),
-        Binding("w", "dismiss", show=False),
-        Binding("q", "dismiss", show=False),
-        Binding("l", "app.switch_language", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("w", "dismiss", show=False)]
+    BOX = "path"
 
     def __init__(self, run: Run, lang: str) -> None:
-        super().__init__()
         self.model = path_model(run)
-        self.lang = lang
+        super().__init__(lang)
 
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="path"):
-            yield Static(path_text(self.model, self.lang), id="path-body")
-
-    def on_mount(self) -> None:
-        self.watch(self.app, "lang", self._relang, init=False)
-
-    def _relang(self, lang: str) -> None:
-        self.lang = lang
-        self.query_one("#path-body", Static).update(path_text(self.model, lang))
+    def body(self, lang: str) -> Text:
+        return path_text(self.model, lang)

@@ -17,7 +17,7 @@ from textual.widgets import Static
 
 from diag import vocab
 from diag.diagnosis.catalog import CATALOG, title_of
-from diag.i18n import N_, msg
+from diag.i18n import N_, Message, msg
 from diag.model import Cause, CheckResult, Device, Verdict
 from diag.reports.terminal import printable
 from diag.tui.present import (
@@ -97,9 +97,9 @@ class DetailPane(VerticalScroll):
             out.append(t(STATE_TAG[verdict.state], lang), style=STATE_STYLE[verdict.state])
             icon_word = vocab.icon_word(verdict.icon)
             out.append(f"  {t(N_('app icon'), lang)}: {t(icon_word, lang)}\n")
-            for gap in verdict.unmeasured:
+            if verdict.state == "unknown":
                 # Why the state is unknown: what could not be measured, naming the check.
-                out.append(f"? {printable(t(gap, lang))}\n", style=STATE_STYLE["unknown"])
+                self._gaps(out, verdict.unmeasured)
         if marked_grey:
             out.append(t(N_("You marked: the app shows this device grey."), lang) + "\n", "bold")
         causes = list(verdict.causes) if verdict is not None else []
@@ -116,7 +116,16 @@ class DetailPane(VerticalScroll):
             and not any(c.confidence >= SHOWN_CONFIDENCE for c in (*causes, *site))
         ):
             out.append("\n" + t(N_("No problem found for this device."), lang) + "\n", "green")
+        if verdict is not None and verdict.state != "unknown" and verdict.unmeasured:
+            # A measured state: the evidence a device cause needs that is missing, after the
+            # causes (on 24 lines the state and the why come first).
+            out.append(f"\n{t(N_('Not measured'), lang)}\n", style="bold underline")
+            self._gaps(out, verdict.unmeasured)
         self._put(out, f"device:{device.name}")
+
+    def _gaps(self, out: Text, gaps: Sequence[Message]) -> None:
+        for gap in gaps:
+            out.append(f"? {printable(t(gap, self.lang))}\n", style=STATE_STYLE["unknown"])
 
     def _causes(self, out: Text, causes: Sequence[Cause], heading: str) -> None:
         lang = self.lang
