@@ -461,6 +461,18 @@ def test_locate_uses_the_gateway_position() -> None:
     assert locate(rej, DEST, gateway_at=2).blocked_at == "router"
 
 
+async def _run_walked(fake_walk, blocked_port: int, ok_port: int):  # type: ignore[no-untyped-def]
+    """The check as root on two UDP platform ports behind the gateway GW, walked by a fake."""
+    site = make_site(
+        servers=(
+            P2PServer(LOOPBACK, blocked_port, "udp", "hello", "login"),
+            P2PServer(LOOPBACK, ok_port, "udp", "hello", "login2"),
+        ),
+        gateway=GW,
+    )
+    return await ports.PortsCheck(scapy_walk=fake_walk).run(context(site, "ports", root=True))
+
+
 async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """As root the check walks the blocked port and a passing reference; here the walk is
     replaced by a recording of the lab's isp-p2p-blocking scenario."""
@@ -478,16 +490,7 @@ async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.Monke
 
     with silent_udp() as blocked_port:
         async with udp_server(HelloServer()) as ok_port:
-            site = make_site(
-                servers=(
-                    P2PServer(LOOPBACK, blocked_port, "udp", "hello", "login"),
-                    P2PServer(LOOPBACK, ok_port, "udp", "hello", "login2"),
-                ),
-                gateway=GW,
-            )
-            out = await ports.PortsCheck(scapy_walk=fake_walk).run(
-                context(site, "ports", root=True)
-            )
+            out = await _run_walked(fake_walk, blocked_port, ok_port)
     key = f"{LOOPBACK}:{blocked_port}/udp"
     assert facts(out, "port.blocked_at") == {key: "isp"}
     assert facts(out, "port.blocked_hop") == {key: 2}
@@ -521,14 +524,7 @@ async def test_unplaced_port_gets_a_second_look(monkeypatch: pytest.MonkeyPatch)
 
     blocked_port = free_port(socket.SOCK_DGRAM)  # closed: the plain probe is refused
     async with udp_server(HelloServer()) as ok_port:
-        site = make_site(
-            servers=(
-                P2PServer(LOOPBACK, blocked_port, "udp", "hello", "login"),
-                P2PServer(LOOPBACK, ok_port, "udp", "hello", "login2"),
-            ),
-            gateway=GW,
-        )
-        out = await ports.PortsCheck(scapy_walk=fake_walk).run(context(site, "ports", root=True))
+        out = await _run_walked(fake_walk, blocked_port, ok_port)
     key = f"{LOOPBACK}:{blocked_port}/udp"
     assert facts(out, "port.result")[key] == "refused"
     assert len(calls) == 2  # settled by the second look: no third
