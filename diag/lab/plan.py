@@ -216,6 +216,10 @@ def _q(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
+# Frames a shaped link's queue holds at least (tbf_args): more than TCP's slow start overshoots.
+MODEM_QUEUE_FRAMES = 32
+
+
 def _tbf(dev: str, rate_kbit: int) -> list[str]:
     """A token bucket on ``dev``'s egress: the link's rate, with a modest modem-like queue.
 
@@ -229,12 +233,17 @@ def tbf_args(rate_kbit: int) -> str:
     """The lab's tbf recipe for ``rate_kbit`` (also used by bench/bench_bandwidth.py).
 
     10 ms worth of bytes per burst, at least two full frames; a queue of 50 ms, so that upload
-    saturation shows as added latency (bufferbloat) as on a real modem, but never under six
-    full frames: a modem buffers packets, and at 64 kbit/s 50 ms is not even one frame (TCP
-    through a one-frame queue loses a segment in four and measures noise, not the link).
+    saturation shows as added latency (bufferbloat) as on a real modem, but never under 32 full
+    frames (48 kB): a modem buffers packets, not milliseconds. At 64 kbit/s one frame takes
+    189 ms, so a TCP sender's initial window (10 segments) and its first slow-start round (20)
+    overflowed the old six-frame queue: the tail drops and spurious time-outs (the handshake's
+    9 ms RTT sets a ~210 ms RTO) made the link carry each segment twice, and iperf3 and diag
+    both read half the rate (0.030 Mbit/s). With 32 frames no segment is lost (0 retransmits in
+    iperf3's 5 s, 0.060 Mbit/s); at 16 and 21 frames the halving remained. From 8 Mbit/s up the
+    50 ms are the larger figure and nothing changes.
     """
     burst = max(rate_kbit * 1000 // 8 // 100, 3200)
-    queue = max(rate_kbit * 1000 // 8 // 20, 6 * 1514)
+    queue = max(rate_kbit * 1000 // 8 // 20, MODEM_QUEUE_FRAMES * 1514)
     return f"tbf rate {rate_kbit}kbit burst {burst} limit {queue + burst}"
 
 

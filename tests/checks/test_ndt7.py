@@ -74,6 +74,27 @@ def test_window_rate_of_a_steady_counter_and_of_a_staircase() -> None:
     assert ndt7.window_rate([(0.0, 5.0), (1.0, 5.0), (2.0, 5.0)]) == 0
 
 
+def test_upload_cap_holds_a_slow_link_and_lifts_on_a_fast_one() -> None:
+    mss = 1448
+    # 64 kbit/s (8000 B/s) after the shaper's 3200-byte burst: the cap is 1.5 s of the rate
+    # (12 kB, whole segments), not the burst's fourfold rate.
+    slow = ndt7._Counters(mss=mss)
+    slow.kernel = [(0.0, 300.0), (0.02, 3500.0)]
+    assert ndt7._upload_cap(slow) == ndt7.INITIAL_WINDOW
+    slow.kernel += [(0.25 + i * 0.02, 3500.0 + i * 160.0) for i in range(40)]
+    cap = ndt7._upload_cap(slow)
+    assert cap is not None and cap % mss == 0
+    assert 8000 * ndt7.QUEUE_S <= cap < 8000 * ndt7.QUEUE_S + mss
+    # A link that delivers the whole initial allowance within 0.1 s is never capped.
+    fast = ndt7._Counters(mss=mss)
+    fast.kernel = [(0.0, 0.0), (0.02, 9000.0), (0.04, 20000.0)]
+    assert ndt7._upload_cap(fast) is None
+    # 1 Mbit/s: 1.5 s of it is above SLOW_WINDOW_BYTES, so no cap either.
+    mid = ndt7._Counters(mss=mss)
+    mid.kernel = [(i * 0.02, i * 2500.0) for i in range(30)]
+    assert ndt7._upload_cap(mid) is None
+
+
 def test_locate_answer_first_usable_server_and_failures() -> None:
     urls = {
         "wss:///ndt/v7/download": "wss://ndt-x.example/ndt/v7/download?access_token=t",

@@ -149,6 +149,13 @@ def test_nat_none_uses_public_lan_and_no_masquerade() -> None:
     assert any(f"ip route add {P.PUBLIC_LAN}" in line for line in p.scripts["isp"])
 
 
+def test_shaped_queue_holds_slow_start_at_any_rate() -> None:
+    # At 64 kbit/s a six-frame queue halved TCP's goodput (tail drops of the initial window and
+    # spurious time-outs): the queue holds at least 32 frames, and 50 ms where that is more.
+    for kbit, limit in ((64, 32 * 1514 + 3200), (1000, 32 * 1514 + 3200), (50_000, 375_000)):
+        assert P.tbf_args(kbit).endswith(f"limit {limit}")
+
+
 def test_faults_reach_the_right_places() -> None:
     assert "random,fully-random" in _plan("nat-symmetric").files["router.nft"]
     assert (
