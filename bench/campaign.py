@@ -651,7 +651,8 @@ def score(case: Case, run: dict[str, Any], mode: str) -> dict[str, Any]:
     declared = set().union(*groups) if groups else set()
     for ids in devices.values():
         declared |= ids
-    calib = [(conf, cid in declared) for cid, conf in seen.items() if conf >= 0.1]
+    # Every reported cause counts, the explained-away notes (0.05) too: they are in the lowest bin.
+    calib = [(conf, cid in declared) for cid, conf in seen.items() if conf > 0]
     return {
         "right": not problems,
         "problems": problems,
@@ -704,17 +705,22 @@ def report(
                     + "; ".join(s["problems"])
                 )
         lines.append("")
-        lines.append("| confidence | causes | right | rate |")
-        lines.append("|---|---:|---:|---:|")
-        bins: dict[int, list[bool]] = {}
+        # A reliability table: per 0.1 bin, the mean confidence reported and how often such
+        # causes were right; "off" is the difference (calibrated: within 0.1).
+        lines.append("| confidence | causes | mean confidence | right | rate | off |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        bins: dict[int, list[tuple[float, bool]]] = {}
         for _, s in scored:
             for conf, ok in s["calibration"]:
-                bins.setdefault(min(9, int(conf * 10)), []).append(ok)
+                bins.setdefault(min(9, int(conf * 10)), []).append((conf, ok))
         for b in sorted(bins):
             got = bins[b]
+            right = sum(ok for _, ok in got)
+            mean = sum(c for c, _ in got) / len(got)
+            rate = right / len(got)
             lines.append(
-                f"| {b / 10:.1f}–{(b + 1) / 10:.1f} | {len(got)} | {sum(got)} "
-                f"| {sum(got) / len(got):.2f} |"
+                f"| {b / 10:.1f}–{(b + 1) / 10:.1f} | {len(got)} | {mean:.2f} | {right} "
+                f"| {rate:.2f} | {rate - mean:+.2f} |"
             )
         lines.append("")
     lines.append(f"wall time: {wall / 60:.1f} min for {len(results)} cases")

@@ -1354,22 +1354,34 @@ def _dns_failure(env: Env, _d: Device | None) -> Hit | None:
 
 
 def _platform_names_unresolved(env: Env) -> Hit | None:
-    """No dns check facts (it ran out of time), but every platform server's name failed to
-    resolve through the site's resolver in the p2p check while the internet answers."""
+    """Platform servers whose names did not resolve through the site's resolver in the p2p
+    check (each lookup with its retry), while the internet answers and the independent resolver
+    does too: the resolver is failing, even when the dns check's own questions got through."""
     f = env.facts
-    if f.all("dns.site.rcode"):
-        return None
     servers = f.all("p2p.reachable")
-    if not servers or any(f.text("p2p.error", x.target) != "dns" for x in servers):
+    unresolved = [x.target for x in servers if f.text("p2p.error", x.target) == "dns"]
+    if not unresolved or _internet_up(env) is not True:
         return None
-    if _internet_up(env) is not True:
+    site_rc = f.all("dns.site.rcode")
+    if any(x.value != RCODE_OK for x in f.all("dns.independent.rcode")):
+        return None  # the independent resolver fails too: not the site's resolver alone
+    # The dns check saw the site's resolver struggle too (slow, failed or an empty answer), or
+    # said nothing (out of time): a lookup the p2p check lost under load alone is not enough.
+    struggled = not site_rc or any(
+        x.value != RCODE_OK
+        or f.flag("dns.site.slow", x.target) is True
+        or getattr(f.get("dns.site.answer", x.target), "value", None) == []
+        for x in site_rc
+    )
+    if not struggled:
         return None
     return Hit(
         0.6,
         f.pick(("p2p.reachable", "p2p.error", *BEYOND_KEYS), None),
         msg(
-            "None of the platform's names resolved through the site's resolver {resolver}; "
-            "other internet hosts answer",
+            "The platform's names for {servers} did not resolve through the site's resolver "
+            "{resolver}; other internet hosts answer",
+            servers=", ".join(unresolved),
             resolver=f.text("dns.resolver.site") or env.site.network.site_resolver or "?",
         ),
         shows=("dns.site-timeout",),

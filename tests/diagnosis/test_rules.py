@@ -1192,3 +1192,24 @@ def test_dead_resolver_from_the_p2p_check_when_the_dns_check_said_nothing() -> N
     assert_site_top(site, "dns-failure")
     # Names that did not resolve are no evidence of a silent platform.
     assert conf(site, "p2p-server-unavailable") == 0.0
+
+
+def test_slow_resolver_that_lost_the_p2p_checks_lookups_is_dns_failure() -> None:
+    # Seed 109 (70 % of the operator resolver's queries lost): one name slow with an empty
+    # answer in the dns check, two platform servers' names unresolved in the p2p check.
+    unresolved = {
+        ("p2p.reachable", "P2P login"): False,
+        ("p2p.error", "P2P login"): "dns",
+        ("p2p.reachable", "P2P relay"): False,
+        ("p2p.error", "P2P relay"): "dns",
+    }
+    slow = {
+        ("dns.site.slow", NAME): True,
+        ("dns.site.time_ms", NAME): 1532.0,
+        ("dns.site.answer", NAME): [],
+    }
+    _, site = run(unresolved | slow)
+    assert_site_top(site, "dns-failure")
+    # A lookup lost in the p2p check alone, the dns check's answers all clean: no verdict.
+    _, site = run(unresolved)
+    assert conf(site, "dns-failure") < 0.5
