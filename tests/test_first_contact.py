@@ -162,3 +162,30 @@ def test_person_lang_order() -> None:
     assert person_lang({"LANG": "pl_PL.UTF-8", "LC_ALL": "C"}) == "en"
     assert person_lang({"DIAG_LANG": "pl", "LC_ALL": "en_GB.UTF-8"}) == "pl"
     assert person_lang({"DIAG_LANG": "xx"}) == "en"
+
+
+def test_usage_errors_follow_the_language_choice() -> None:
+    def err(*args: str, **env: str) -> str:
+        res = subprocess.run(
+            [sys.executable, "-m", "diag.cli", *args],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", **env},
+            check=False,
+            timeout=60,
+        )
+        assert res.returncode == cli.EXIT_USAGE, res.stderr
+        return res.stderr
+
+    text = err("run", DIAG_LANG="pl")
+    assert "użycie: diag run" in text and "błąd: wymagane są argumenty: --site" in text
+    text = err("run", "--site", "s.toml", "--deadline", "nan", LANG="pl_PL.UTF-8")
+    assert "musi wynosić co najmniej 0,1" in text
+    assert "the following arguments are required" in err("run")
+    # The parse put argparse's words back: a parser built after speaks English again.
+    with cli.argparse_words("pl"):
+        pass
+    parser = argparse.ArgumentParser(prog="x", exit_on_error=False)
+    parser.add_argument("--n", type=int)
+    with pytest.raises(argparse.ArgumentError, match="invalid int value"):
+        parser.parse_args(["--n", "z"])
