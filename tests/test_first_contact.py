@@ -119,7 +119,8 @@ def test_monitor_help_names_the_checks_cron_leaves_out() -> None:
     assert all(c in all_checks.help for c in CRON_EXCLUDED)
 
 
-def _help(args: list[str], **env: str) -> str:
+def _diag(args: list[str], code: int, **env: str) -> subprocess.CompletedProcess[str]:
+    """``diag ARGS`` in a clean environment (only ``env``'s language variables), exit ``code``."""
     res = subprocess.run(
         [sys.executable, "-m", "diag.cli", *args],
         capture_output=True,
@@ -128,8 +129,12 @@ def _help(args: list[str], **env: str) -> str:
         check=False,
         timeout=60,
     )
-    assert res.returncode == 0, res.stderr
-    return res.stdout
+    assert res.returncode == code, res.stderr
+    return res
+
+
+def _help(args: list[str], **env: str) -> str:
+    return _diag(args, 0, **env).stdout
 
 
 @pytest.mark.parametrize(
@@ -166,16 +171,7 @@ def test_person_lang_order() -> None:
 
 def test_usage_errors_follow_the_language_choice() -> None:
     def err(*args: str, **env: str) -> str:
-        res = subprocess.run(
-            [sys.executable, "-m", "diag.cli", *args],
-            capture_output=True,
-            text=True,
-            env={"PATH": "/usr/bin:/bin", **env},
-            check=False,
-            timeout=60,
-        )
-        assert res.returncode == cli.EXIT_USAGE, res.stderr
-        return res.stderr
+        return _diag(list(args), cli.EXIT_USAGE, **env).stderr
 
     text = err("run", DIAG_LANG="pl")
     assert "użycie: diag run" in text and "błąd: wymagane są argumenty: --site" in text
