@@ -302,8 +302,9 @@ def render(message: Message | str, lang: str = DEFAULT_LANG) -> str:
     template = gettext(message.text, lang)
     args = {k: _render_arg(v, lang) for k, v in message.args.items()}
     # TypeError/AttributeError: a template's "{x[0]}" or "{x.y}" on an argument of another type
-    # (arguments come from outside; a saved run may carry anything).
-    broken = (KeyError, IndexError, ValueError, TypeError, AttributeError)
+    # (arguments come from outside; a saved run may carry anything). OverflowError: a float spec
+    # ("{x:.2f}") on an int beyond a float's range (above ~1.8e308, below _MAX_INT) converts it.
+    broken = (KeyError, IndexError, ValueError, TypeError, AttributeError, OverflowError)
     try:
         return _apply_plurals(template, message.args, lang).format(**args)
     except broken:
