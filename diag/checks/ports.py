@@ -276,15 +276,8 @@ class PortsCheck(Check):
                 for t in blocked
                 if not locs[t.key].certain
             ]
-            if not again or ctx.remaining() < SECOND_LOOK_PAUSE_S + WALK_TIMEOUT_S + 0.5:
+            if not again or not await _look_again(ctx, walk, again, walks):
                 break
-            await asyncio.sleep(SECOND_LOOK_PAUSE_S)
-            try:
-                more = await ctx.run_blocking(walk, again, WALK_MAX_TTL, WALK_TIMEOUT_S)
-            except Exception:  # the first walk worked: a failing second look changes nothing
-                break
-            for k, hops in more.items():
-                walks[k] = merge(walks.get(k, []), hops)
             locs = self._place(walks, blocked, ref, ref_walk, answers, address, gateway)
         gw_at = _gateway_at(walks, ref, gateway)
         if ref is not None:
@@ -360,6 +353,23 @@ class PortsCheck(Check):
                 walks.get(t.key, []), address[t.host], gw_at, refused, ref_hops, others
             )
         return out
+
+
+async def _look_again(
+    ctx: Context, walk: Walk, targets: list[WalkTarget], walks: dict[str, list[Hop]]
+) -> bool:
+    """Walks ``targets`` again after the pause and fills their silent TTLs in ``walks``; False
+    when there is no time left for it or the walk failed."""
+    if ctx.remaining() < SECOND_LOOK_PAUSE_S + WALK_TIMEOUT_S + 0.5:
+        return False
+    await asyncio.sleep(SECOND_LOOK_PAUSE_S)
+    try:
+        more = await ctx.run_blocking(walk, targets, WALK_MAX_TTL, WALK_TIMEOUT_S)
+    except Exception:  # the first walk worked: a failing second look changes nothing
+        return False
+    for k, hops in more.items():
+        walks[k] = merge(walks.get(k, []), hops)
+    return True
 
 
 def _gateway_at(

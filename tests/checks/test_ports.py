@@ -461,6 +461,18 @@ def test_locate_uses_the_gateway_position() -> None:
     assert locate(rej, DEST, gateway_at=2).blocked_at == "router"
 
 
+async def _run_walked(fake_walk, blocked_port: int, ok_port: int):  # type: ignore[no-untyped-def]
+    """The check as root on two UDP platform ports behind the gateway GW, walked by a fake."""
+    site = make_site(
+        servers=(
+            P2PServer(LOOPBACK, blocked_port, "udp", "hello", "login"),
+            P2PServer(LOOPBACK, ok_port, "udp", "hello", "login2"),
+        ),
+        gateway=GW,
+    )
+    return await ports.PortsCheck(scapy_walk=fake_walk).run(context(site, "ports", root=True))
+
+
 async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """As root the check walks the blocked port and a passing reference; here the walk is
     replaced by a recording of the lab's isp-p2p-blocking scenario."""
@@ -478,16 +490,7 @@ async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.Monke
 
     with silent_udp() as blocked_port:
         async with udp_server(HelloServer()) as ok_port:
-            site = make_site(
-                servers=(
-                    P2PServer(LOOPBACK, blocked_port, "udp", "hello", "login"),
-                    P2PServer(LOOPBACK, ok_port, "udp", "hello", "login2"),
-                ),
-                gateway=GW,
-            )
-            out = await ports.PortsCheck(scapy_walk=fake_walk).run(
-                context(site, "ports", root=True)
-            )
+            out = await _run_walked(fake_walk, blocked_port, ok_port)
     key = f"{LOOPBACK}:{blocked_port}/udp"
     assert facts(out, "port.blocked_at") == {key: "isp"}
     assert facts(out, "port.blocked_hop") == {key: 2}
@@ -498,6 +501,37 @@ async def test_blocked_port_located_with_recorded_walk(monkeypatch: pytest.Monke
     assert sent[key].proto == "udp" and sent[key].payload.startswith(b"DIAGP2P1 HELLO ")
     assert "in the operator's network" in out.summary.render("en")
     assert "w sieci operatora" in out.summary.render("pl")
+
+
+async def test_unplaced_port_gets_a_second_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator rejects the port but has spent its ICMP on the devices' heartbeats: the
+    first walk hears nothing from it, not even on the reference. The check looks again at the
+    two TTLs past the router, once, and the operator's rejection places the port."""
+    calls: list[list[ttl.WalkTarget]] = []
+    monkeypatch.setattr(ports, "SECOND_LOOK_PAUSE_S", 0.05)
+
+    def fake_walk(targets, max_ttl, timeout_s):  # type: ignore[no-untyped-def]
+        calls.append(list(targets))
+        out = {}
+        for t in targets:
+            if t.port != blocked_port:
+                out[t.key] = walk((TE, GW), SILENT, ("reply", LOOPBACK), ("reply", LOOPBACK))
+            elif len(calls) == 1:
+                out[t.key] = walk((TE, GW), SILENT, SILENT, SILENT)
+            else:
+                out[t.key] = [Hop(2, TE, ISP), Hop(3, "rejected", ISP, 3, 63)]
+        return out
+
+    blocked_port = free_port(socket.SOCK_DGRAM)  # closed: the plain probe is refused
+    async with udp_server(HelloServer()) as ok_port:
+        out = await _run_walked(fake_walk, blocked_port, ok_port)
+    key = f"{LOOPBACK}:{blocked_port}/udp"
+    assert facts(out, "port.result")[key] == "refused"
+    assert len(calls) == 2  # settled by the second look: no third
+    assert [(t.key, t.ttls) for t in calls[1]] == [(key, (2, 3))]
+    assert facts(out, "port.blocked_at") == {key: "isp"}
+    assert facts(out, "port.blocked_hop") == {key: 2}
+    assert facts(out, "port.path")[key] == [GW, ISP, ISP]  # time-exceeded, then its reject
 
 
 # --- hostile input: parsers never raise ------------------------------------------------------

@@ -32,8 +32,10 @@ def test_healthy_site_is_ok_with_metrics(lab_factory: Callable[..., Lab], tmp_pa
     assert 'diag_device_info{added_via="p2p-account",device="nvr",kind="nvr"' in text
     assert 'diag_device_up{device="nvr",site=' in text
     assert 'diag_check_status{check="stun"' in text
-    # the speed test stays out of cron runs unless asked for
-    assert 'check="bandwidth"' not in text
+    # the speed test and the phone check (interactive: no phone posts to a cron run) stay out
+    # of cron runs unless asked for
+    assert 'check="bandwidth"' not in text and 'check="phone"' not in text
+    assert "check_phone=" not in line and "phone skip" not in line
 
 
 def test_powered_off_camera_is_critical_and_recorded(
