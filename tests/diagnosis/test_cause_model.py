@@ -15,11 +15,11 @@ from test_rules import NAME, REMOVE, TCP, UDP, conf, healthy, make_site, results
 
 from diag.diagnosis import diagnose
 from diag.diagnosis.catalog import CATALOG, SYMPTOMS
-from diag.diagnosis.engine import STRONG, load_rules
+from diag.diagnosis.engine import CALIBRATION_CAP, STRONG, calibrated, load_rules
 from diag.diagnosis.rules import RULES, Hit, Rule, tcp_ceiling_mbps
 from diag.diagnosis.stats import rate_interval_pct, wilson
 from diag.i18n import msg, render
-from diag.model import Verdict
+from diag.model import Cause, Verdict
 
 P2P_DEVICES = ("NVR", "Cam-P2P", "Cam-shared")
 
@@ -335,3 +335,16 @@ def test_the_unexplained_verdict_reaches_json_html_and_the_monitor_status_line()
     line, _ = _status(run_, "en", [])
     assert "Cam-P2P" in line and "Not explained" in line
     assert "Niewyjaśnione" in _status(run_, "pl", [])[0]
+
+
+def test_calibration_is_monotone_keeps_notes_and_the_strong_line() -> None:
+    def p(x: float) -> float:
+        return calibrated(Cause("x", x)).confidence
+
+    grid = [i / 100 for i in range(101)]
+    mapped = [p(x) for x in grid]
+    assert mapped == sorted(mapped)  # the ranking of causes is the same after
+    assert all(p(x) == x for x in grid if x <= STRONG)  # notes and the 0.5 line unchanged
+    # the campaign's strong causes: 0.86 on average, right 99 % of the time
+    assert p(0.85) == 0.92 and p(0.9) == CALIBRATION_CAP
+    assert all(p(x) >= x for x in grid)  # never weaker than the rule's own evidence
