@@ -2,7 +2,7 @@
 
 One healthy lab is built; for each rate the router's WAN egress (upload) and the operator's
 downlink egress (download) are re-shaped with the lab's own tbf recipe (``plan.tbf_args``: 10 ms
-burst, 50 ms queue but at least six frames), then in the laptop namespace:
+burst, 50 ms queue but at least 32 frames), then in the laptop namespace:
 - diag's ``bandwidth`` check runs against the lab's ndt7 server, found through the lab's Locate
   stand-in as a user's run finds M-Lab's (quick mode and ``--deep``), called directly so
   ``wan``/``ports`` add no traffic;

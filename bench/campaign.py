@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -403,6 +403,30 @@ class Case:
         return all(f.noise for f in self.faults)
 
 
+def _blocked_ports(name: str) -> set[str]:
+    return set(name.rsplit("-", 1)[-1].split("+"))
+
+
+def _unmask(faults: list[Injection]) -> list[Injection]:
+    """A fault hidden behind another is declared as allowed, not required.
+
+    A router dropping or rejecting the platform's ports outbound stops every probe before the
+    operator's block on the same ports: nothing the laptop sends can reach the operator's rule
+    (seed 110), so the operator's cause can be neither required nor wrong there.
+    """
+    routers = [f for f in faults if f.name.startswith("router-") and "-out-" in f.name]
+    out: list[Injection] = []
+    for f in faults:
+        hidden = f.name.startswith("isp-") and any(
+            _blocked_ports(f.name) <= _blocked_ports(r.name) for r in routers
+        )
+        if hidden:
+            causes = frozenset(c for g in f.site for c in g)
+            f = replace(f, site=(), devices={}, allow=f.allow | causes)
+        out.append(f)
+    return out
+
+
 def make_case(seed: int) -> Case:
     """The case a seed gives (the same on every machine: replay with ``--seed``)."""
     rng = random.Random(seed)
@@ -418,7 +442,7 @@ def make_case(seed: int) -> Case:
             b = rng.choice((power_off, duplicate_host, device_lan_loss))(rng)
         else:
             b = rng.choice([g for g in PAIRABLE_SITE if g is not gen])(rng)
-        faults = [a, b]
+        faults = _unmask([a, b])
     age = max([rng.randint(0, 3)] + [f.min_age for f in faults])
     return Case(seed, faults, age)
 

@@ -10,20 +10,23 @@ internal error. Subsystems
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import json
 import os
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from diag import __version__
 from diag.config import ConfigError
 from diag.i18n import (
     DEFAULT_LANG,
+    LANGS,
     N_,
+    PARSE_LANG,
     Message,
     gettext,
     msg,
@@ -209,11 +212,35 @@ def help_lang(argv: Sequence[str]) -> str:
     """The language of ``--help`` and of usage errors: ``--lang`` anywhere on the command line
     (``--help`` is answered before the other arguments are parsed), else ``person_lang()``."""
     for i, a in enumerate(argv):
-        if a == "--lang" and i + 1 < len(argv):
-            return normalize_lang(argv[i + 1])
+        value = argv[i + 1] if a == "--lang" and i + 1 < len(argv) else None
         if a.startswith("--lang="):
-            return normalize_lang(a.partition("=")[2])
+            value = a.partition("=")[2]
+        # Only a language diag has: `--lang de` is the usage error, said in the person's language.
+        if value is not None and value in LANGS:
+            return value
     return person_lang()
+
+
+@contextlib.contextmanager
+def argparse_words(lang: str) -> Iterator[None]:
+    """argparse's own words (a usage error: "the following arguments are required", "invalid
+    choice") in ``lang`` while a command line is parsed.
+
+    argparse looks each one up through its module's ``_`` and ``ngettext`` (gettext's, which has
+    no catalogue of diag's) at the moment it reports; for the parse they read diag's catalogues
+    (``cli.po``), and are put back after. A word without Polish stays English.
+    """
+    token = PARSE_LANG.set(lang)
+    mod: Any = argparse
+    saved = mod._, mod.ngettext
+    if lang != DEFAULT_LANG:
+        mod._ = lambda text: gettext(text, lang)
+        mod.ngettext = lambda one, many, n: gettext(one if n == 1 else many, lang)
+    try:
+        yield
+    finally:
+        mod._, mod.ngettext = saved
+        PARSE_LANG.reset(token)
 
 
 def _nested_examples(parser: argparse.ArgumentParser, lang: str) -> None:
@@ -410,8 +437,10 @@ def _err(message: Message, lang: str | None = None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(help_lang(argv))
-    args = parser.parse_args(argv)
+    words = help_lang(argv)
+    parser = build_parser(words)
+    with argparse_words(words):
+        args = parser.parse_args(argv)
     lang = getattr(args, "lang", None)
     if args.command is None:
         # `diag` alone: a newcomer's first contact. Say what diag is and what to type first.

@@ -14,6 +14,7 @@ so 1 urządzenie, 2 urządzenia, 5 urządzeń); ``#`` is the number, ``=0 {...}`
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
 import math
@@ -332,6 +333,12 @@ def normalize_lang(lang: str | None) -> str:
         return DEFAULT_LANG
     base = lang.split(".")[0].split("_")[0].lower()
     return base if base in LANGS else DEFAULT_LANG
+
+
+# The language of the command line being parsed (``diag.cli.argparse_words``): argument types read
+# it to word their own errors ("'x' is not a number") in the language argparse's are worded in.
+# Here, not in diag.cli: ``python -m diag.cli`` runs that module as __main__, a second copy.
+PARSE_LANG: contextvars.ContextVar[str] = contextvars.ContextVar("PARSE_LANG", default=DEFAULT_LANG)
 
 
 def person_lang(environ: Mapping[str, str] | None = None) -> str:

@@ -119,7 +119,8 @@ def test_monitor_help_names_the_checks_cron_leaves_out() -> None:
     assert all(c in all_checks.help for c in CRON_EXCLUDED)
 
 
-def _help(args: list[str], **env: str) -> str:
+def _diag(args: list[str], code: int, **env: str) -> subprocess.CompletedProcess[str]:
+    """``diag ARGS`` in a clean environment (only ``env``'s language variables), exit ``code``."""
     res = subprocess.run(
         [sys.executable, "-m", "diag.cli", *args],
         capture_output=True,
@@ -128,8 +129,12 @@ def _help(args: list[str], **env: str) -> str:
         check=False,
         timeout=60,
     )
-    assert res.returncode == 0, res.stderr
-    return res.stdout
+    assert res.returncode == code, res.stderr
+    return res
+
+
+def _help(args: list[str], **env: str) -> str:
+    return _diag(args, 0, **env).stdout
 
 
 @pytest.mark.parametrize(
@@ -162,3 +167,21 @@ def test_person_lang_order() -> None:
     assert person_lang({"LANG": "pl_PL.UTF-8", "LC_ALL": "C"}) == "en"
     assert person_lang({"DIAG_LANG": "pl", "LC_ALL": "en_GB.UTF-8"}) == "pl"
     assert person_lang({"DIAG_LANG": "xx"}) == "en"
+
+
+def test_usage_errors_follow_the_language_choice() -> None:
+    def err(*args: str, **env: str) -> str:
+        return _diag(list(args), cli.EXIT_USAGE, **env).stderr
+
+    text = err("run", DIAG_LANG="pl")
+    assert "użycie: diag run" in text and "błąd: wymagane są argumenty: --site" in text
+    text = err("run", "--site", "s.toml", "--deadline", "nan", LANG="pl_PL.UTF-8")
+    assert "musi wynosić co najmniej 0,1" in text
+    assert "the following arguments are required" in err("run")
+    # The parse put argparse's words back: a parser built after speaks English again.
+    with cli.argparse_words("pl"):
+        pass
+    parser = argparse.ArgumentParser(prog="x", exit_on_error=False)
+    parser.add_argument("--n", type=int)
+    with pytest.raises(argparse.ArgumentError, match="invalid int value"):
+        parser.parse_args(["--n", "z"])

@@ -25,6 +25,7 @@ The upload is compared with what the site's streams need: the sum of every devic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import ssl
@@ -33,6 +34,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -41,6 +43,7 @@ from diag.checks import ndt7
 from diag.checks.base import Check, Context, profile_need
 from diag.i18n import Message, msg
 from diag.model import Fact, Metric, Outcome, Profile, Site, Status
+from diag.net import tcpinfo
 from diag.net.backend import Backend
 from diag.net.http import CaFileError, tls_verify
 from diag.net.http import client as http_client
@@ -60,10 +63,8 @@ DOWNLOAD_WARMUP_S = 0.4
 MEASURE_S = 0.5
 # With --deep the measured phase is longer: a fairer number on a jittery radio link.
 DEEP_MEASURE_S = 3.0
-# A slow uplink (an LTE modem, the cause this check exists for) is measured longer: at 1 Mbit/s a
-# 0.7 s window holds under 100 kB, and the shaper's burst and TCP's pacing make that noisy; 1.5 s
-# costs ~190 kB and halves the spread. Fast links keep the short window (the quick run's budget).
-SLOW_LINK_MBPS = 5.0
+# A slow link (an LTE modem, the cause this check exists for) is measured longer: the HTTP
+# method extends a window holding fewer than ndt7.PRECISE_SEGMENTS segments up to this long, s.
 SLOW_MEASURE_S = 1.5
 # ndt7 windows, s: quick mode starts with MEASURE_S and extends a window holding too few segments
 # for a precise figure up to NDT7_QUICK_MAX_S (a 256 kbit/s uplink needs about 1 s for 20
@@ -87,6 +88,9 @@ PING_INTERVAL_S = 0.1
 IDLE_PINGS = 5
 # Upload body chunk, bytes: large enough for few syscalls, small enough to stop on time.
 UPLOAD_CHUNK = 64 * 1024
+# After the body, the server's answer is waited for this long, s: on a slow uplink it comes
+# only once everything buffered has drained, and the kernel's count is the figure then.
+ANSWER_WAIT_S = 0.5
 # Unsent bytes the kernel may hold for the upload socket (TCP_NOTSENT_LOWAT), bytes: without it
 # the send buffer grows to megabytes, the client's count runs ahead of the wire and stopping the
 # upload on time leaves seconds of data still to drain on a slow uplink (32 KiB: 0.25 s at
@@ -112,7 +116,8 @@ class Transfer:
 
     @property
     def mbps(self) -> float | None:
-        if self.error is not None or self.seconds <= 0 or self.bytes <= 0:
+        # Zero bytes over a window is a measurement (nothing got through), not a failure.
+        if self.error is not None or self.seconds <= 0 or self.bytes < 0:
             return None
         return round(self.bytes * 8 / self.seconds / 1e6, 3)
 
@@ -191,9 +196,14 @@ def rate_bps(samples: Sequence[tuple[float, int]]) -> float | None:
 
 
 async def download(
-    client: httpx.AsyncClient, ep: Endpoint, measure_s: float, on_phase: Callable[[], None]
+    client: httpx.AsyncClient,
+    ep: Endpoint,
+    measure_s: float,
+    on_phase: Callable[[], None],
+    max_s: float | None = None,
 ) -> Transfer:
-    """One GET of a huge object, read for warm-up + ``measure_s`` and cut there."""
+    """One GET of a huge object, read for warm-up + ``measure_s`` and cut there (extended up to
+    ``max_s`` while the window holds fewer than ``ndt7.PRECISE_SEGMENTS`` segments)."""
     ext = {"sni_hostname": ep.sni} if ep.sni else {}
     req = client.build_request(
         "GET",
@@ -212,6 +222,8 @@ async def download(
         start = time.monotonic()
         warm_end = start + DOWNLOAD_WARMUP_S
         end = warm_end + measure_s
+        longest = warm_end + max(measure_s, max_s or measure_s)
+        enough = ndt7.PRECISE_SEGMENTS * ndt7.MSS_DEFAULT
         counted = 0
         samples: list[tuple[float, int]] = []
         # Whatever each socket read returns: a fixed chunk size would quantise the clock (64 KiB
@@ -225,7 +237,7 @@ async def download(
                     # The phase starts at the first chunk's arrival; its bytes came before it.
                     counted += len(chunk)
                 samples.append((now, counted))
-            if now >= end:
+            if now >= end and (counted >= enough or now >= longest):
                 break
         rate = rate_bps(samples)
         if rate is None:
@@ -237,28 +249,108 @@ async def download(
         await resp.aclose()
 
 
-async def _body(seconds: float, sent: list[int]) -> AsyncIterator[bytes]:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        sent[0] += len(_PAYLOAD)
+@dataclass
+class _UploadRun:
+    """One POST's state: the socket (from httpcore's trace), bytes generated, kernel readings."""
+
+    sock: Any = None
+    sent: int = 0
+    delivered: list[tuple[float, float]] = field(default_factory=list)
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        # httpcore names the stream it connected; its socket carries the kernel's counters.
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            stream = info.get("return_value")
+            if stream is not None and self.sock is None:
+                self.sock = stream.get_extra_info("socket")
+
+    def read(self) -> None:
+        reading = tcpinfo.read(self.sock)
+        if reading is not None and reading.delivered_bytes is not None:
+            self.delivered.append((time.monotonic(), float(reading.delivered_bytes)))
+
+    async def sample(self, stop: asyncio.Event) -> None:
+        """Reads the counters every ``ndt7.SAMPLE_S`` until stopped (a slope needs points)."""
+        while not stop.is_set():
+            if self.sock is not None:
+                self.read()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), ndt7.SAMPLE_S)
+
+
+async def _body(run: _UploadRun, until: Callable[[], bool]) -> AsyncIterator[bytes]:
+    while not until():
+        run.sent += len(_PAYLOAD)
         yield _PAYLOAD
+        # A chunk may be accepted by the socket at once: let the loop breathe between writes.
+        await asyncio.sleep(0)
 
 
-async def upload_once(client: httpx.AsyncClient, ep: Endpoint, seconds: float) -> Transfer:
-    """A chunked POST generated for ``seconds``; the server's own count and time are preferred
-    (the client's count includes what still sits in socket buffers)."""
-    ext = {"sni_hostname": ep.sni} if ep.sni else {}
-    sent = [0]
+async def upload_once(
+    client: httpx.AsyncClient,
+    ep: Endpoint,
+    seconds: float,
+    warmup_s: float = 0.0,
+    max_s: float | None = None,
+    on_phase: Callable[[], None] | None = None,
+) -> Transfer:
+    """A chunked POST generated for ``warmup_s`` + ``seconds`` (extended up to ``max_s`` while
+    the window holds fewer than ``ndt7.PRECISE_SEGMENTS`` segments).
+
+    What got through is, where the kernel counts it (Linux), the bytes our socket saw the server
+    acknowledge during the window: on a 64 kbit/s uplink the server's own answer comes only after
+    seconds of buffered data drained, so it is not waited for beyond ``ANSWER_WAIT_S``. Elsewhere
+    the server's count and time (the body's), else the client's.
+    """
+    ext: dict[str, Any] = {"sni_hostname": ep.sni} if ep.sni else {}
+    run = _UploadRun()
+    ext["trace"] = run.trace
     t0 = time.monotonic()
+    warm_end = t0 + warmup_s
+    longest = warm_end + max(seconds, max_s or seconds)
+    end = [warm_end + seconds]
+    told = [False]
+
+    def until() -> bool:
+        now = time.monotonic()
+        if not told[0] and now >= warm_end:
+            told[0] = True
+            if on_phase:
+                on_phase()
+        if now < end[0]:
+            return False
+        got = _delivered_since(run.delivered, warm_end)
+        if got is not None and got < ndt7.PRECISE_SEGMENTS * ndt7.MSS_DEFAULT and now < longest:
+            end[0] = min(longest, now + 0.1)
+            return False
+        return True
+
+    resp: httpx.Response | None = None
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(run.sample(stop))
     try:
-        resp = await client.post(
-            f"{ep.base}/upload",
-            content=_body(seconds, sent),
-            headers={"Host": ep.host_header, "Content-Type": "application/octet-stream"},
-            extensions=ext,
+        resp = await asyncio.wait_for(
+            client.post(
+                f"{ep.base}/upload",
+                content=_body(run, until),
+                headers={"Host": ep.host_header, "Content-Type": "application/octet-stream"},
+                extensions=ext,
+            ),
+            timeout=max(0.1, longest - time.monotonic()) + ANSWER_WAIT_S,
         )
+    except TimeoutError:
+        resp = None  # the body is still draining through a slow link: the kernel's count stands
     except httpx.HTTPError as exc:
-        return Transfer(error=f"upload: {type(exc).__name__}")
+        if not run.delivered:
+            return Transfer(error=f"upload: {type(exc).__name__}")
+    finally:
+        stop.set()
+        await sampler
+    kernel = _window_transfer(run.delivered, warm_end)
+    if kernel is not None:
+        return kernel
+    if resp is None:
+        return Transfer(error="upload: timeout")
     elapsed = time.monotonic() - t0
     if resp.status_code != 200:
         return Transfer(error=f"http-{resp.status_code}")
@@ -271,7 +363,28 @@ async def upload_once(client: httpx.AsyncClient, ep: Endpoint, seconds: float) -
         # A server without the JSON answer (or with a hostile one: 1e400 bytes, nesting deep
         # enough to exhaust the stack): the client's own count and time.
         pass
-    return Transfer(sent[0], elapsed)
+    return Transfer(run.sent, elapsed)
+
+
+def _delivered_since(readings: list[tuple[float, float]], start: float) -> float | None:
+    """Bytes acknowledged since ``start`` (None without kernel readings; pure)."""
+    win = [b for t, b in readings if t >= start]
+    return win[-1] - win[0] if win else None
+
+
+def _window_transfer(readings: list[tuple[float, float]], start: float) -> Transfer | None:
+    """The window's bytes and the seconds they took at the fitted rate (pure); None if too few."""
+    win = [(t, b) for t, b in readings if t >= start]
+    if len(win) < 2 or win[-1][0] <= win[0][0]:
+        return None
+    rate = ndt7.window_rate(win)
+    counted = int(win[-1][1] - win[0][1])
+    if rate is None:
+        return None
+    if rate <= 0 or counted <= 0:
+        # Nothing acknowledged in the window: zero through, a measurement all the same.
+        return Transfer(0, win[-1][0] - win[0][0], error=None)
+    return Transfer(counted, counted / rate)
 
 
 async def _loaded(
@@ -374,19 +487,17 @@ class BandwidthCheck(Check):
             facts.append(Fact("bw.idle_rtt_ms", idle_rtt, "ms"))
             ctx.progress(0.1, msg("measuring download"))
             t0 = time.monotonic()
-            down, down_rtts = await _loaded(pinger, lambda ph: download(bulk, ep, measure, ph))
+            slow_s = max(measure, min(SLOW_MEASURE_S, (ctx.remaining() - 1.5) / 2 - WARMUP_S))
+            down, down_rtts = await _loaded(
+                pinger, lambda ph: download(bulk, ep, measure, ph, slow_s)
+            )
             t1 = time.monotonic()
             ctx.progress(0.5, msg("measuring upload"))
 
             async def up(on_phase: Callable[[], None]) -> Transfer:
-                warm = await upload_once(bulk, ep, WARMUP_S)
-                if warm.error:
-                    return warm
-                on_phase()
-                window = measure
-                if warm.mbps is not None and warm.mbps < SLOW_LINK_MBPS:
-                    window = max(measure, min(SLOW_MEASURE_S, ctx.remaining() - 1.0))
-                return await upload_once(bulk, ep, window)
+                # One POST: a warm-up, then the window, longer on a slow link.
+                longest = max(measure, min(SLOW_MEASURE_S, ctx.remaining() - 1.5 - WARMUP_S))
+                return await upload_once(bulk, ep, measure, WARMUP_S, longest, on_phase)
 
             upl, up_rtts = await _loaded(pinger, up)
             t2 = time.monotonic()

@@ -173,12 +173,21 @@ class PortsCheck(Check):
         }
         ctx.progress(0.2, msg("probing {n} ports", n=len(targets)))
 
+        fallback: set[str] = set()
+        for h in names:
+            if h not in address and other.get(h):
+                # The site resolver failed (that is the dns check's finding); the port can
+                # still be blocked too, and only a probe to the platform's real address says so.
+                address[h] = other[h][0]
+                fallback.add(h)
         probed = [t for t in targets if t.host in address]
         for t in targets:
-            if t.host not in address:
-                r = resolved[hosts.index(t.host)]
+            r = resolved[hosts.index(t.host)]
+            if t.host not in address or t.host in fallback:
                 reason = r.reason if isinstance(r, ResolveError) else "ERROR"
                 facts.append(Fact("port.resolve_error", reason, target=t.key))
+            if t.host in fallback:
+                facts.append(Fact("port.address_source", "independent", target=t.key))
         probing = asyncio.ensure_future(
             asyncio.gather(
                 *(_probe(t, address[t.host], timeout, ctx.world.monotonic) for t in probed)

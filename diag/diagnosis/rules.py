@@ -1784,7 +1784,15 @@ def _loss_predicts(env: Env, low: float, high: float) -> tuple[str, ...] | None:
     the high end (``SERIES_CHANCE``), every platform server silent when it is for all of them.
     """
     series = (high / 100.0) ** SERIES_TRIES
-    servers = max(1, len(env.facts.all("p2p.reachable")))
+    # Only servers actually probed: one whose name did not resolve lost no probe to the loss.
+    servers = max(
+        1,
+        sum(
+            1
+            for x in env.facts.all("p2p.reachable")
+            if env.facts.text("p2p.error", x.target) != "dns"
+        ),
+    )
     out: list[str] = []
     if low < COLLAPSE_LOSS_PCT and not _loss_caps_upload(env, low):
         out.append("upload.very-slow")

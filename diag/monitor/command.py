@@ -67,30 +67,30 @@ class PluginParser(argparse.ArgumentParser):
     Nagios and Icinga; the guidelines ask for UNKNOWN and a line on stdout.
     """
 
-    _lang: str | None = None
+    _lang = "en"
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        from diag.cli import help_lang
+
         argv = list(sys.argv[1:] if args is None else args)
         # The language of the error line, before the arguments are known to be valid.
-        for i, a in enumerate(argv):
-            if a == "--lang" and i + 1 < len(argv):
-                self._lang = argv[i + 1]
-            elif a.startswith("--lang="):
-                self._lang = a.partition("=")[2]
+        self._lang = help_lang(argv)
         ns, extras = super().parse_known_args(argv, namespace)
         if extras:
             # Left over here, they would reach the top-level parser and its exit 2.
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
+            from diag.i18n import gettext
+
+            # argparse's own words for it (diag/locale/pl/LC_MESSAGES/cli.po).
+            self.error(gettext("unrecognized arguments: %s", self._lang) % " ".join(extras))
         return ns, extras
 
     def error(self, message: str) -> NoReturn:
-        from diag.i18n import msg, normalize_lang
+        from diag.i18n import msg
 
         self.print_usage(sys.stderr)
-        lang = normalize_lang(self._lang)
-        print(_line(UNKNOWN, msg("usage error: {error}", error=message).render(lang)))
+        print(_line(UNKNOWN, msg("usage error: {error}", error=message).render(self._lang)))
         sys.exit(UNKNOWN)
 
 
@@ -192,12 +192,16 @@ def at_least(low: float, kind: type[T]) -> Callable[[str], T]:
     """An argparse type: a finite ``kind`` number no smaller than ``low`` (else a usage error)."""
 
     def parse(text: str) -> T:
+        from diag.i18n import PARSE_LANG, msg
+
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            why = msg("{value} is not a number", value=repr(text))
+            raise argparse.ArgumentTypeError(why.render(PARSE_LANG.get())) from None
         if not math.isfinite(float(value)) or float(value) < low:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be at least {low:g}")
+            why = msg("{value}: must be at least {low}", value=repr(text), low=low)
+            raise argparse.ArgumentTypeError(why.render(PARSE_LANG.get()))
         return value
 
     return parse

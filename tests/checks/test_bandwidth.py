@@ -105,3 +105,18 @@ def test_rate_is_the_slope_not_the_endpoints() -> None:
     naive = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
     assert abs(naive - 100_000) > abs(rate - 100_000)  # type: ignore[operator]
     assert bandwidth.rate_bps(samples[:2]) is None
+
+
+async def test_slow_uplink_is_measured_not_timed_out() -> None:
+    # 64 kbit/s up (8000 B/s, a weak GSM cell): the POST's body cannot drain before the server's
+    # answer is due, and the check used to say "the speed test did not complete". What the
+    # server's TCP acknowledged in the window is the figure.
+    async with SpeedServer(down_bps=2 * MB, up_bps=8000) as srv:
+        site = make_site(devices=cams(1024), speedtest_url=f"http://{LOOPBACK}:{srv.port}")
+        out = await bandwidth.BandwidthCheck().run(context(site, "bandwidth"))
+    f = facts(out)
+    assert f["bw.upload_mbps"] == pytest.approx(0.064, rel=0.3)
+    assert f["bw.upload_s"] < 4.0
+    assert out.status == "fail"
+    assert "did not complete" not in out.summary.render("en")
+    assert "upload too slow" in out.summary.render("en")

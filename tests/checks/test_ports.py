@@ -222,6 +222,24 @@ async def test_site_resolver_disagreeing_with_independent_is_a_fact() -> None:
     assert facts(out, "port.address_matches_independent") == {key: False}
 
 
+async def test_port_probed_at_the_independent_address_when_the_site_resolver_fails() -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from fakes import FakeDNS, answer
+
+    with FakeDNS({"p2p.lab-cloud.test": answer(LOOPBACK)}) as honest:
+        async with udp_server(HelloServer()) as port:
+            site = make_site(
+                servers=(P2PServer("p2p.lab-cloud.test", port, "udp", "hello"),),
+                resolver=f"{LOOPBACK}:{free_port(socket.SOCK_DGRAM)}",  # nobody answers there
+                independent_resolvers=(honest.address,),
+            )
+            out = await ports.PortsCheck().run(context(site, "ports", budget_s=4))
+    key = f"p2p.lab-cloud.test:{port}/udp"
+    assert facts(out, "port.resolve_error")[key] in {"TIMEOUT", "ERROR", "REFUSED"}
+    assert facts(out, "port.address_source") == {key: "independent"}
+    assert facts(out, "port.open") == {key: True}
+
+
 # --- TTL walk logic on recorded walks ----------------------------------------------------
 
 GW, ISP, DEST = "198.18.0.1", "203.0.113.1", "198.51.100.10"

@@ -1129,6 +1129,26 @@ def test_platform_silent_under_loss_that_silences_every_server() -> None:
     assert conf(site, "p2p-server-unavailable") >= 0.5
 
 
+def test_loss_silences_the_one_server_probed_when_the_others_did_not_resolve() -> None:
+    # Campaign seed 99 (deep): 60 of 100 lost one way (up to 69 %); two names did not resolve, so
+    # only one server was probed, and one three-try series is lost a third of the time.
+    one_probed = {
+        ("p2p.reachable", "P2P login"): False,
+        ("p2p.reachable", "P2P relay"): False,
+        ("p2p.error", "P2P relay"): "dns",
+        ("p2p.reachable", "Status API"): False,
+        ("p2p.error", "Status API"): "dns",
+        ("wan.loss_pct", ""): 60.0,
+        ("wan.loss_probes", ""): 100,
+    }
+    _, site = run(one_probed)
+    assert_site_top(site, "wan-loss-latency")
+    assert conf(site, "p2p-server-unavailable") < 0.5
+    # all three probed and silent: 0.69 ** 9 is under 4 %, the loss does not explain that
+    _, site = run({k: v for k, v in one_probed.items() if k[0] != "p2p.error"})
+    assert conf(site, "p2p-server-unavailable") >= 0.5
+
+
 def test_median_rtt_counts_by_what_its_jitter_allows() -> None:
     # A loaded laptop: a 160 ms median with 146 ms jitter over 20 probes could be 89 ms.
     _, site = run({("wan.rtt_ms", ""): 160.0, ("wan.jitter_ms", ""): 146.0})

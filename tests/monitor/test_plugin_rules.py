@@ -148,3 +148,16 @@ def test_cron_run_leaves_out_the_interactive_and_the_heavy_checks() -> None:
     assert select_checks(ids, "phone, heartbeat", all_checks=False) == ["phone", "heartbeat"]
     bad = select_checks(ids, "phnoe", all_checks=False)
     assert isinstance(bad, Message) and "phnoe" in bad.render("en")
+
+
+def test_usage_error_reads_in_polish_whole(site: Path) -> None:
+    # argparse's own words and diag's argument types in the line's language, not only the prefix.
+    line = one_unknown_line(*monitor(site, "--lang", "pl", "--retention-days", "-1"))
+    assert "'-1': musi wynosić co najmniej 1" in line and "must be" not in line
+    line = one_unknown_line(*monitor(site, "--lang=pl", "--site", "s.toml", "--wait", "x"))
+    assert "'x' nie jest liczbą" in line
+    line = one_unknown_line(*monitor(site, "--lang", "pl"))
+    assert "wymagane są argumenty: --site" in line and "required" not in line
+    # An unknown --lang is the error itself, said in English (no language chosen otherwise).
+    line = one_unknown_line(*monitor(site, "--site", "s.toml", "--lang", "de"))
+    assert "invalid choice: 'de'" in line
