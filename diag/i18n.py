@@ -295,6 +295,20 @@ def _render_arg(value: Any, lang: str) -> Any:
     return value
 
 
+# A width or precision in a format spec of four digits or more ("{a:>999999999}" in a saved
+# run's template) would build a string that many characters long (1e9: a gigabyte).
+_HUGE_SPEC = re.compile(r"\d{4,}")
+
+
+def _format(template: str, message: Message, lang: str, args: Mapping[str, Any]) -> str:
+    text = _apply_plurals(template, message.args, lang)
+    for _, _, spec, _ in string.Formatter().parse(text):
+        # "{" in a spec: a width taken from an argument ("{a:{w}}"), unbounded the same way.
+        if spec and ("{" in spec or _HUGE_SPEC.search(spec)):
+            raise ValueError(f"unbounded format spec {spec[:20]!r}")
+    return text.format(**args)
+
+
 def render(message: Message | str, lang: str = DEFAULT_LANG) -> str:
     """The message in ``lang``; a broken template never raises, it shows the raw text."""
     if isinstance(message, str):
@@ -306,10 +320,10 @@ def render(message: Message | str, lang: str = DEFAULT_LANG) -> str:
     # ("{x:.2f}") on an int beyond a float's range (above ~1.8e308, below _MAX_INT) converts it.
     broken = (KeyError, IndexError, ValueError, TypeError, AttributeError, OverflowError)
     try:
-        return _apply_plurals(template, message.args, lang).format(**args)
+        return _format(template, message, lang, args)
     except broken:
         try:
-            return _apply_plurals(message.text, message.args, DEFAULT_LANG).format(**args)
+            return _format(message.text, message, DEFAULT_LANG, args)
         except broken:
             return message.text
 

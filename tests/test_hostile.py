@@ -96,7 +96,9 @@ facts = st.builds(
 )
 messages = st.builds(
     msg,
-    st.sampled_from(["{a}", "timed out: {a} {b}", "{a[0]}", "{a.real}", "no args", "{a:.2f}"]),
+    st.sampled_from(
+        ["{a}", "timed out: {a} {b}", "{a[0]}", "{a.real}", "no args", "{a:.2f}", "{a:>99999999}"]
+    ),
     a=json_values,
     b=scalars,
 )
@@ -190,6 +192,10 @@ def test_message_arguments_are_bounded_and_wrong_types_do_not_raise() -> None:
     assert Message("{a.b}", {"a": 1}).render() == "{a.b}"
     # A float spec on an int beyond a float's range (10**309 > 1.8e308) cannot convert it.
     assert msg("{a:.2f}", a=10**309).render("pl") == "{a:.2f}"
+    # A saved run's template may ask for any width: a 1e9 pad would be a gigabyte-long summary.
+    for template in ("{a:>999999999}", "{a:.100000f}", "{a:{w}}"):
+        assert msg(template, a=1, w=10**9).render() == template
+    assert msg("{a:>5} {a:.2f}", a=3).render() == "    3 3.00"  # small specs still apply
 
 
 def test_json_of_bad_unicode_and_huge_numbers_is_valid_utf8_json() -> None:
