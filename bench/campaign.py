@@ -75,6 +75,10 @@ class Injection:
     quick_silent: bool = False
     noise: bool = False
     kind: str = "site"  # "site", "device" (for pairing) or "heartbeat" (single only)
+    # The platform ports the fault blocks ((proto, port)) and where: "router-out" (the router's
+    # forwarding, requests going out), "isp" (the operator's), "" for any other fault.
+    blocks: frozenset[tuple[str, int]] = frozenset()
+    block_at: str = ""
     special: str = ""  # an action that is not a shell command: "kill-platform", "dns:<mode>"
 
 
@@ -122,6 +126,8 @@ def router_block(rng: random.Random) -> Injection:
         site,
         devs,
         min_age=3 if udp else 0,
+        blocks=frozenset(ports),
+        block_at="" if inbound else "router-out",
     )
 
 
@@ -137,6 +143,8 @@ def isp_block(rng: random.Random) -> Injection:
         site,
         {d: site[0] for d in P2P_DEVICES} if udp else {},
         min_age=3 if udp else 0,
+        blocks=frozenset(ports),
+        block_at="isp",
     )
 
 
@@ -403,10 +411,6 @@ class Case:
         return all(f.noise for f in self.faults)
 
 
-def _blocked_ports(name: str) -> set[str]:
-    return set(name.rsplit("-", 1)[-1].split("+"))
-
-
 def _unmask(faults: list[Injection]) -> list[Injection]:
     """A fault hidden behind another is declared as allowed, not required.
 
@@ -414,12 +418,10 @@ def _unmask(faults: list[Injection]) -> list[Injection]:
     operator's block on the same ports: nothing the laptop sends can reach the operator's rule
     (seed 110), so the operator's cause can be neither required nor wrong there.
     """
-    routers = [f for f in faults if f.name.startswith("router-") and "-out-" in f.name]
+    routers = [f.blocks for f in faults if f.block_at == "router-out"]
     out: list[Injection] = []
     for f in faults:
-        hidden = f.name.startswith("isp-") and any(
-            _blocked_ports(f.name) <= _blocked_ports(r.name) for r in routers
-        )
+        hidden = f.block_at == "isp" and any(f.blocks <= r for r in routers)
         if hidden:
             causes = frozenset(c for g in f.site for c in g)
             f = replace(f, site=(), devices={}, allow=f.allow | causes)
