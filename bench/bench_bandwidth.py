@@ -37,8 +37,19 @@ IPERF_SECONDS = 5
 # iperf3 omits this first second (-O): its slow start through a 64 kbit/s queue loses segments and
 # would make the reference, not diag, the figure off by 20 %.
 IPERF_OMIT_S = 1
+# At 256 kbit/s and below iperf3 runs longer: its 5 s at 64 kbit/s carry 27 segments, read in
+# batches and cut when its end-of-test message, queued behind seconds of data, reaches the server;
+# five runs of 5 s read 0.050-0.060 Mbit/s. 10 s after 2 s omitted steady that reference.
+SLOW_KBIT = 256
+SLOW_IPERF_SECONDS = 10
+SLOW_IPERF_OMIT_S = 2
 # A tool that hangs is cut off here, s.
 TOOL_TIMEOUT_S = 60
+# The laptop sends with this congestion control (the bench's default, --laptop-cc): CUBIC is
+# the default of Windows 10/11, macOS and Debian, the installers' laptops. The lab host's own
+# default here is BBR, whose start-up overruns a 32-frame queue at 256 kbit/s (iperf3: -28 %).
+LAPTOP_CC = "cubic"
+ALLOWED_CC = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
 
 # Runs inside the laptop namespace: diag's check alone, printing its facts as JSON.
 CHECK_SNIPPET = """
@@ -76,6 +87,35 @@ def shape(ns: dict[str, str], kbit: int) -> None:
             raise SystemExit(f"tc in {role}: {res.stderr}")
 
 
+def drain(kbit: int) -> None:
+    """Waits for the lab's queue at ``kbit`` to empty: what one tool left queued (a download at
+    64 kbit/s leaves up to 6 s of it) would otherwise delay the next tool's handshake."""
+    from diag.lab.plan import MODEM_QUEUE_FRAMES
+
+    queue_s = MODEM_QUEUE_FRAMES * 1514 * 8 / (kbit * 1000)
+    if queue_s > 0.2:
+        time.sleep(queue_s + 0.5)
+
+
+def set_laptop_cc(ns: dict[str, str], cc: str) -> str | None:
+    """Makes the laptop namespace send with ``cc``; returns the host's allowed list to restore
+    when ``cc`` had to be added to it (a namespace may only pick an allowed algorithm)."""
+    before = ALLOWED_CC.read_text().split()
+    restore = None
+    if cc not in before:
+        ALLOWED_CC.write_text(" ".join([*before, cc]) + "\n")
+        restore = " ".join(before)
+    res = sh(
+        "ip", "netns", "exec", ns["laptop"], "sysctl", "-qw",
+        f"net.ipv4.tcp_congestion_control={cc}",
+    )  # fmt: skip
+    if res.returncode != 0:
+        if restore is not None:
+            ALLOWED_CC.write_text(restore + "\n")
+        raise SystemExit(f"congestion control {cc} in the laptop: {res.stderr.strip()}")
+    return restore
+
+
 def run_diag(ns: dict[str, str], site: str, deep: bool) -> dict[str, Any]:
     res = sh(
         "ip", "netns", "exec", ns["laptop"], sys.executable, "-c", CHECK_SNIPPET, site,
@@ -87,10 +127,18 @@ def run_diag(ns: dict[str, str], site: str, deep: bool) -> dict[str, Any]:
     return data
 
 
-def run_iperf(ns: dict[str, str], reverse: bool) -> tuple[float | None, float]:
+def iperf_times(kbit: int) -> tuple[int, int]:
+    """(seconds, omitted seconds) of iperf3's run at ``kbit``."""
+    if kbit <= SLOW_KBIT:
+        return SLOW_IPERF_SECONDS, SLOW_IPERF_OMIT_S
+    return IPERF_SECONDS, IPERF_OMIT_S
+
+
+def run_iperf(ns: dict[str, str], reverse: bool, kbit: int) -> tuple[float | None, float]:
     """(Mbit/s at the receiver, wall time s) of one iperf3 run."""
+    secs, omit = iperf_times(kbit)
     argv = ["ip", "netns", "exec", ns["laptop"], "iperf3", "-c", SPEEDTEST_IP, "-p"]
-    argv += [str(IPERF_PORT), "-t", str(IPERF_SECONDS), "-O", str(IPERF_OMIT_S), "-J"]
+    argv += [str(IPERF_PORT), "-t", str(secs), "-O", str(omit), "-J"]
     if reverse:
         argv.append("-R")
     t0 = time.monotonic()
@@ -129,6 +177,10 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rates", help="comma-separated kbit/s (default: all six)")
     ap.add_argument("--md", help="also write the markdown table here")
+    ap.add_argument(
+        "--laptop-cc", default=LAPTOP_CC,
+        help=f"congestion control the laptop sends with (default {LAPTOP_CC}; '' = the host's)",
+    )  # fmt: skip
     args = ap.parse_args()
     from diag.lab import runtime
 
@@ -144,17 +196,24 @@ def main() -> int:
     )
     rows: list[str] = []
     raw: dict[str, Any] = {}
+    restore_cc: str | None = None
     try:
+        if args.laptop_cc:
+            restore_cc = set_laptop_cc(ns, args.laptop_cc)
         time.sleep(0.5)  # iperf3 binds its port
         for kbit in rates:
             shape(ns, kbit)
             mbit = kbit / 1000
             r: dict[str, list[Any]] = {}
             for _ in range(args.runs):
+                drain(kbit)
                 q = run_diag(ns, site, deep=False)
+                drain(kbit)
                 d = run_diag(ns, site, deep=True)
-                i_up, _t = run_iperf(ns, reverse=False)
-                i_dn, _t = run_iperf(ns, reverse=True)
+                drain(kbit)
+                i_up, _t = run_iperf(ns, reverse=False, kbit=kbit)
+                drain(kbit)
+                i_dn, _t = run_iperf(ns, reverse=True, kbit=kbit)
                 for mode, facts in (("q", q), ("d", d)):
                     for dk, name in (("down", "download"), ("up", "upload")):
                         r.setdefault(f"{mode}{dk}", []).append(facts.get(f"bw.{name}_mbps"))
@@ -174,11 +233,13 @@ def main() -> int:
                     f"| {med(r[f'q{dk}_s'])} "
                     f"| {dm} ({err(dm, mbit)}, {err(dm, im)}) ±{med(r[f'd{dk}_pct'])}% "
                     f"| {med(r[f'd{dk}_s'])} "
-                    f"| {im} ({err(im, mbit)}) | {IPERF_SECONDS} "
+                    f"| {im} ({err(im, mbit)}) | {iperf_times(kbit)[0]} "
                     f"| {fmt_bytes(med(r['qbytes']))} / {fmt_bytes(med(r['dbytes']))} |"
                 )
             print(rows[-2], rows[-1], sep="\n", flush=True)
     finally:
+        if restore_cc is not None:
+            ALLOWED_CC.write_text(restore_cc + "\n")
         server.terminate()
         try:
             server.wait(timeout=5)

@@ -266,8 +266,8 @@ class _UploadRun:
 
     def read(self) -> None:
         reading = tcpinfo.read(self.sock)
-        if reading is not None and reading.delivered_bytes is not None:
-            self.delivered.append((time.monotonic(), float(reading.delivered_bytes)))
+        if reading is not None and reading.carried_bytes is not None:
+            self.delivered.append((time.monotonic(), float(reading.carried_bytes)))
 
     async def sample(self, stop: asyncio.Event) -> None:
         """Reads the counters every ``ndt7.SAMPLE_S`` until stopped (a slope needs points)."""

@@ -47,6 +47,9 @@ class TcpInfo:
     busy_time_us: int | None
     rwnd_limited_us: int | None
     sndbuf_limited_us: int | None
+    # Duplicate segments the peer reported (D-SACK, RFC 2883): copies of data it already had,
+    # i.e. spurious retransmissions, which crossed the link all the same.
+    dsack_dups: int | None = None
 
     @property
     def delivered_bytes(self) -> int | None:
@@ -58,6 +61,23 @@ class TcpInfo:
         if self.bytes_acked is None:
             return None
         return self.bytes_acked + self.sacked * self.snd_mss
+
+    @property
+    def carried_bytes(self) -> int | None:
+        """What the link carried to the peer for this connection: ``delivered_bytes`` plus the
+        duplicates the peer reported (D-SACK), each a segment.
+
+        A bulk start through a slow queue provokes a spurious time-out: the kernel's RTO runs from
+        the head segment's send time, and at 64 kbit/s the tenth segment of the initial window
+        waits 1.7 s behind the others against an RTO of about 0.2 s set from the handshake. The
+        copy crosses the link (189 ms of it per segment, 4.5 % of a 4.2 s window) though the
+        link was never short of capacity. A segment lost on the link is not reported, so loss
+        still lowers this count.
+        """
+        delivered = self.delivered_bytes
+        if delivered is None:
+            return None
+        return delivered + (self.dsack_dups or 0) * self.snd_mss
 
     @property
     def arrived_bytes(self) -> int | None:
@@ -126,6 +146,7 @@ def parse(raw: bytes) -> TcpInfo | None:
         sndbuf_limited_us=_u64(raw, 184),
         bytes_sent=_u64(raw, 200),
         bytes_retrans=_u64(raw, 208),
+        dsack_dups=_u32(raw, 216),
     )
 
 

@@ -134,10 +134,19 @@ def test_tcp_info_parse_offsets_and_short_structs() -> None:
     assert info.bytes_received == 77
     # SACKed segments reached the peer although the cumulative ACK waits for a retransmission.
     assert info.delivered_bytes == 1_000_000 + 3 * 1448
+    # No duplicate reported: what the link carried is what was delivered.
+    assert info.carried_bytes == info.delivered_bytes
+    # Two duplicates the peer reported (D-SACK): spurious copies that crossed the link.
+    struct.pack_into("=I", raw, 216, 2)  # dsack_dups
+    dup = tcpinfo.parse(bytes(raw))
+    assert dup is not None and dup.dsack_dups == 2
+    assert dup.carried_bytes == 1_000_000 + 3 * 1448 + 2 * 1448
+    assert dup.delivered_bytes == info.delivered_bytes
     assert info.to_ndt7(5)["ElapsedTime"] == 5
     # An old kernel's shorter struct: the counters it lacks are unknown, not zero.
     old = tcpinfo.parse(bytes(raw[:104]))
     assert old is not None and old.bytes_acked is None and old.delivered_bytes is None
+    assert old.carried_bytes is None and old.dsack_dups is None
     assert tcpinfo.parse(b"\x00" * 20) is None
 
 
