@@ -12,15 +12,15 @@ starts learning afresh), never a crash: the file is a cache, the site file stays
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from diag.fileio import write_atomic
 
 ENV = "DIAG_DEVICE_STATE"
 VERSION = 1
@@ -112,19 +112,10 @@ def save(path: Path, store: Store) -> str | None:
             for site, devs in sorted(store.items())
         },
     }
-    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=path.parent, prefix=".devices-", delete=False
-        ) as fh:
-            tmp = fh.name
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
     except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
         return "unwritable"
     return None
 

@@ -17,12 +17,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from diag.fileio import write_atomic
 from diag.i18n import Message, msg
 from diag.lab import plan as P
 from diag.lab.scenarios import BY_NAME, ScenarioError, devices_needed, parse_names
@@ -102,9 +102,7 @@ def read_state(lab: str, root: Path = P.STATE_ROOT) -> dict[str, Any] | None:
 
 
 def _write_state(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1).encode("utf-8"), tmp_name=path.name + ".tmp")
 
 
 def list_labs(root: Path = P.STATE_ROOT) -> list[str]:
@@ -687,9 +685,7 @@ def reload_device(lab: str, device: str, *, root: Path = P.STATE_ROOT, **changes
     cfg_path = sd / "devices" / f"{device}.json"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     cfg.update(changes)
-    with tempfile.NamedTemporaryFile("w", dir=cfg_path.parent, delete=False) as fh:
-        json.dump(cfg, fh, indent=1)
-    os.replace(fh.name, cfg_path)
+    write_atomic(cfg_path, json.dumps(cfg, indent=1).encode("utf-8"))
     state = read_state(lab, root) or {}
     for p in state.get("processes", []):
         if p["name"] == f"device-{device}" and _alive(p["pid"], p.get("start")):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from diag import __version__
 from diag.diagnosis.facts import Facts, as_num
+from diag.fileio import write_atomic
 from diag.model import DEVICE_STATES, STATUSES, Run
 
 if TYPE_CHECKING:
@@ -469,13 +469,8 @@ def write_textfile(
 
     data = generate_latest(registry_for(run, runs_total, site=site, offline_since=offline_since))
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp")
     sweep_leftovers(target)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    write_atomic(target, data, tmp_name=f".{target.name}.tmp")
 
 
 def sweep_leftovers(target: Path) -> list[Path]:

@@ -18,6 +18,7 @@ from typing import Any
 from diag import vocab
 from diag.diagnosis.catalog import CATALOG, description_of, title_of
 from diag.diagnosis.facts import Facts, as_num
+from diag.fileio import write_atomic
 from diag.i18n import (
     N_,
     Message,
@@ -451,8 +452,7 @@ def render(run: Run, lang: str = "en", sections: Sequence[Any] = ()) -> str:
 def write(run: Run, path: str | Path, lang: str = "en", sections: Sequence[Any] = ()) -> None:
     """Writes atomically (temp file + rename) so a half-written report is never mailed."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     # backslashreplace: text from outside may hold lone surrogates (undecodable bytes), which
     # strict UTF-8 refuses; the report shows them as \udcff instead of not being written.
-    tmp.write_text(render(run, lang, sections), encoding="utf-8", errors="backslashreplace")
-    tmp.replace(path)
+    data = render(run, lang, sections).encode("utf-8", errors="backslashreplace")
+    write_atomic(path, data, tmp_name=f".{path.name}.tmp")

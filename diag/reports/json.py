@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from diag.fileio import write_atomic
 from diag.i18n import Message
 from diag.model import Cause, CheckResult, Fact, Metric, Run, Verdict
 
@@ -156,9 +157,7 @@ def dumps(run: Run, lang: str | None = None) -> str:
 def write(run: Run, path: str | Path, lang: str | None = None) -> None:
     """Writes atomically (temp file + rename) so a reader never sees half a run."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(dumps(run, lang) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, (dumps(run, lang) + "\n").encode("utf-8"), tmp_name=f".{path.name}.tmp")
 
 
 def _msg(d: Mapping[str, Any], key: str) -> Message:
