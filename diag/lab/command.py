@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from typing import Any
 
-from diag.i18n import msg
+from diag.i18n import msg, person_lang
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args, runtime)
     except runtime.LabError as exc:
-        _err(exc.message.render(_lang()))
+        _err(exc.message.render(person_lang()))
         return exc.exit_code
 
 
@@ -75,7 +74,7 @@ def _dispatch(args: argparse.Namespace, runtime: Any) -> int:
         if argv and argv[0] == "--":
             argv = argv[1:]
         if not argv:
-            _err(msg("nothing to run: diag lab exec -- CMD...").render(_lang()))
+            _err(msg("nothing to run: diag lab exec -- CMD...").render(person_lang()))
             return 2
         full = runtime.exec_argv(lab, args.role, argv)
         try:
@@ -94,15 +93,6 @@ def _dispatch(args: argparse.Namespace, runtime: Any) -> int:
     return 2
 
 
-def _lang() -> str:
-    """Polish when the person's locale is (LC_ALL, LC_MESSAGES or LANG, in POSIX order)."""
-    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        value = os.environ.get(var)
-        if value:
-            return "pl" if value.startswith("pl") else "en"
-    return "en"
-
-
 def cmd_list(as_json: bool) -> int:
     from diag.i18n import gettext
     from diag.lab.scenarios import SCENARIOS
@@ -110,7 +100,7 @@ def cmd_list(as_json: bool) -> int:
     if as_json:
         print(json.dumps([s.to_json() for s in SCENARIOS], indent=2))
         return 0
-    lang = _lang()
+    lang = person_lang()
     width = max(len(s.name) for s in SCENARIOS)
     cwidth = max(len(s.cause or "-") for s in SCENARIOS)
     for s in SCENARIOS:

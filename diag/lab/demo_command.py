@@ -34,14 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from diag.i18n import msg
+    from diag.i18n import msg, person_lang
     from diag.lab import runtime
-    from diag.lab.command import _lang
+
+    lang = args.lang or person_lang()
 
     try:
         runtime.require_root()
     except runtime.LabError as exc:
-        print(f"diag demo: {exc.message.render(_lang())}", file=sys.stderr)
+        print(f"diag demo: {exc.message.render(lang)}", file=sys.stderr)
         return exc.exit_code
 
     def on_term(_sig: int, _frame: FrameType | None) -> None:
@@ -53,13 +54,13 @@ def main(args: argparse.Namespace) -> int:
         try:
             state = runtime.up(args.scenario, args.devices)
         except runtime.LabError as exc:
-            print(f"diag demo: {exc.message.render(_lang())}", file=sys.stderr)
+            print(f"diag demo: {exc.message.render(lang)}", file=sys.stderr)
             return exc.exit_code
         lab = str(state["name"])
         site = str(state["site_config"])
         up_line = msg("lab {lab} up ({scenario}); site config {site}", lab=lab,
                       scenario=args.scenario, site=site)  # fmt: skip
-        print(up_line.render(_lang()), file=sys.stderr, flush=True)
+        print(up_line.render(lang), file=sys.stderr, flush=True)
         env = runtime.exec_env()
         lang = ["--lang", args.lang] if args.lang else []
         if sys.stdout.isatty() and not args.headless:
@@ -81,4 +82,4 @@ def main(args: argparse.Namespace) -> int:
             # Always down, also after Ctrl-C: no namespace outlives the demo.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             runtime.down(lab)
-            print(msg("lab {lab} down", lab=lab).render(_lang()), file=sys.stderr)
+            print(msg("lab {lab} down", lab=lab).render(lang), file=sys.stderr)

@@ -89,6 +89,22 @@ def _clean() -> Iterator[None]:
     shutil.rmtree(ROOT, ignore_errors=True)
 
 
+def test_list_speaks_the_persons_language() -> None:
+    # The same choice as the rest of diag: DIAG_LANG, then the locale (LC_ALL, LC_MESSAGES, LANG).
+    base = {k: v for k, v in ENV.items() if k not in ("LC_ALL", "LC_MESSAGES", "LANG", "DIAG_LANG")}
+    lines = {}
+    for name, extra in (
+        ("en", {}),
+        ("locale", {"LANG": "pl_PL.UTF-8"}),
+        ("diag", {"DIAG_LANG": "pl"}),
+    ):
+        res = cli("list", env={**base, **extra})
+        assert res.returncode == 0, res.stderr
+        lines[name] = next(x for x in res.stdout.splitlines() if x.startswith("weak-uplink"))
+    assert "overloaded LTE cell" in lines["en"]
+    assert lines["locale"] == lines["diag"] != lines["en"]
+
+
 def test_list_json_needs_no_root() -> None:
     res = cli("list", "--json")
     assert res.returncode == 0
