@@ -487,6 +487,21 @@ def test_every_key_binding_is_on_the_help_screen() -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "pl"])
+def test_help_explains_every_state_mark(lang: str) -> None:
+    """The device list shows ? ✗ ! ✓ next to the colour; the help says what each one means."""
+    from diag import vocab
+    from diag.i18n import gettext
+    from diag.tui.screens.help import help_text
+
+    lines = help_text(lang).plain.splitlines()
+    for state in vocab.STATES:
+        line = f"  {vocab.state_glyph(state)} {gettext(vocab.state_word(state), lang)}"
+        assert line in lines, (state, lines)
+    if lang == "pl":
+        assert "Stany urządzeń (znak czytelny bez kolorów)" in lines
+
+
+@pytest.mark.parametrize("lang", ["en", "pl"])
 async def test_device_list_marks_each_state_with_a_glyph_not_only_a_colour(
     site: Site, lang: str
 ) -> None:

@@ -7,6 +7,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.binding import Binding, BindingType
 
+from diag import vocab
 from diag.i18n import N_
 from diag.model import ADDED_VIA
 from diag.tui.present import (
@@ -57,6 +58,11 @@ def help_text(lang: str) -> Text:
     out.append(t(N_("not diagnosed yet"), lang) + "\n")
     out.append("  G ", style="bold reverse")
     out.append(" " + t(N_("you marked: the app shows it grey"), lang) + "\n")
+    out.append("\n" + t(N_("Device states (the mark reads without colour)"), lang) + "\n",
+               style="bold underline")  # fmt: skip
+    for state in vocab.STATES:
+        out.append(f"  {vocab.state_glyph(state)} ", style=f"bold {vocab.STATE_STYLE[state]}")
+        out.append(t(vocab.state_word(state), lang) + "\n")
     out.append("\n" + t(N_("Check results"), lang) + "\n", style="bold underline")
     for status, glyph in STATUS_GLYPH.items():
         out.append(f"  {glyph} {t(STATUS_WORD[status], lang)}\n")
