@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from diag import __version__
@@ -190,6 +190,17 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         return self._t(super()._get_help_string(action))
 
+    def _metavar_formatter(
+        self, action: argparse.Action, default_metavar: str
+    ) -> Callable[[int], tuple[str, ...]]:
+        # The placeholders (FILE, COMMAND, NAME) too: marked with N_() where they are given.
+        inner = super()._metavar_formatter(action, default_metavar)
+
+        def fmt(size: int) -> tuple[str, ...]:
+            return tuple(self._t(part) or part for part in inner(size))
+
+        return fmt
+
 
 class RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
     """The same, keeping the description's and epilog's own line breaks (tables, examples)."""
@@ -278,7 +289,7 @@ def _deadline(text: str) -> float:
 
 
 def add_site_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--site", required=True, metavar="FILE", help=N_("site config (TOML)"))
+    p.add_argument("--site", required=True, metavar=N_("FILE"), help=N_("site config (TOML)"))
     p.add_argument("--lang", choices=("en", "pl"), help=N_("language of the output"))
 
 
@@ -294,7 +305,7 @@ def build_parser(lang: str = DEFAULT_LANG) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"diag {__version__}")
     # Not required: `diag` alone says what to do first instead of an argparse error.
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar=N_("COMMAND"))
 
     def add(name: str, module: object = None) -> argparse.ArgumentParser:
         return sub.add_parser(
@@ -311,19 +322,19 @@ def build_parser(lang: str = DEFAULT_LANG) -> argparse.ArgumentParser:
     p = add("run")
     add_site_args(p)
     p.add_argument(
-        "--only", type=_ids, metavar="ID,..", help=N_("run only these checks (and deps)")
+        "--only", type=_ids, metavar=N_("ID,.."), help=N_("run only these checks (and deps)")
     )
-    p.add_argument("--json", metavar="FILE", help=N_("write the run as JSON"))
-    p.add_argument("--html", metavar="FILE", help=N_("write the HTML report"))
+    p.add_argument("--json", metavar=N_("FILE"), help=N_("write the run as JSON"))
+    p.add_argument("--html", metavar=N_("FILE"), help=N_("write the HTML report"))
     p.add_argument(
-        "--deadline", type=_deadline, default=None, metavar="S", help=N_("whole-run deadline")
+        "--deadline", type=_deadline, default=None, metavar=N_("S"), help=N_("whole-run deadline")
     )
     p.add_argument("--deep", action="store_true", help=N_("slow measurements too (NAT lifetime)"))
     p.add_argument(
         "--grey",
         type=_ids,
         default=[],
-        metavar="NAME,..",
+        metavar=N_("NAME,.."),
         help=N_("devices the app shows grey (the installer's observation)"),
     )
 

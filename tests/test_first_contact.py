@@ -88,6 +88,12 @@ def test_every_help_string_of_every_command_reads_in_polish() -> None:
                 continue
             assert _norm(help_en) in text_en, (en.prog, help_en)
             assert _norm(help_pl) in text_pl and _norm(help_en) not in text_pl, (pl.prog, help_en)
+            # The placeholders (FILE, NAME, COMMAND) as well, where they are not the same word.
+            metavar = action.metavar if isinstance(action.metavar, str) else None
+            if metavar and gettext(metavar, "pl") != metavar:
+                assert f" {gettext(metavar, 'pl')}" in text_pl, (pl.prog, metavar)
+                assert f" {metavar}" not in text_pl, (pl.prog, metavar)
+                assert f" {metavar}" in text_en, (en.prog, metavar)
         # argparse's own words and the examples' heading, too.
         assert text_pl.startswith("użycie: ") and "opcje:" in text_pl, pl.prog
         assert "options:" not in text_pl and "show this help" not in text_pl, pl.prog

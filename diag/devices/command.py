@@ -31,16 +31,16 @@ EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--interface", metavar="IF", help="the interface that faces the site")
-    p.add_argument("--site", metavar="FILE", help="take the interface from this site file")
+    p.add_argument("--interface", metavar=N_("IF"), help="the interface that faces the site")
+    p.add_argument("--site", metavar=N_("FILE"), help="take the interface from this site file")
     p.add_argument("--username", default="admin", help="user for the devices' APIs (admin)")
     p.add_argument(
         "--password",
-        metavar="REF",
+        metavar=N_("REF"),
         help="the devices' password by reference: env:VAR or file:PATH (never the password)",
     )
-    p.add_argument("--json", metavar="FILE", help="write what was found as JSON ('-': stdout)")
-    p.add_argument("--write", metavar="FILE", help="write a draft site file to edit")
+    p.add_argument("--json", metavar=N_("FILE"), help="write what was found as JSON ('-': stdout)")
+    p.add_argument("--write", metavar=N_("FILE"), help="write a draft site file to edit")
     p.add_argument("--force", action="store_true", help="overwrite the --write file")
     p.add_argument("--lang", choices=("en", "pl"), help="language of the output")
 

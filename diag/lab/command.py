@@ -8,32 +8,32 @@ import subprocess
 import sys
 from typing import Any
 
-from diag.i18n import msg, person_lang
+from diag.i18n import N_, msg, person_lang
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="lab_command", required=True, metavar="SUBCOMMAND")
+    sub = parser.add_subparsers(dest="lab_command", required=True, metavar=N_("SUBCOMMAND"))
     p = sub.add_parser("list", help="the scenarios and the cause each injects")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     p = sub.add_parser("up", help="build a lab and print its name")
     p.add_argument(
         "--scenario",
         default="healthy",
-        metavar="NAME[,NAME..]",
+        metavar=N_("NAME[,NAME..]"),
         help="scenario(s) to inject (see `diag lab list`); several: a,b",
     )
     p.add_argument("--devices", type=int, default=None, metavar="N", help="number of devices")
     p.add_argument("--json", action="store_true", help="print the lab's state as JSON")
     p = sub.add_parser("status", help="namespaces, interfaces, addresses, site config")
-    p.add_argument("--lab", metavar="NAME", help="which lab (optional when only one is up)")
+    p.add_argument("--lab", metavar=N_("NAME"), help="which lab (optional when only one is up)")
     p.add_argument("--json", action="store_true", help="machine-readable status")
     p = sub.add_parser("exec", help="run a command in the lab's laptop namespace")
-    p.add_argument("--lab", metavar="NAME", help="which lab (optional when only one is up)")
+    p.add_argument("--lab", metavar=N_("NAME"), help="which lab (optional when only one is up)")
     p.add_argument("--role", default="laptop", help="namespace role (default: laptop)")
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar=N_("-- CMD..."))
     p = sub.add_parser("down", help="remove a lab (or every lab and leftover: --all)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--lab", metavar="NAME", help="which lab (optional when only one is up)")
+    g.add_argument("--lab", metavar=N_("NAME"), help="which lab (optional when only one is up)")
     g.add_argument("--all", action="store_true", help="every lab and leftovers of crashed ones")
 
 

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from diag.i18n import N_
+
 # A headless demo run gets this long as the whole-run deadline (s): every check on a lab answers
 # within seconds, and a demo must not look hung.
 DEMO_DEADLINE_S = 60.0
@@ -18,14 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario",
         default="healthy",
-        metavar="NAME[,NAME..]",
+        metavar=N_("NAME[,NAME..]"),
         help="scenario(s) to inject (see `diag lab list`; default: healthy); several: a,b",
     )
     parser.add_argument(
         "--devices", type=int, default=None, metavar="N", help="number of devices in the lab"
     )
     parser.add_argument(
-        "--out", default="diag-demo", metavar="DIR", help="where the headless run writes reports"
+        "--out",
+        default="diag-demo",
+        metavar=N_("DIR"),
+        help="where the headless run writes reports",
     )
     parser.add_argument(
         "--lang", choices=("en", "pl"), default=None, help="language of the dashboard and reports"

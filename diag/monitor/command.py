@@ -127,13 +127,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action=PrintRules,
         help=N_("print the Prometheus alert and recording rules (docs/metrics.md) and exit"),
     )
-    p.add_argument("--site", required=True, metavar="FILE", help=N_("site config (TOML)"))
-    p.add_argument("--db", metavar="FILE", help=N_("history database (default: the user data dir)"))
-    p.add_argument("--prometheus", metavar="FILE", help=N_("write a textfile-collector .prom file"))
-    p.add_argument("--pushgateway", metavar="URL", help=N_("push the metrics to this Pushgateway"))
+    p.add_argument("--site", required=True, metavar=N_("FILE"), help=N_("site config (TOML)"))
+    p.add_argument(
+        "--db", metavar=N_("FILE"), help=N_("history database (default: the user data dir)")
+    )
+    p.add_argument(
+        "--prometheus", metavar=N_("FILE"), help=N_("write a textfile-collector .prom file")
+    )
+    p.add_argument(
+        "--pushgateway", metavar=N_("URL"), help=N_("push the metrics to this Pushgateway")
+    )
     p.add_argument(
         "--webhook",
-        metavar="URL",
+        metavar=N_("URL"),
         action="append",
         default=[],
         help=N_("POST state changes here (repeatable)"),
@@ -153,7 +159,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     # At least 1: a retention of 0 or less would delete the whole history, this run included.
     p.add_argument(
-        "--retention-days", type=at_least(1, int), default=DEFAULT_RETENTION_DAYS, metavar="D"
+        "--retention-days", type=at_least(1, int), default=DEFAULT_RETENTION_DAYS, metavar=N_("D")
     )
     p.add_argument(
         "--wait",
@@ -161,10 +167,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=at_least(0.0, float),
         const=DEFAULT_WAIT_S,
         default=None,
-        metavar="S",
+        metavar=N_("S"),
         help=N_("wait for a running monitor instead of exiting UNKNOWN"),
     )
-    p.add_argument("--only", metavar="ID,..", help=N_("run only these checks"))
+    p.add_argument("--only", metavar=N_("ID,.."), help=N_("run only these checks"))
     p.add_argument(
         "--all-checks",
         action="store_true",
@@ -178,12 +184,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="deadline",
         type=at_least(0.1, float),
         default=None,
-        metavar="S",
+        metavar=N_("S"),
         help=N_("whole-run deadline, s (-t as the plugin guidelines name it)"),
     )
-    p.add_argument("--json", metavar="FILE", help=N_("also write the run as JSON"))
+    p.add_argument("--json", metavar=N_("FILE"), help=N_("also write the run as JSON"))
     p.add_argument(
-        "--html", metavar="FILE", help=N_("also write the HTML report with the history section")
+        "--html", metavar=N_("FILE"), help=N_("also write the HTML report with the history section")
     )
     p.add_argument("--lang", choices=("en", "pl"), help=N_("language of the status line"))
 

@@ -14,12 +14,16 @@ from diag.i18n import N_
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # Either or both, as `diag monitor` takes them: --db names the database, --site alone means
     # the site's default one (a cron line's arguments can be reused as they are).
-    p.add_argument("--site", metavar="FILE", help=N_("site config (its default history database)"))
-    p.add_argument("--db", metavar="FILE", help=N_("history database (wins over --site's default)"))
+    p.add_argument(
+        "--site", metavar=N_("FILE"), help=N_("site config (its default history database)")
+    )
+    p.add_argument(
+        "--db", metavar=N_("FILE"), help=N_("history database (wins over --site's default)")
+    )
     p.add_argument(
         "--days", type=_days, default=30, metavar="N", help=N_("how far back (default 30)")
     )
-    p.add_argument("--device", metavar="NAME", help=N_("only this device"))
+    p.add_argument("--device", metavar=N_("NAME"), help=N_("only this device"))
     p.add_argument("--json", action="store_true", help=N_("machine-readable output"))
     p.add_argument("--lang", choices=("en", "pl"), default="en")
 

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from diag.i18n import msg, render
+from diag.i18n import N_, msg, render
 from diag.model import Site
 from diag.net.addr import join_host_port
 from diag.phone.server import PageConfig
@@ -30,11 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from diag.cli import _deadline, _ids, add_site_args
 
     add_site_args(p)
-    p.add_argument("--bind", metavar="ADDR", help="address to serve on (default: site-facing)")
+    p.add_argument("--bind", metavar=N_("ADDR"), help="address to serve on (default: site-facing)")
     p.add_argument("--port", type=int, default=0, metavar="N", help="port (default: random)")
     p.add_argument(
         "--url-host",
-        metavar="HOST",
+        metavar=N_("HOST"),
         help="host to put in the URL instead of the bound address (a router's port forward)",
     )
     p.add_argument(
@@ -42,12 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve over HTTPS with a throwaway self-signed certificate (the battery needs it)",
     )
-    p.add_argument("--wait", type=_deadline, default=300.0, metavar="S", help="wait this long")
-    p.add_argument("--only", type=_ids, metavar="ID,..", help="run only these checks (and deps)")
+    p.add_argument("--wait", type=_deadline, default=300.0, metavar=N_("S"), help="wait this long")
+    p.add_argument(
+        "--only", type=_ids, metavar=N_("ID,.."), help="run only these checks (and deps)"
+    )
     p.add_argument("--no-run", action="store_true", help="only receive and show the result")
-    p.add_argument("--json", metavar="FILE", help="write the run as JSON")
-    p.add_argument("--html", metavar="FILE", help="write the HTML report")
-    p.add_argument("--deadline", type=_deadline, default=None, metavar="S", help="run deadline")
+    p.add_argument("--json", metavar=N_("FILE"), help="write the run as JSON")
+    p.add_argument("--html", metavar=N_("FILE"), help="write the HTML report")
+    p.add_argument("--deadline", type=_deadline, default=None, metavar=N_("S"), help="run deadline")
 
 
 def site_facing_address(site: Site) -> tuple[str, list[str]] | None:

@@ -11,23 +11,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from diag.i18n import DEFAULT_LANG, Message, msg, render
+from diag.i18n import DEFAULT_LANG, N_, Message, msg, render
 
 EXIT_OK, EXIT_PLACEHOLDER, EXIT_BAD = 0, 1, 2
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", choices=("en", "pl"), help="language of the output")
-    sub = p.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
+    sub = p.add_subparsers(dest="profile_command", required=True, metavar=N_("ACTION"))
     ls = sub.add_parser("list", help="the profiles by name: shipped, from packages, your own")
     ls.add_argument("--json", action="store_true", help="machine-readable list")
     show = sub.add_parser("show", help="one profile's fields")
-    show.add_argument("profile", metavar="NAME|FILE")
+    show.add_argument("profile", metavar=N_("NAME|FILE"))
     show.add_argument("--json", action="store_true", help="machine-readable fields")
     check = sub.add_parser(
         "check", help="validate a profile; exit 1 if it names no real platform, 2 if invalid"
     )
-    check.add_argument("profile", metavar="NAME|FILE")
+    check.add_argument("profile", metavar=N_("NAME|FILE"))
 
 
 def _say(text: Message, lang: str | None) -> None:

@@ -17,16 +17,22 @@ EXIT_OK, EXIT_USAGE = 0, 2
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--from", dest="from_", required=True, metavar="RUN.json", help=N_("a run saved by --json")
+        "--from",
+        dest="from_",
+        required=True,
+        metavar=N_("RUN.json"),
+        help=N_("a run saved by --json"),
     )
     parser.add_argument(
-        "--html", required=True, metavar="FILE", help=N_("where to write the report")
+        "--html", required=True, metavar=N_("FILE"), help=N_("where to write the report")
     )
     parser.add_argument(
         "--lang", choices=("en", "pl"), default=None, help=N_("language (default: the run's)")
     )
     parser.add_argument(
-        "--history", metavar="DB", help=N_("add the history section from a `diag monitor` database")
+        "--history",
+        metavar=N_("DB"),
+        help=N_("add the history section from a `diag monitor` database"),
     )
 
 

@@ -13,21 +13,25 @@ def _ids(value: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--site", required=True, metavar="FILE", help=N_("site config (TOML)"))
+    parser.add_argument("--site", required=True, metavar=N_("FILE"), help=N_("site config (TOML)"))
     parser.add_argument("--lang", choices=("en", "pl"), help=N_("language (l switches it live)"))
     parser.add_argument(
-        "--deadline", type=float, default=None, metavar="S", help=N_("whole-run deadline, s")
+        "--deadline", type=float, default=None, metavar=N_("S"), help=N_("whole-run deadline, s")
     )
-    parser.add_argument("--only", type=_ids, metavar="ID,..", help=N_("run only these checks"))
+    parser.add_argument("--only", type=_ids, metavar=N_("ID,.."), help=N_("run only these checks"))
     parser.add_argument("--deep", action="store_true", help=N_("slow measurements too"))
     parser.add_argument(
-        "--export-dir", type=Path, default=None, metavar="DIR", help=N_("where e writes reports")
+        "--export-dir",
+        type=Path,
+        default=None,
+        metavar=N_("DIR"),
+        help=N_("where e writes reports"),
     )
     parser.add_argument(
         "--grey",
         type=_ids,
         default=[],
-        metavar="NAME,..",
+        metavar=N_("NAME,.."),
         help=N_("devices the app shows grey (the installer's observation; g toggles it live)"),
     )
 
