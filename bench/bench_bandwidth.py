@@ -8,11 +8,16 @@ burst, 50 ms queue but at least 32 frames), then in the laptop namespace:
   ``wan``/``ports`` add no traffic;
 - iperf3 (server started here in the speed-test namespace) runs 5 s per direction after 1 s
   omitted (``-O 1``: slow start is not the link's rate; ``-R`` for download), its receiver-side
-  rate taken.
+  rate taken; at 256 kbit/s and below 10 s after 2 s, with a window of 1 s of the rate.
 Goodput of a tbf-shaped TCP flow is ~95.6% of the rate (1448 payload bytes per 1514-byte frame),
 so "±10% of the shaped rate" leaves room for that overhead. Every run is repeated; medians shown,
 with the wall time per direction and the data one check run moved (both directions, warm-up
 included).
+
+The laptop namespace sends with CUBIC (``--laptop-cc``), the default of the installers' laptops;
+a namespace may only pick an algorithm the host allows, so the bench adds it to the host's
+``net.ipv4.tcp_allowed_congestion_control`` for the run and puts the list back at the end (the
+host's own default is not changed).
 
 Run as root (not pytest): ``.venv/bin/python bench/bench_bandwidth.py [--runs 3] [--md FILE]``.
 Traffic stays inside the lab's namespaces; the lab and the iperf3 server are removed at the end.
