@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
     from diag.i18n import msg, person_lang
     from diag.lab import runtime
 
-    lang = args.lang or person_lang()
+    lang: str = args.lang or person_lang()
 
     try:
         runtime.require_root()
@@ -67,15 +67,15 @@ def main(args: argparse.Namespace) -> int:
                       scenario=args.scenario, site=site)  # fmt: skip
         print(up_line.render(lang), file=sys.stderr, flush=True)
         env = runtime.exec_env()
-        lang = ["--lang", args.lang] if args.lang else []
+        lang_args = ["--lang", args.lang] if args.lang else []
         if sys.stdout.isatty() and not args.headless:
-            cmd = ["diag", "tui", "--site", site, *lang]
+            cmd = ["diag", "tui", "--site", site, *lang_args]
         else:
             out = Path(args.out).resolve()
             out.mkdir(parents=True, exist_ok=True)
             cmd = [
                 "diag", "run", "--site", site, "--deadline", str(DEMO_DEADLINE_S),
-                "--json", str(out / "run.json"), "--html", str(out / "report.html"), *lang,
+                "--json", str(out / "run.json"), "--html", str(out / "report.html"), *lang_args,
             ]  # fmt: skip
         rc = subprocess.call(runtime.exec_argv(lab, "laptop", cmd), env=env)
         # `diag run` exits 1/3 for degraded/offline devices: a finding, not a demo failure.

@@ -138,10 +138,20 @@ def test_tcp_info_parse_offsets_and_short_structs() -> None:
     assert info.carried_bytes == info.delivered_bytes
     # Two duplicates the peer reported (D-SACK): spurious copies that crossed the link.
     struct.pack_into("=I", raw, 216, 2)  # dsack_dups
+    struct.pack_into("=Q", raw, 208, 2 * 1448)  # bytes_retrans: the two copies
+    struct.pack_into("=I", raw, 100, 2)  # total_retrans: both were copies, nothing was lost
     dup = tcpinfo.parse(bytes(raw))
     assert dup is not None and dup.dsack_dups == 2
     assert dup.carried_bytes == 1_000_000 + 3 * 1448 + 2 * 1448
     assert dup.delivered_bytes == info.delivered_bytes
+    # A copy is at most what was retransmitted (loopback: 47 kB segments, copies of a part).
+    struct.pack_into("=Q", raw, 208, 1000)  # bytes_retrans
+    part = tcpinfo.parse(bytes(raw))
+    assert part is not None and part.carried_bytes == 1_000_000 + 3 * 1448 + 1000
+    # A retransmission that was not a copy: the path lost something; copies are not counted.
+    struct.pack_into("=I", raw, 100, 3)  # total_retrans
+    lossy = tcpinfo.parse(bytes(raw))
+    assert lossy is not None and lossy.carried_bytes == lossy.delivered_bytes
     assert info.to_ndt7(5)["ElapsedTime"] == 5
     # An old kernel's shorter struct: the counters it lacks are unknown, not zero.
     old = tcpinfo.parse(bytes(raw[:104]))
